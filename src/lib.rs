@@ -1,7 +1,14 @@
 //! ipfs-kit-fuse: a table of storage backends mounted under one FUSE directory.
 //!
 //! Layout (see DESIGN.md): `fuse/` is the only fuser code, `fs/` the fuser-free
-//! async core, `vfs/` the `Tree` trait and root router, `mount/` the mount table,
-//! `backend/` the only opendal code, `car/` UnixFS DAGs, CIDs and CAR files.
+//! async core, `vfs/` the `Tree` trait and root router, `backend/` the only
+//! opendal code, `config` the TOML configuration, `daemon` the composition
+//! root, `cli` the command line.
 
+pub mod backend;
 pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod fs;
+pub mod fuse;
+pub mod vfs;

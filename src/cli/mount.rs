@@ -1,0 +1,233 @@
+//! `mount` and `unmount`: daemonizing with a readiness pipe, pid files and
+//! log files in the data home.
+//!
+//! `mount` forks before any runtime or thread exists; the daemon reports over
+//! a pipe once the kernel mount is live (or why it failed), and only then
+//! does the parent exit (0 or 1 with the reason).
+
+use crate::config::{data_home, Config};
+use crate::daemon::{self, MountSpec};
+use crate::fuse::MountOptions;
+use clap::Args;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Arguments of `mount`.
+#[derive(Args, Debug)]
+pub struct MountArgs {
+    /// Where to mount (an existing, empty directory).
+    pub mountpoint: PathBuf,
+    /// Config file (default: $IPFS_KIT_HOME/config.toml, else the built-in default).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Mount options: ro, allow_other, allow_root, default_permissions, uid=N, gid=N, attr_timeout=S.
+    #[arg(short = 'o', value_name = "OPT[,OPT...]")]
+    pub options: Vec<String>,
+    /// Stay in the foreground (for systemd and debugging).
+    #[arg(long, short = 'f')]
+    pub foreground: bool,
+    /// Log filter (e.g. info, debug, ipfs_kit_fuse=trace); RUST_LOG also works.
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+/// Arguments of `unmount`.
+#[derive(Args, Debug)]
+pub struct UnmountArgs {
+    /// The mount point.
+    pub mountpoint: PathBuf,
+    /// Seconds to wait for the daemon to finish uploads and exit.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("ipfs-kit-fuse: {msg}");
+    ExitCode::FAILURE
+}
+
+/// File-name form of a mount point (`/mnt/vfs` -> `mnt-vfs`).
+fn escape(mp: &Path) -> String {
+    let s = mp.to_string_lossy();
+    let t = s.trim_matches('/');
+    if t.is_empty() {
+        "root".into()
+    } else {
+        t.replace('-', "--").replace('/', "-")
+    }
+}
+
+fn pid_file(home: &Path, mp: &Path) -> PathBuf {
+    home.join("run").join(format!("{}.pid", escape(mp)))
+}
+
+fn init_tracing(level: Option<&str>) {
+    let filter = level
+        .map(tracing_subscriber::EnvFilter::new)
+        .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// `ipfs-kit-fuse mount`.
+pub fn run_mount(a: MountArgs) -> ExitCode {
+    let home = match data_home() {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    let options = match MountOptions::parse(&a.options) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let config = match Config::load(a.config.as_deref(), &home) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let mountpoint = match daemon::preflight(&a.mountpoint) {
+        Ok(p) => p,
+        Err(e) => return fail(format!("{e:#}")),
+    };
+    let spec = MountSpec {
+        mountpoint: mountpoint.clone(),
+        config,
+        options,
+        home: home.clone(),
+    };
+    if a.foreground {
+        init_tracing(a.log_level.as_deref());
+        return match daemon::run(spec, |_| {}) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(format!("{e:#}")),
+        };
+    }
+    daemonize_and_run(spec, &home, &mountpoint, a.log_level)
+}
+
+fn daemonize_and_run(spec: MountSpec, home: &Path, mountpoint: &Path, log_level: Option<String>) -> ExitCode {
+    for d in ["run", "logs"] {
+        if let Err(e) = std::fs::create_dir_all(home.join(d)) {
+            return fail(format!("cannot create {}: {e}", home.join(d).display()));
+        }
+    }
+    let log_path = home.join("logs").join(format!("{}.log", escape(mountpoint)));
+    let log = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+    {
+        Ok(f) => f,
+        Err(e) => return fail(format!("cannot open log {}: {e}", log_path.display())),
+    };
+    let log2 = match log.try_clone() {
+        Ok(f) => f,
+        Err(e) => return fail(e),
+    };
+    let (rx, tx): (OwnedFd, OwnedFd) = match nix::unistd::pipe() {
+        Ok(p) => p,
+        Err(e) => return fail(format!("pipe: {e}")),
+    };
+    let pidf = pid_file(home, mountpoint);
+    let outcome = daemonize::Daemonize::new()
+        .pid_file(&pidf)
+        .working_directory("/")
+        .stdout(log)
+        .stderr(log2)
+        .execute();
+    match outcome {
+        daemonize::Outcome::Parent(Ok(_)) => {
+            drop(tx);
+            wait_ready(File::from(rx), &log_path)
+        }
+        daemonize::Outcome::Parent(Err(e)) => fail(format!("cannot start daemon: {e}")),
+        daemonize::Outcome::Child(Err(e)) => {
+            let mut tx = File::from(tx);
+            let _ = writeln!(tx, "ERR cannot daemonize: {e}");
+            ExitCode::FAILURE
+        }
+        daemonize::Outcome::Child(Ok(_)) => {
+            drop(rx);
+            init_tracing(log_level.as_deref());
+            let mut tx = Some(File::from(tx));
+            let res = daemon::run(spec, |r| {
+                if let Some(mut tx) = tx.take() {
+                    let _ = match r {
+                        Ok(()) => writeln!(tx, "OK"),
+                        Err(m) => writeln!(tx, "ERR {}", m.replace('\n', " ")),
+                    };
+                }
+            });
+            let _ = std::fs::remove_file(&pidf);
+            match res {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn wait_ready(mut rx: File, log_path: &Path) -> ExitCode {
+    let mut msg = String::new();
+    let _ = rx.read_to_string(&mut msg);
+    let line = msg.lines().next().unwrap_or("");
+    if line == "OK" {
+        ExitCode::SUCCESS
+    } else if let Some(err) = line.strip_prefix("ERR ") {
+        fail(err)
+    } else {
+        fail(format!(
+            "the daemon exited before the mount was ready (see {})",
+            log_path.display()
+        ))
+    }
+}
+
+/// `ipfs-kit-fuse unmount`.
+pub fn run_unmount(a: UnmountArgs) -> ExitCode {
+    let mp = match a.mountpoint.canonicalize() {
+        Ok(p) => p,
+        Err(e) => return fail(format!("{}: {e}", a.mountpoint.display())),
+    };
+    match daemon::mounted_at(&mp) {
+        Ok(Some((t, src))) if daemon::is_ours(&t, &src) => {}
+        Ok(Some((t, src))) => {
+            return fail(format!(
+                "{} is a {t} mount of {src}, not an ipfs-kit-fuse mount",
+                mp.display()
+            ))
+        }
+        Ok(None) => return fail(format!("{} is not mounted", mp.display())),
+        Err(e) => return fail(format!("{e:#}")),
+    }
+    let pid = data_home()
+        .ok()
+        .and_then(|h| std::fs::read_to_string(pid_file(&h, &mp)).ok());
+    let pid: Option<i32> = pid.and_then(|p| p.trim().parse().ok());
+    // Closed files are already uploaded; the daemon drains anything left
+    // (failed uploads) after the kernel ends the session.
+    if let Err(e) = crate::fuse::unmount_path(&mp, false) {
+        return fail(format!("cannot unmount {}: {e}", mp.display()));
+    }
+    let Some(pid) = pid else { return ExitCode::SUCCESS };
+    let deadline = Instant::now() + Duration::from_secs(a.timeout);
+    let target = nix::unistd::Pid::from_raw(pid);
+    while nix::sys::signal::kill(target, None).is_ok() {
+        if Instant::now() > deadline {
+            return fail(format!(
+                "daemon {pid} still running after {}s (uploads pending?)",
+                a.timeout
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,138 @@
+//! Open files and directories: the handle table and the per-inode state of
+//! open files (the staged copy, whether it still needs uploading).
+//!
+//! Invariants: all handles of one inode share one [`FileState`]; `dirty`
+//! implies `staged` is present; a state stays in the table while a handle is
+//! open or while it holds data not yet uploaded.
+
+use super::staging::Staged;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub ino: u64,
+    /// The offset of the entry after this one (what the kernel passes back).
+    pub offset: u64,
+    pub is_dir: bool,
+    pub name: String,
+}
+
+/// Shared state of an open file.
+#[derive(Debug)]
+pub struct FileState {
+    pub staged: Option<Staged>,
+    pub dirty: bool,
+    pub unlinked: bool,
+    pub opens: u32,
+    pub mtime: Option<SystemTime>,
+}
+
+/// A file state behind an async lock (held across staging and upload I/O).
+pub type SharedState = Arc<tokio::sync::Mutex<FileState>>;
+
+/// What a handle points at.
+#[derive(Debug, Clone)]
+pub enum Handle {
+    File {
+        ino: u64,
+        writable: bool,
+        state: SharedState,
+    },
+    /// A listing snapshot taken at opendir, so offsets stay stable while entries change.
+    Dir { entries: Arc<Vec<DirEntry>> },
+}
+
+/// File handles and per-inode file states.
+#[derive(Debug, Default)]
+pub struct Handles {
+    next: AtomicU64,
+    handles: Mutex<HashMap<u64, Handle>>,
+    states: Mutex<HashMap<u64, SharedState>>,
+}
+
+impl Handles {
+    pub fn new() -> Self {
+        Self {
+            next: AtomicU64::new(1),
+            ..Default::default()
+        }
+    }
+
+    /// Registers a handle and returns its number.
+    pub fn insert(&self, h: Handle) -> u64 {
+        let fh = self.next.fetch_add(1, Ordering::Relaxed);
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fh, h);
+        fh
+    }
+
+    /// The handle `fh`.
+    pub fn get(&self, fh: u64) -> Option<Handle> {
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fh)
+            .cloned()
+    }
+
+    /// Removes the handle `fh`.
+    pub fn remove(&self, fh: u64) -> Option<Handle> {
+        self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(&fh)
+    }
+
+    /// The state of `ino`, if it has one.
+    pub fn state(&self, ino: u64) -> Option<SharedState> {
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ino)
+            .cloned()
+    }
+
+    /// The state of `ino`, created empty if needed.
+    pub fn state_or_new(&self, ino: u64) -> SharedState {
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(ino)
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(FileState {
+                    staged: None,
+                    dirty: false,
+                    unlinked: false,
+                    opens: 0,
+                    mtime: None,
+                }))
+            })
+            .clone()
+    }
+
+    /// Drops the state of `ino` if it is still `state`.
+    pub fn drop_state(&self, ino: u64, state: &SharedState) {
+        let mut m = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        if m.get(&ino).is_some_and(|s| Arc::ptr_eq(s, state)) {
+            m.remove(&ino);
+        }
+    }
+
+    /// All states (for draining uploads at shutdown and for status).
+    pub fn all_states(&self) -> Vec<(u64, SharedState)> {
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    }
+
+    /// Number of open handles.
+    pub fn open_count(&self) -> usize {
+        self.handles.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}

@@ -1,0 +1,797 @@
+//! The filesystem core: every FUSE operation as an async method on [`Fs`],
+//! free of fuser types so it is tested without a kernel.
+//!
+//! The core owns the inode table, the handle table and staging. It resolves
+//! inodes to virtual paths, virtual paths to trees through the [`Router`],
+//! and answers with small structs named after the FUSE replies ([`Entry`],
+//! [`Attr`], [`Opened`], [`DirEntry`], [`StatFs`]). Errors are [`FsError`],
+//! mapped to errno in one table (`errno.rs`).
+//!
+//! Write path: the first write (or truncate) of a file copies it into a
+//! staging file; writes go there; flush/fsync/release upload it. A failed
+//! upload is an error to close/fsync and the staged data stays on disk.
+
+mod attr;
+mod errno;
+mod handles;
+mod inodes;
+pub mod staging;
+
+pub use attr::{Attr, Kind, Owner, BLKSIZE};
+pub use errno::FsError;
+pub use handles::DirEntry;
+pub use inodes::ROOT_INO;
+
+use crate::vfs::{join_abs, Meta, Resolved, Router, Tree, VfsError};
+use bytes::Bytes;
+use handles::{FileState, Handle, Handles, SharedState};
+use inodes::Inodes;
+use staging::{StagingDir, Target};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Longest file name accepted (Linux NAME_MAX).
+const NAME_MAX: usize = 255;
+/// Piece size when copying an object into staging: bounds memory per copy.
+const COPY_CHUNK: u64 = 8 << 20;
+
+/// A looked-up name.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    pub attr: Attr,
+    pub ttl: Duration,
+}
+
+/// An opened file or directory.
+#[derive(Debug, Clone, Copy)]
+pub struct Opened {
+    pub fh: u64,
+    /// Let the kernel keep cached pages from earlier opens.
+    pub keep_cache: bool,
+}
+
+/// What `statfs` reports.
+#[derive(Debug, Clone, Copy)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+    pub frsize: u32,
+}
+
+/// Attribute changes asked by `setattr`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<SystemTime>,
+    pub mtime: Option<SystemTime>,
+    pub fh: Option<u64>,
+}
+
+/// Settings of the core.
+#[derive(Debug, Clone, Copy)]
+pub struct FsOptions {
+    pub owner: Owner,
+    pub ttl: Duration,
+}
+
+/// The filesystem core.
+pub struct Fs {
+    router: Arc<Router>,
+    inodes: Inodes,
+    handles: Handles,
+    staging: StagingDir,
+    opts: FsOptions,
+}
+
+type Res<T> = Result<T, FsError>;
+
+/// Where a path resolves to, for mutations.
+struct Place {
+    mount: String,
+    tree: Arc<dyn Tree>,
+    rel: String,
+}
+
+impl Fs {
+    pub fn new(router: Arc<Router>, staging: StagingDir, opts: FsOptions) -> Self {
+        Self {
+            router,
+            inodes: Inodes::new(),
+            handles: Handles::new(),
+            staging,
+            opts,
+        }
+    }
+
+    /// The mount table.
+    pub fn router(&self) -> &Arc<Router> {
+        &self.router
+    }
+
+    /// How long the kernel may cache attributes and entries.
+    pub fn ttl(&self) -> Duration {
+        self.opts.ttl
+    }
+
+    /// The staging directory.
+    pub fn staging(&self) -> &StagingDir {
+        &self.staging
+    }
+
+    fn vpath(&self, ino: u64) -> Res<String> {
+        self.inodes.path(ino).ok_or(if self.inodes.exists(ino) {
+            FsError::Vfs(VfsError::NotFound)
+        } else {
+            FsError::StaleInode(ino)
+        })
+    }
+
+    fn child(&self, parent: u64, name: &str) -> Res<String> {
+        if name.len() > NAME_MAX {
+            return Err(VfsError::NameTooLong.into());
+        }
+        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+            return Err(VfsError::Invalid("bad name").into());
+        }
+        Ok(join_abs(&self.vpath(parent)?, name))
+    }
+
+    /// A writable place for `vpath` (EROFS for synthetic directories and read-only mounts).
+    fn place(&self, vpath: &str) -> Res<Place> {
+        match self.router.resolve(vpath) {
+            Resolved::Tree { mount, tree, rel } => {
+                if tree.read_only() {
+                    return Err(VfsError::ReadOnly.into());
+                }
+                Ok(Place { mount, tree, rel })
+            }
+            Resolved::Synthetic(_) => Err(VfsError::ReadOnly.into()),
+            Resolved::Missing => {
+                // A new name directly in a synthetic directory is read-only too.
+                Err(VfsError::ReadOnly.into())
+            }
+        }
+    }
+
+    async fn meta(&self, vpath: &str) -> Res<(Meta, bool)> {
+        match self.router.resolve(vpath) {
+            Resolved::Synthetic(_) => Ok((Meta::dir(), false)),
+            Resolved::Tree { tree, rel, .. } => Ok((tree.stat(&rel).await?, !tree.read_only())),
+            Resolved::Missing => Err(VfsError::NotFound.into()),
+        }
+    }
+
+    async fn attr_of(&self, ino: u64, meta: Meta, writable: bool) -> Attr {
+        let mut meta = meta;
+        if let Some(st) = self.handles.state(ino) {
+            let st = st.lock().await;
+            if let Some(s) = &st.staged {
+                if let Ok(len) = s.len() {
+                    meta.size = len;
+                }
+                meta.mtime = st.mtime.or(meta.mtime);
+            }
+        }
+        attr::build(ino, &meta, &self.inodes.overlay(ino), &self.opts.owner, writable)
+    }
+
+    fn entry(&self, attr: Attr) -> Entry {
+        Entry {
+            attr,
+            ttl: self.opts.ttl,
+        }
+    }
+
+    /// `lookup`: a name in a directory.
+    pub async fn lookup(&self, parent: u64, name: &str) -> Res<Entry> {
+        let vpath = self.child(parent, name)?;
+        let (meta, writable) = self.meta(&vpath).await?;
+        let ino = self.inodes.lookup(&vpath, meta.is_dir);
+        Ok(self.entry(self.attr_of(ino, meta, writable).await))
+    }
+
+    /// `forget`: the kernel dropped `n` references.
+    pub fn forget(&self, ino: u64, n: u64) {
+        self.inodes.forget(ino, n);
+    }
+
+    /// `getattr`.
+    pub async fn getattr(&self, ino: u64) -> Res<Attr> {
+        match self.inodes.path(ino) {
+            Some(vpath) => {
+                let (meta, writable) = self.meta(&vpath).await?;
+                Ok(self.attr_of(ino, meta, writable).await)
+            }
+            None => self.unlinked_attr(ino).await,
+        }
+    }
+
+    /// Attributes of an open file whose name is gone.
+    async fn unlinked_attr(&self, ino: u64) -> Res<Attr> {
+        let st = self.handles.state(ino).ok_or(FsError::StaleInode(ino))?;
+        let size = {
+            let st = st.lock().await;
+            st.staged.as_ref().and_then(|s| s.len().ok()).unwrap_or(0)
+        };
+        let meta = Meta {
+            is_dir: false,
+            size,
+            mtime: None,
+            version: None,
+        };
+        let mut a = self.attr_of(ino, meta, true).await;
+        a.nlink = 0;
+        Ok(a)
+    }
+
+    /// `setattr`: truncate, chmod, chown, utimens.
+    pub async fn setattr(&self, ino: u64, set: SetAttr) -> Res<Attr> {
+        let vpath = self.vpath(ino)?;
+        let place = self.place(&vpath)?;
+        if let Some(size) = set.size {
+            let (meta, _) = self.meta(&vpath).await?;
+            if meta.is_dir {
+                return Err(VfsError::IsDir.into());
+            }
+            self.truncate(ino, &place, size).await?;
+        }
+        let now = SystemTime::now();
+        self.inodes.update_overlay(ino, |o| {
+            if let Some(m) = set.mode {
+                o.mode = Some(m);
+            }
+            if let Some(u) = set.uid {
+                o.uid = Some(u);
+            }
+            if let Some(g) = set.gid {
+                o.gid = Some(g);
+            }
+            if let Some(t) = set.atime {
+                o.atime = Some(t);
+            }
+            if let Some(t) = set.mtime {
+                o.mtime = Some(t);
+            } else if set.size.is_some() {
+                o.mtime = Some(now);
+            }
+            o.ctime = Some(now);
+        });
+        self.getattr(ino).await
+    }
+
+    async fn truncate(&self, ino: u64, place: &Place, size: u64) -> Res<()> {
+        let state = self.handles.state_or_new(ino);
+        let mut st = state.lock().await;
+        if size == 0 {
+            if let Some(old) = st.staged.take() {
+                old.discard();
+            }
+            st.staged = Some(self.new_staged(place)?);
+        } else {
+            self.materialize(&mut st, place).await?;
+        }
+        let file = st.staged.as_ref().expect("materialized").file();
+        tokio::task::spawn_blocking(move || file.set_len(size))
+            .await
+            .map_err(std::io::Error::other)??;
+        st.dirty = true;
+        st.mtime = Some(SystemTime::now());
+        if st.opens == 0 {
+            // Truncate by path: nobody will flush, so upload now.
+            self.upload_locked(ino, &mut st).await?;
+            if let Some(s) = st.staged.take() {
+                s.discard();
+            }
+            drop(st);
+            self.handles.drop_state(ino, &state);
+        }
+        Ok(())
+    }
+
+    fn new_staged(&self, place: &Place) -> Res<staging::Staged> {
+        let target = Target {
+            mount: place.mount.clone(),
+            path: place.rel.clone(),
+        };
+        Ok(self.staging.create(&target)?)
+    }
+
+    /// Copies the object into staging unless it is there already.
+    async fn materialize(&self, st: &mut FileState, place: &Place) -> Res<()> {
+        if st.staged.is_some() {
+            return Ok(());
+        }
+        let staged = self.new_staged(place)?;
+        let file = staged.file();
+        let mut offset = 0u64;
+        loop {
+            let piece = match place.tree.read(&place.rel, offset, COPY_CHUNK).await {
+                Ok(p) => p,
+                Err(VfsError::NotFound) if offset == 0 => Bytes::new(),
+                Err(e) => {
+                    staged.discard();
+                    return Err(e.into());
+                }
+            };
+            if piece.is_empty() {
+                break;
+            }
+            let n = piece.len() as u64;
+            let f = file.clone();
+            let at = offset;
+            tokio::task::spawn_blocking(move || staging::write_at(&f, at, &piece))
+                .await
+                .map_err(std::io::Error::other)??;
+            offset += n;
+            if n < COPY_CHUNK {
+                break;
+            }
+        }
+        st.staged = Some(staged);
+        Ok(())
+    }
+
+    /// Uploads the staged copy of `ino` if it is dirty (the state is locked by the caller).
+    async fn upload_locked(&self, ino: u64, st: &mut FileState) -> Res<()> {
+        if !st.dirty || st.unlinked {
+            return Ok(());
+        }
+        let staged = st.staged.as_ref().expect("dirty implies staged");
+        let vpath = self.inodes.path(ino).ok_or(FsError::StaleInode(ino))?;
+        let place = self.place(&vpath)?;
+        match place.tree.upload(&place.rel, staged.data_path()).await {
+            Ok(_) => {
+                st.dirty = false;
+                Ok(())
+            }
+            Err(source) => {
+                let staged = staged.data_path().display().to_string();
+                tracing::error!(path = %vpath, %staged, error = %source, "upload failed; staged data kept");
+                Err(FsError::Upload {
+                    path: vpath,
+                    staged,
+                    source,
+                })
+            }
+        }
+    }
+
+    /// `opendir`: snapshots the listing so offsets stay stable.
+    pub async fn opendir(&self, ino: u64) -> Res<Opened> {
+        let vpath = self.vpath(ino)?;
+        let children: Vec<(String, bool)> = match self.router.resolve(&vpath) {
+            Resolved::Synthetic(names) => names.into_iter().map(|n| (n, true)).collect(),
+            Resolved::Tree { tree, rel, .. } => {
+                let meta = tree.stat(&rel).await?;
+                if !meta.is_dir {
+                    return Err(VfsError::NotDir.into());
+                }
+                tree.list(&rel)
+                    .await?
+                    .into_iter()
+                    .map(|(n, m)| (n, m.is_dir))
+                    .collect()
+            }
+            Resolved::Missing => return Err(VfsError::NotFound.into()),
+        };
+        let mut entries = Vec::with_capacity(children.len() + 2);
+        entries.push(DirEntry {
+            ino,
+            offset: 1,
+            is_dir: true,
+            name: ".".into(),
+        });
+        entries.push(DirEntry {
+            ino,
+            offset: 2,
+            is_dir: true,
+            name: "..".into(),
+        });
+        for (name, is_dir) in children {
+            let cpath = join_abs(&vpath, &name);
+            let cino = self.inodes.peek(&cpath).unwrap_or_else(|| pseudo_ino(&cpath));
+            let offset = entries.len() as u64 + 1;
+            entries.push(DirEntry {
+                ino: cino,
+                offset,
+                is_dir,
+                name,
+            });
+        }
+        let fh = self.handles.insert(Handle::Dir {
+            entries: Arc::new(entries),
+        });
+        Ok(Opened {
+            fh,
+            keep_cache: false,
+        })
+    }
+
+    /// `readdir`: entries after `offset` (0 = from the start).
+    pub fn readdir(&self, fh: u64, offset: u64) -> Res<Vec<DirEntry>> {
+        match self.handles.get(fh) {
+            Some(Handle::Dir { entries }) => Ok(entries.iter().skip(offset as usize).cloned().collect()),
+            _ => Err(FsError::BadHandle(fh)),
+        }
+    }
+
+    /// `releasedir`.
+    pub fn releasedir(&self, fh: u64) {
+        self.handles.remove(fh);
+    }
+
+    /// `open`: `write` asks for a writable handle, `truncate` for O_TRUNC.
+    pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> Res<Opened> {
+        let vpath = self.vpath(ino)?;
+        let (meta, _) = self.meta(&vpath).await?;
+        if meta.is_dir {
+            return Err(VfsError::IsDir.into());
+        }
+        let place = if write { Some(self.place(&vpath)?) } else { None };
+        let state = self.handles.state_or_new(ino);
+        {
+            let mut st = state.lock().await;
+            if let (Some(place), true) = (&place, truncate) {
+                if let Some(old) = st.staged.take() {
+                    old.discard();
+                }
+                st.staged = Some(self.new_staged(place)?);
+                st.dirty = true;
+                st.mtime = Some(SystemTime::now());
+            }
+            st.opens += 1;
+        }
+        let fh = self.handles.insert(Handle::File {
+            ino,
+            writable: write,
+            state,
+        });
+        Ok(Opened {
+            fh,
+            keep_cache: false,
+        })
+    }
+
+    /// `create`: a new empty file, opened.
+    pub async fn create(&self, parent: u64, name: &str, mode: u32, exclusive: bool) -> Res<(Entry, Opened)> {
+        let vpath = self.child(parent, name)?;
+        let place = self.place(&vpath)?;
+        match place.tree.stat(&place.rel).await {
+            Ok(m) if m.is_dir => return Err(VfsError::IsDir.into()),
+            Ok(_) if exclusive => return Err(VfsError::Exists.into()),
+            Ok(_) | Err(VfsError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        place.tree.create_file(&place.rel).await?;
+        let ino = self.inodes.lookup(&vpath, false);
+        let now = SystemTime::now();
+        self.inodes.update_overlay(ino, |o| {
+            *o = inodes::Overlay {
+                mode: Some(mode & 0o7777),
+                ..Default::default()
+            };
+        });
+        let state = self.handles.state_or_new(ino);
+        {
+            let mut st = state.lock().await;
+            if let Some(old) = st.staged.take() {
+                old.discard();
+            }
+            st.staged = Some(self.new_staged(&place)?);
+            st.dirty = false;
+            st.unlinked = false;
+            st.mtime = Some(now);
+            st.opens += 1;
+        }
+        let fh = self.handles.insert(Handle::File {
+            ino,
+            writable: true,
+            state,
+        });
+        let meta = Meta {
+            is_dir: false,
+            size: 0,
+            mtime: Some(now),
+            version: None,
+        };
+        let attr = self.attr_of(ino, meta, true).await;
+        Ok((
+            self.entry(attr),
+            Opened {
+                fh,
+                keep_cache: false,
+            },
+        ))
+    }
+
+    fn file_handle(&self, fh: u64) -> Res<(u64, bool, SharedState)> {
+        match self.handles.get(fh) {
+            Some(Handle::File { ino, writable, state }) => Ok((ino, writable, state)),
+            _ => Err(FsError::BadHandle(fh)),
+        }
+    }
+
+    /// `read`.
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Res<Bytes> {
+        let (ino, _, state) = self.file_handle(fh)?;
+        let staged = state.lock().await.staged.as_ref().map(|s| s.file());
+        if let Some(file) = staged {
+            let data = tokio::task::spawn_blocking(move || staging::read_at(&file, offset, size as usize))
+                .await
+                .map_err(std::io::Error::other)??;
+            return Ok(Bytes::from(data));
+        }
+        let vpath = self.vpath(ino)?;
+        match self.router.resolve(&vpath) {
+            Resolved::Tree { tree, rel, .. } => Ok(tree.read(&rel, offset, size as u64).await?),
+            Resolved::Synthetic(_) => Err(VfsError::IsDir.into()),
+            Resolved::Missing => Err(VfsError::NotFound.into()),
+        }
+    }
+
+    /// `write`: into the staged copy.
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Res<u32> {
+        let (ino, writable, state) = self.file_handle(fh)?;
+        if !writable {
+            return Err(FsError::BadHandle(fh));
+        }
+        let mut st = state.lock().await;
+        if st.staged.is_none() {
+            let vpath = self.vpath(ino)?;
+            let place = self.place(&vpath)?;
+            self.materialize(&mut st, &place).await?;
+        }
+        let file = st.staged.as_ref().expect("materialized").file();
+        let buf = data.to_vec();
+        tokio::task::spawn_blocking(move || staging::write_at(&file, offset, &buf))
+            .await
+            .map_err(std::io::Error::other)??;
+        st.dirty = true;
+        st.mtime = Some(SystemTime::now());
+        Ok(data.len() as u32)
+    }
+
+    /// `flush` / `fsync`: uploads pending data of the handle's file.
+    pub async fn flush(&self, fh: u64) -> Res<()> {
+        let (ino, _, state) = self.file_handle(fh)?;
+        let mut st = state.lock().await;
+        self.upload_locked(ino, &mut st).await
+    }
+
+    /// `release`: the last close uploads what is left and frees the staged copy.
+    pub async fn release(&self, fh: u64) -> Res<()> {
+        let Some(Handle::File { ino, state, .. }) = self.handles.remove(fh) else {
+            return Ok(());
+        };
+        let mut st = state.lock().await;
+        st.opens = st.opens.saturating_sub(1);
+        if st.opens > 0 {
+            return Ok(());
+        }
+        let uploaded = self.upload_locked(ino, &mut st).await;
+        if uploaded.is_ok() || st.unlinked {
+            if let Some(s) = st.staged.take() {
+                s.discard();
+            }
+            drop(st);
+            self.handles.drop_state(ino, &state);
+        }
+        uploaded
+    }
+
+    /// `mkdir`.
+    pub async fn mkdir(&self, parent: u64, name: &str, mode: u32) -> Res<Entry> {
+        let vpath = self.child(parent, name)?;
+        let place = self.place(&vpath)?;
+        match place.tree.stat(&place.rel).await {
+            Ok(_) => return Err(VfsError::Exists.into()),
+            Err(VfsError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        place.tree.mkdir(&place.rel).await?;
+        let ino = self.inodes.lookup(&vpath, true);
+        self.inodes.update_overlay(ino, |o| {
+            *o = inodes::Overlay {
+                mode: Some(mode & 0o7777),
+                ..Default::default()
+            };
+        });
+        let meta = Meta {
+            mtime: Some(SystemTime::now()),
+            ..Meta::dir()
+        };
+        Ok(self.entry(self.attr_of(ino, meta, true).await))
+    }
+
+    /// `unlink`.
+    pub async fn unlink(&self, parent: u64, name: &str) -> Res<()> {
+        let vpath = self.child(parent, name)?;
+        let place = self.place(&vpath)?;
+        if place.tree.stat(&place.rel).await?.is_dir {
+            return Err(VfsError::IsDir.into());
+        }
+        place.tree.remove_file(&place.rel).await?;
+        self.forget_name(&vpath).await;
+        Ok(())
+    }
+
+    async fn forget_name(&self, vpath: &str) {
+        if let Some(ino) = self.inodes.peek(vpath) {
+            if let Some(st) = self.handles.state(ino) {
+                let mut st = st.lock().await;
+                st.unlinked = true;
+                st.dirty = false;
+            }
+        }
+        self.inodes.unlink(vpath);
+    }
+
+    /// `rmdir`.
+    pub async fn rmdir(&self, parent: u64, name: &str) -> Res<()> {
+        let vpath = self.child(parent, name)?;
+        let place = self.place(&vpath)?;
+        if place.rel.is_empty() {
+            return Err(VfsError::ReadOnly.into());
+        }
+        if !place.tree.stat(&place.rel).await?.is_dir {
+            return Err(VfsError::NotDir.into());
+        }
+        if !place.tree.list(&place.rel).await?.is_empty() {
+            return Err(VfsError::NotEmpty.into());
+        }
+        place.tree.remove_dir(&place.rel).await?;
+        self.inodes.unlink(&vpath);
+        Ok(())
+    }
+
+    /// `rename`; `noreplace` is RENAME_NOREPLACE.
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: &str,
+        newparent: u64,
+        newname: &str,
+        noreplace: bool,
+    ) -> Res<()> {
+        let from = self.child(parent, name)?;
+        let to = self.child(newparent, newname)?;
+        let src = self.place(&from)?;
+        let dst = self.place(&to)?;
+        if src.mount != dst.mount {
+            return Err(VfsError::CrossDevice.into());
+        }
+        if src.rel.is_empty() || dst.rel.is_empty() {
+            return Err(VfsError::ReadOnly.into());
+        }
+        if from == to {
+            return Ok(());
+        }
+        if to.starts_with(&format!("{from}/")) {
+            return Err(VfsError::Invalid("cannot move a directory into itself").into());
+        }
+        let smeta = src.tree.stat(&src.rel).await?;
+        match dst.tree.stat(&dst.rel).await {
+            Ok(_) if noreplace => return Err(VfsError::Exists.into()),
+            Ok(d) if d.is_dir && !smeta.is_dir => return Err(VfsError::IsDir.into()),
+            Ok(d) if !d.is_dir && smeta.is_dir => return Err(VfsError::NotDir.into()),
+            Ok(d) if d.is_dir => {
+                if !dst.tree.list(&dst.rel).await?.is_empty() {
+                    return Err(VfsError::NotEmpty.into());
+                }
+                dst.tree.remove_dir(&dst.rel).await?;
+            }
+            Ok(_) => {}
+            Err(VfsError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // A file with data not yet uploaded goes up first, under its lock, so
+        // no flush can race the rename.
+        let src_ino = self.inodes.peek(&from);
+        let state = src_ino.and_then(|i| self.handles.state(i));
+        let mut guard = match &state {
+            Some(s) => Some(s.lock().await),
+            None => None,
+        };
+        if let (Some(st), Some(ino)) = (guard.as_deref_mut(), src_ino) {
+            self.upload_locked(ino, st).await?;
+        }
+        src.tree.rename(&src.rel, &dst.rel, smeta.is_dir).await?;
+        if let Some(victim) = self.inodes.peek(&to) {
+            if let Some(vs) = self.handles.state(victim) {
+                if !state.as_ref().is_some_and(|s| Arc::ptr_eq(s, &vs)) {
+                    let mut vs = vs.lock().await;
+                    vs.unlinked = true;
+                    vs.dirty = false;
+                }
+            }
+        }
+        self.inodes.rename(&from, &to);
+        if let Some(st) = guard.as_deref_mut() {
+            if let Some(s) = &st.staged {
+                let target = Target {
+                    mount: dst.mount.clone(),
+                    path: dst.rel.clone(),
+                };
+                if let Err(e) = s.set_target(&target) {
+                    tracing::warn!(error = %e, "could not update staging sidecar after rename");
+                }
+            }
+        }
+        if let Some(ino) = src_ino {
+            self.inodes
+                .update_overlay(ino, |o| o.ctime = Some(SystemTime::now()));
+        }
+        Ok(())
+    }
+
+    /// `statfs`: backends have no fixed size; report a large free space
+    /// (1 PiB, as rclone does) so tools do not refuse to copy.
+    pub fn statfs(&self) -> StatFs {
+        const BSIZE: u32 = 4096;
+        let blocks = (1u64 << 50) / BSIZE as u64;
+        StatFs {
+            blocks,
+            bfree: blocks,
+            bavail: blocks,
+            files: 1 << 30,
+            ffree: 1 << 30,
+            bsize: BSIZE,
+            namelen: NAME_MAX as u32,
+            frsize: BSIZE,
+        }
+    }
+
+    /// `access`: existence, and EROFS for write access to read-only places.
+    pub async fn access(&self, ino: u64, want_write: bool) -> Res<()> {
+        let vpath = match self.inodes.path(ino) {
+            Some(p) => p,
+            None if self.handles.state(ino).is_some() => return Ok(()),
+            None => return Err(FsError::StaleInode(ino)),
+        };
+        let (_, writable) = self.meta(&vpath).await?;
+        if want_write && !writable {
+            return Err(VfsError::ReadOnly.into());
+        }
+        Ok(())
+    }
+
+    /// Uploads every file with pending data; returns the failures.
+    pub async fn flush_all(&self) -> Vec<FsError> {
+        let mut errors = Vec::new();
+        for (ino, state) in self.handles.all_states() {
+            let mut st = state.lock().await;
+            if let Err(e) = self.upload_locked(ino, &mut st).await {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+
+    /// Numbers for status: open handles, live inodes, files waiting to upload.
+    pub async fn counters(&self) -> (usize, usize, usize) {
+        let mut dirty = 0;
+        for (_, s) in self.handles.all_states() {
+            if s.lock().await.dirty {
+                dirty += 1;
+            }
+        }
+        (self.handles.open_count(), self.inodes.count(), dirty)
+    }
+}
+
+/// An inode number for a listed entry the kernel has not looked up yet (only
+/// shown in `d_ino`; the top bit keeps it apart from table numbers).
+fn pseudo_ino(path: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    h.finish() | (1 << 63)
+}

@@ -1,0 +1,96 @@
+//! The FUSE adapter: the only module that speaks fuser.
+//!
+//! Each kernel request is handed to the async core on the tokio runtime
+//! (the one async seam, [`Adapter::spawn`]); the task replies when the core
+//! answers. In-flight work is bounded by a semaphore (the FUSE thread waits
+//! for a permit: back-pressure, never an unbounded queue), and a reply that
+//! is dropped without an answer (a panic) answers EIO, so the kernel never
+//! waits forever.
+
+mod adapter;
+mod options;
+
+pub use adapter::Adapter;
+pub use options::{MountOptions, OptionError};
+
+use crate::fs::Fs;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A live FUSE session running on its own thread.
+pub struct Session {
+    bg: fuser::BackgroundSession,
+}
+
+/// Something that can unmount the session from another thread.
+pub struct Unmounter {
+    path: std::path::PathBuf,
+}
+
+impl Unmounter {
+    /// Asks the kernel to unmount (as `fusermount3 -u` would).
+    pub fn unmount(&self) -> std::io::Result<()> {
+        unmount_path(&self.path, false)
+    }
+
+    /// Detaches the mount now; the kernel ends the session when the last
+    /// open file closes.
+    pub fn unmount_lazy(&self) -> std::io::Result<()> {
+        unmount_path(&self.path, true)
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Unmounts `path` with `umount2` (root) or `fusermount3 -u` (anyone else).
+pub fn unmount_path(path: &Path, lazy: bool) -> std::io::Result<()> {
+    if nix::unistd::geteuid().is_root() {
+        let flags = if lazy {
+            nix::mount::MntFlags::MNT_DETACH
+        } else {
+            nix::mount::MntFlags::empty()
+        };
+        nix::mount::umount2(path, flags).map_err(std::io::Error::from)
+    } else {
+        let mut cmd = std::process::Command::new("fusermount3");
+        cmd.arg(if lazy { "-uz" } else { "-u" });
+        let st = cmd.arg(path).status()?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "fusermount3 -u {} failed",
+                path.display()
+            )))
+        }
+    }
+}
+
+/// Mounts `fs` at `mountpoint` and serves it on a background thread.
+pub fn mount(
+    fs: Arc<Fs>,
+    rt: tokio::runtime::Handle,
+    mountpoint: &Path,
+    opts: &MountOptions,
+    max_in_flight: usize,
+) -> std::io::Result<(Session, Unmounter)> {
+    let adapter = Adapter::new(fs, rt, max_in_flight, opts.read_only);
+    let config = opts.fuser_config();
+    let bg = fuser::spawn_mount(adapter, mountpoint, &config)?;
+    Ok((
+        Session { bg },
+        Unmounter {
+            path: mountpoint.to_path_buf(),
+        },
+    ))
+}
+
+impl Session {
+    /// Waits until the kernel ends the session (after an unmount).
+    pub fn join(self) -> std::io::Result<()> {
+        self.bg.join()
+    }
+}

@@ -1,0 +1,114 @@
+//! `-o` mount options: the usual FUSE ones and ours, parsed into fuser's
+//! `Config` and the core's owner settings.
+
+use fuser::{Config, MountOption, SessionACL};
+
+/// Mount options as given with `-o`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MountOptions {
+    pub read_only: bool,
+    pub allow_other: bool,
+    pub allow_root: bool,
+    pub default_permissions: bool,
+    /// Owner shown for every file (default: the mounting user).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Kernel attribute/entry cache time, seconds (overrides the config).
+    pub attr_ttl: Option<f64>,
+}
+
+/// A bad `-o` value.
+#[derive(Debug, thiserror::Error)]
+#[error("bad mount option {0:?}: {1}")]
+pub struct OptionError(pub String, pub &'static str);
+
+/// FUSE worker threads: requests are only dispatched on them (the work runs
+/// on tokio), so two keep the queue moving on a 2-core machine.
+const FUSE_THREADS: usize = 2;
+
+impl MountOptions {
+    /// Parses comma-separated option lists (several `-o` allowed).
+    pub fn parse<S: AsRef<str>>(lists: &[S]) -> Result<MountOptions, OptionError> {
+        let mut o = MountOptions::default();
+        for list in lists {
+            for opt in list.as_ref().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let (k, v) = match opt.split_once('=') {
+                    Some((k, v)) => (k, Some(v)),
+                    None => (opt, None),
+                };
+                let num = |v: Option<&str>| -> Result<u32, OptionError> {
+                    v.and_then(|v| v.parse().ok())
+                        .ok_or(OptionError(opt.into(), "needs a number"))
+                };
+                match k {
+                    "ro" => o.read_only = true,
+                    "rw" => o.read_only = false,
+                    "allow_other" => o.allow_other = true,
+                    "allow_root" => o.allow_root = true,
+                    "default_permissions" => o.default_permissions = true,
+                    "uid" => o.uid = Some(num(v)?),
+                    "gid" => o.gid = Some(num(v)?),
+                    "attr_timeout" | "entry_timeout" => {
+                        let t = v
+                            .and_then(|v| v.parse::<f64>().ok())
+                            .filter(|t| t.is_finite() && *t >= 0.0)
+                            .ok_or(OptionError(opt.into(), "needs seconds"))?;
+                        o.attr_ttl = Some(t);
+                    }
+                    // Accepted for fstab compatibility; meaningless here.
+                    "dev" | "nodev" | "suid" | "nosuid" | "exec" | "noexec" | "auto" | "noauto" | "user"
+                    | "nouser" | "_netdev" | "nofail" | "defaults" => {}
+                    _ => return Err(OptionError(opt.into(), "unknown option")),
+                }
+            }
+        }
+        Ok(o)
+    }
+
+    /// fuser's configuration for these options.
+    pub fn fuser_config(&self) -> Config {
+        let mut mount_options = vec![
+            MountOption::FSName("ipfs-kit-fuse".into()),
+            MountOption::Subtype("ipfs-kit-fuse".into()),
+            MountOption::NoDev,
+            MountOption::NoSuid,
+        ];
+        if self.read_only {
+            mount_options.push(MountOption::RO);
+        }
+        if self.default_permissions {
+            mount_options.push(MountOption::DefaultPermissions);
+        }
+        let mut c = Config::default();
+        c.mount_options = mount_options;
+        c.acl = if self.allow_other {
+            SessionACL::All
+        } else if self.allow_root {
+            SessionACL::RootAndOwner
+        } else {
+            SessionACL::Owner
+        };
+        c.n_threads = Some(FUSE_THREADS);
+        c.clone_fd = true;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_reads_fuse_and_own_options() {
+        let o = MountOptions::parse(&["ro,allow_other", "uid=1000,gid=100,attr_timeout=2.5"]).unwrap();
+        assert!(o.read_only && o.allow_other);
+        assert_eq!((o.uid, o.gid, o.attr_ttl), (Some(1000), Some(100), Some(2.5)));
+    }
+
+    #[test]
+    fn parse_rejects_unknown_and_bad_numbers() {
+        assert!(MountOptions::parse(&["frobnicate"]).is_err());
+        assert!(MountOptions::parse(&["uid=abc"]).is_err());
+        assert!(MountOptions::parse(&["attr_timeout=-1"]).is_err());
+    }
+}

@@ -1,0 +1,77 @@
+//! The virtual tree: one [`Tree`] trait ("a tree of names") and the root
+//! router that places trees at mount paths.
+//!
+//! Paths inside a tree are relative, without a leading slash (`""` is the
+//! tree's root). Virtual paths seen by the core are absolute (`/local/a`).
+
+mod error;
+mod mount_tree;
+mod router;
+
+pub use crate::backend::Meta;
+pub use error::VfsError;
+pub use mount_tree::MountTree;
+pub use router::{Resolved, Router};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::path::Path;
+
+/// A tree of names: lookup, list and read, plus the mutations a writable
+/// tree supports. Read-only trees keep the default mutation bodies, which
+/// answer [`VfsError::ReadOnly`].
+#[async_trait]
+pub trait Tree: Send + Sync + 'static {
+    /// True when every mutation must answer EROFS.
+    fn read_only(&self) -> bool;
+    /// A short description for logs and status (e.g. the scheme).
+    fn describe(&self) -> String;
+    /// Metadata of `path`.
+    async fn stat(&self, path: &str) -> Result<Meta, VfsError>;
+    /// Direct children of the directory `path`, sorted by name.
+    async fn list(&self, path: &str) -> Result<Vec<(String, Meta)>, VfsError>;
+    /// Up to `len` bytes at `offset`.
+    async fn read(&self, path: &str, offset: u64, len: u64) -> Result<Bytes, VfsError>;
+    /// Replaces the file `path` with the contents of a local staged file.
+    async fn upload(&self, _path: &str, _staged: &Path) -> Result<u64, VfsError> {
+        Err(VfsError::ReadOnly)
+    }
+    /// Creates an empty file.
+    async fn create_file(&self, _path: &str) -> Result<(), VfsError> {
+        Err(VfsError::ReadOnly)
+    }
+    /// Creates a directory.
+    async fn mkdir(&self, _path: &str) -> Result<(), VfsError> {
+        Err(VfsError::ReadOnly)
+    }
+    /// Removes a file.
+    async fn remove_file(&self, _path: &str) -> Result<(), VfsError> {
+        Err(VfsError::ReadOnly)
+    }
+    /// Removes an empty directory.
+    async fn remove_dir(&self, _path: &str) -> Result<(), VfsError> {
+        Err(VfsError::ReadOnly)
+    }
+    /// Renames a file or directory inside this tree (the target is free).
+    async fn rename(&self, _from: &str, _to: &str, _is_dir: bool) -> Result<(), VfsError> {
+        Err(VfsError::ReadOnly)
+    }
+}
+
+/// Joins a relative tree path and a child name (`""` is the tree's root).
+pub fn join_rel(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+/// Joins an absolute virtual path and a child name.
+pub fn join_abs(parent: &str, name: &str) -> String {
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}

@@ -1,0 +1,96 @@
+//! A backend mount as a [`Tree`]: every call goes to the [`Backend`], and a
+//! read-only entry refuses every mutation before any backend call.
+
+use super::{Meta, Tree, VfsError};
+use crate::backend::{Backend, BackendErrorKind};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::path::Path;
+
+/// One `[[mount]]` entry, live.
+pub struct MountTree {
+    backend: Backend,
+    read_only: bool,
+}
+
+impl MountTree {
+    pub fn new(backend: Backend, read_only: bool) -> Self {
+        Self { backend, read_only }
+    }
+
+    fn writable(&self) -> Result<&Backend, VfsError> {
+        if self.read_only {
+            Err(VfsError::ReadOnly)
+        } else {
+            Ok(&self.backend)
+        }
+    }
+}
+
+fn not_found_to_vfs(e: crate::backend::BackendError) -> VfsError {
+    match e.kind {
+        BackendErrorKind::NotFound => VfsError::NotFound,
+        BackendErrorKind::AlreadyExists => VfsError::Exists,
+        BackendErrorKind::IsDir => VfsError::IsDir,
+        BackendErrorKind::NotDir => VfsError::NotDir,
+        _ => VfsError::Backend(e),
+    }
+}
+
+#[async_trait]
+impl Tree for MountTree {
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn describe(&self) -> String {
+        self.backend.scheme().to_string()
+    }
+
+    async fn stat(&self, path: &str) -> Result<Meta, VfsError> {
+        self.backend.stat(path).await.map_err(not_found_to_vfs)
+    }
+
+    async fn list(&self, path: &str) -> Result<Vec<(String, Meta)>, VfsError> {
+        self.backend.list(path).await.map_err(not_found_to_vfs)
+    }
+
+    async fn read(&self, path: &str, offset: u64, len: u64) -> Result<Bytes, VfsError> {
+        self.backend
+            .read(path, offset, len)
+            .await
+            .map_err(not_found_to_vfs)
+    }
+
+    async fn upload(&self, path: &str, staged: &Path) -> Result<u64, VfsError> {
+        self.writable()?
+            .upload(path, staged)
+            .await
+            .map_err(not_found_to_vfs)
+    }
+
+    async fn create_file(&self, path: &str) -> Result<(), VfsError> {
+        self.writable()?.write_empty(path).await.map_err(not_found_to_vfs)
+    }
+
+    async fn mkdir(&self, path: &str) -> Result<(), VfsError> {
+        self.writable()?.create_dir(path).await.map_err(not_found_to_vfs)
+    }
+
+    async fn remove_file(&self, path: &str) -> Result<(), VfsError> {
+        self.writable()?.delete_file(path).await.map_err(not_found_to_vfs)
+    }
+
+    async fn remove_dir(&self, path: &str) -> Result<(), VfsError> {
+        self.writable()?.delete_dir(path).await.map_err(not_found_to_vfs)
+    }
+
+    async fn rename(&self, from: &str, to: &str, is_dir: bool) -> Result<(), VfsError> {
+        let b = self.writable()?;
+        if is_dir {
+            b.rename_dir(from, to).await.map_err(not_found_to_vfs)
+        } else {
+            b.rename_file(from, to).await.map_err(not_found_to_vfs)
+        }
+    }
+}
