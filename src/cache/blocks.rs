@@ -63,7 +63,7 @@ pub fn spans(offset: u64, len: u64, size: u64, block_size: u64) -> impl Iterator
     block_range(offset, len, size, bs).map(move |index| {
         let block_start = index * bs;
         let start = bytes.start.max(block_start);
-        let end = bytes.end.min(block_start + bs);
+        let end = bytes.end.min(block_start.saturating_add(bs));
         BlockSpan {
             index,
             start: start - block_start,

@@ -173,5 +173,6 @@ mod tests {
         assert_eq!(pinned, PINNED_BAFY_HEX);
     }
 
-    const PINNED_BAFY_HEX: &str = "PLACEHOLDER";
+    /// SHA-256 of the length-prefixed fields, computed independently (Python hashlib).
+    const PINNED_BAFY_HEX: &str = "5a4ecaeb9f2138f44e56167598f452c1bdec00ce6e00aa3cf81dbb66ef036702";
 }
