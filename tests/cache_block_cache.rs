@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ipfs_kit_fuse::cache::{BlockCache, CacheConfig, CacheError, FreeSpaceMargin, ObjectId, Version};
+use ipfs_kit_fuse::cache::{
+    BlockCache, CacheConfig, CacheError, FreeSpaceMargin, ObjectId, Version,
+};
 
 const BS: u64 = 64 * 1024;
 
@@ -35,7 +37,10 @@ fn config(dir: &Path, memory: u64, disk: u64) -> CacheConfig {
 }
 
 fn block(seed: u64, len: u64) -> Bytes {
-    (0..len).map(|i| (i.wrapping_mul(31).wrapping_add(seed) % 251) as u8).collect::<Vec<_>>().into()
+    (0..len)
+        .map(|i| (i.wrapping_mul(31).wrapping_add(seed) % 251) as u8)
+        .collect::<Vec<_>>()
+        .into()
 }
 
 fn obj(name: &str, etag: &str) -> ObjectId {
@@ -117,7 +122,9 @@ async fn single_flight_hands_over_when_the_loader_fails() {
     let cache = BlockCache::open(&config(dir.path(), 16 * BS, 0)).unwrap();
     let id = obj("flaky", "v1");
     let err = cache
-        .get_block(&id, 0, || async { Err::<Bytes, _>(TestError::Backend("boom")) })
+        .get_block(&id, 0, || async {
+            Err::<Bytes, _>(TestError::Backend("boom"))
+        })
         .await
         .unwrap_err();
     assert!(matches!(err, TestError::Backend("boom")));
@@ -170,7 +177,13 @@ async fn reopened_cache_serves_blocks_without_fetch_when_version_is_unchanged() 
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     assert_eq!(s.backend_fetches, 0);
     assert_eq!(s.disk_hits, 5);
-    assert_eq!(s.disk_used_bytes, block_files(dir.path()).iter().map(|p| p.metadata().unwrap().len()).sum::<u64>());
+    assert_eq!(
+        s.disk_used_bytes,
+        block_files(dir.path())
+            .iter()
+            .map(|p| p.metadata().unwrap().len())
+            .sum::<u64>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,7 +225,11 @@ async fn corrupt_then_read(damage: impl FnOnce(&Path)) {
     damage(&file_of(dir.path(), &id, 2));
     let cache = BlockCache::open(&cfg).unwrap();
     assert_eq!(get(&cache, &id, 2, 2, &calls).await, block(2, BS));
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "damaged block must be refetched");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "damaged block must be refetched"
+    );
     let s = cache.stats();
     assert_eq!(s.disk_hits, 0);
     // The refetched block is written again and then served from disk.
@@ -261,15 +278,26 @@ async fn disk_budget_holds_and_evicts_least_recently_used_when_full() {
     let s = cache.stats();
     assert!(s.disk_used_bytes <= budget, "{s:?}");
     assert_eq!(s.disk_evictions, 1);
-    let on_disk: u64 = block_files(dir.path()).iter().map(|p| p.metadata().unwrap().len()).sum();
+    let on_disk: u64 = block_files(dir.path())
+        .iter()
+        .map(|p| p.metadata().unwrap().len())
+        .sum();
     assert!(on_disk <= budget);
     let before = calls.load(Ordering::SeqCst);
     for i in [0, 2, 3, 4] {
         get(&cache, &id, i, i, &calls).await;
     }
-    assert_eq!(calls.load(Ordering::SeqCst), before, "kept blocks served from disk");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        before,
+        "kept blocks served from disk"
+    );
     get(&cache, &id, 1, 1, &calls).await;
-    assert_eq!(calls.load(Ordering::SeqCst), before + 1, "evicted block refetched");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        before + 1,
+        "evicted block refetched"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,10 +376,20 @@ async fn read_range_returns_exact_bytes_when_range_spans_blocks() {
             Ok::<_, TestError>(whole.slice(start as usize..(start + BS).min(size) as usize))
         }
     };
-    for (off, len) in [(0, 10), (BS - 5, 10), (10, 3 * BS), (3 * BS + 50, 1000), (size, 5)] {
+    for (off, len) in [
+        (0, 10),
+        (BS - 5, 10),
+        (10, 3 * BS),
+        (3 * BS + 50, 1000),
+        (size, 5),
+    ] {
         let got = cache.read_range(&id, off, len, size, fetch).await.unwrap();
         let end = (off + len).min(size);
-        assert_eq!(got, whole.slice(off as usize..end as usize), "off {off} len {len}");
+        assert_eq!(
+            got,
+            whole.slice(off as usize..end as usize),
+            "off {off} len {len}"
+        );
     }
 }
 
@@ -360,16 +398,24 @@ async fn oversized_fetch_is_an_error_when_backend_returns_too_much() {
     let dir = tempfile::tempdir().unwrap();
     let cache = BlockCache::open(&config(dir.path(), 16 * BS, 0)).unwrap();
     let err = cache
-        .get_block(&obj("x", "v"), 0, || async { Ok::<_, TestError>(block(0, BS + 1)) })
+        .get_block(&obj("x", "v"), 0, || async {
+            Ok::<_, TestError>(block(0, BS + 1))
+        })
         .await
         .unwrap_err();
-    assert!(matches!(err, TestError::Cache(CacheError::OversizedBlock { .. })));
+    assert!(matches!(
+        err,
+        TestError::Cache(CacheError::OversizedBlock { .. })
+    ));
 }
 
 #[test]
 fn open_fails_with_clear_error_when_block_size_is_invalid() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = CacheConfig { block_size: 0, ..config(dir.path(), 0, 0) };
+    let cfg = CacheConfig {
+        block_size: 0,
+        ..config(dir.path(), 0, 0)
+    };
     let err = BlockCache::open(&cfg).unwrap_err().to_string();
     assert!(err.contains("block_size"), "{err}");
 }

@@ -87,9 +87,21 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                BlockSpan { index: 0, start: 5, len: 5 },
-                BlockSpan { index: 1, start: 0, len: 10 },
-                BlockSpan { index: 2, start: 0, len: 5 },
+                BlockSpan {
+                    index: 0,
+                    start: 5,
+                    len: 5
+                },
+                BlockSpan {
+                    index: 1,
+                    start: 0,
+                    len: 10
+                },
+                BlockSpan {
+                    index: 2,
+                    start: 0,
+                    len: 5
+                },
             ]
         );
     }

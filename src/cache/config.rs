@@ -126,7 +126,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     trimmed
         .parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
-        .map_err(|e| format!("invalid size {text:?} ({e}); use e.g. \"256MiB\", \"10GiB\" or a number of bytes"))
+        .map_err(|e| {
+            format!(
+                "invalid size {text:?} ({e}); use e.g. \"256MiB\", \"10GiB\" or a number of bytes"
+            )
+        })
 }
 
 /// Serde adapter: a size as a string or a non-negative integer.

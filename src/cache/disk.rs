@@ -109,7 +109,9 @@ impl Index {
     fn evict_for(&mut self, extra: u64, budget: u64) -> Vec<BlockKey> {
         let mut victims = Vec::new();
         while self.used + extra > budget {
-            let Some((_, key)) = self.lru.pop_first() else { break };
+            let Some((_, key)) = self.lru.pop_first() else {
+                break;
+            };
             if let Some(e) = self.entries.remove(&key) {
                 self.used -= e.size;
             }
@@ -362,9 +364,9 @@ impl DiskTier {
     fn has_free_space(&self, size: u64) -> bool {
         match nix::sys::statvfs::statvfs(&self.blocks) {
             Ok(st) => {
-                let frsize = st.fragment_size() as u64;
-                let avail = (st.blocks_available() as u64).saturating_mul(frsize);
-                let total = (st.blocks() as u64).saturating_mul(frsize);
+                let frsize = st.fragment_size();
+                let avail = st.blocks_available().saturating_mul(frsize);
+                let total = st.blocks().saturating_mul(frsize);
                 let margin = match self.margin {
                     FreeSpaceMargin::Auto => AUTO_MARGIN_FLOOR.max(total / AUTO_MARGIN_DIVISOR),
                     FreeSpaceMargin::Bytes(b) => b,
@@ -399,7 +401,9 @@ impl DiskTier {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let trash = self.dir.join(format!("trash-{}-{nanos}", std::process::id()));
+        let trash = self
+            .dir
+            .join(format!("trash-{}-{nanos}", std::process::id()));
         if fs::rename(&self.blocks, &trash).is_ok() {
             let _ = fs::create_dir_all(&self.blocks);
             let spawned = std::thread::Builder::new()
@@ -490,7 +494,8 @@ mod tests {
 
     fn open(dir: &Path, budget: u64) -> (DiskTier, Arc<Counters>) {
         let counters = Arc::new(Counters::default());
-        let tier = DiskTier::open(dir, budget, BS, FreeSpaceMargin::Bytes(0), counters.clone()).unwrap();
+        let tier =
+            DiskTier::open(dir, budget, BS, FreeSpaceMargin::Bytes(0), counters.clone()).unwrap();
         (tier, counters)
     }
 
@@ -511,7 +516,10 @@ mod tests {
         let name = p.file_name().unwrap().to_str().unwrap();
         assert_eq!(parse_file_name(name), Some(key(77)));
         assert_eq!(parse_file_name("zz-1"), None);
-        assert_eq!(parse_file_name(&format!("{}-x", key(0).object.to_hex())), None);
+        assert_eq!(
+            parse_file_name(&format!("{}-x", key(0).object.to_hex())),
+            None
+        );
     }
 
     #[test]

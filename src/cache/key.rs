@@ -135,12 +135,29 @@ mod tests {
     #[test]
     fn ids_differ_when_size_or_mtime_changes() {
         let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let base = ObjectId::versioned("local", "f", Version::Modified { modified: t, size: 10 });
-        let bigger = ObjectId::versioned("local", "f", Version::Modified { modified: t, size: 11 });
+        let base = ObjectId::versioned(
+            "local",
+            "f",
+            Version::Modified {
+                modified: t,
+                size: 10,
+            },
+        );
+        let bigger = ObjectId::versioned(
+            "local",
+            "f",
+            Version::Modified {
+                modified: t,
+                size: 11,
+            },
+        );
         let later = ObjectId::versioned(
             "local",
             "f",
-            Version::Modified { modified: t + Duration::from_nanos(1), size: 10 },
+            Version::Modified {
+                modified: t + Duration::from_nanos(1),
+                size: 10,
+            },
         );
         assert_ne!(base, bigger);
         assert_ne!(base, later);
@@ -158,7 +175,10 @@ mod tests {
         let cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
         assert_eq!(ObjectId::from_cid(cid), ObjectId::from_cid(cid));
         assert_eq!(ObjectId::from_cid(cid).to_hex().len(), 64);
-        assert_ne!(ObjectId::from_cid(cid), ObjectId::versioned("", cid, Version::ETag("")));
+        assert_ne!(
+            ObjectId::from_cid(cid),
+            ObjectId::versioned("", cid, Version::ETag(""))
+        );
     }
 
     #[test]
@@ -174,5 +194,6 @@ mod tests {
     }
 
     /// SHA-256 of the length-prefixed fields, computed independently (Python hashlib).
-    const PINNED_BAFY_HEX: &str = "5a4ecaeb9f2138f44e56167598f452c1bdec00ce6e00aa3cf81dbb66ef036702";
+    const PINNED_BAFY_HEX: &str =
+        "5a4ecaeb9f2138f44e56167598f452c1bdec00ce6e00aa3cf81dbb66ef036702";
 }

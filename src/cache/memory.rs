@@ -115,6 +115,11 @@ mod tests {
             }
             assert!(tier.used_bytes() <= 8 * 4096);
         }
-        assert!(counters.memory_evictions.load(std::sync::atomic::Ordering::Relaxed) >= 56);
+        assert!(
+            counters
+                .memory_evictions
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 56
+        );
     }
 }
