@@ -88,7 +88,7 @@ impl Index {
         self.clock += 1;
         if let Some(old) = self.entries.insert(key, Entry { stamp, size }) {
             self.lru.remove(&old.stamp);
-            self.used -= old.size;
+            self.used = self.used.saturating_sub(old.size);
         }
         self.lru.insert(stamp, key);
         self.used += size;
@@ -98,7 +98,7 @@ impl Index {
         match self.entries.remove(key) {
             Some(e) => {
                 self.lru.remove(&e.stamp);
-                self.used -= e.size;
+                self.used = self.used.saturating_sub(e.size);
                 true
             }
             None => false,
@@ -113,7 +113,7 @@ impl Index {
                 break;
             };
             if let Some(e) = self.entries.remove(&key) {
-                self.used -= e.size;
+                self.used = self.used.saturating_sub(e.size);
             }
             victims.push(key);
         }
@@ -316,7 +316,7 @@ impl DiskTier {
         let result = self.write_file(&path, key, data);
         {
             let mut index = self.lock();
-            index.used -= size;
+            index.used = index.used.saturating_sub(size);
             if result.is_ok() {
                 index.insert(*key, size);
             }
@@ -387,7 +387,8 @@ impl DiskTier {
         let removed = {
             let mut index = self.lock();
             let n = index.entries.len() as u64;
-            let reserved = index.used - index.entries.values().map(|e| e.size).sum::<u64>();
+            let stored: u64 = index.entries.values().map(|e| e.size).sum();
+            let reserved = index.used.saturating_sub(stored);
             *index = Index {
                 used: reserved,
                 clock: index.clock,
