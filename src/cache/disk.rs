@@ -21,7 +21,10 @@
 //! - `used` never exceeds the budget after a write completes, and a write is
 //!   refused when it would leave less than the free-space margin on the
 //!   filesystem;
-//! - no failure here panics: I/O errors become misses or skipped writes.
+//! - no failure here panics: I/O errors become misses or skipped writes;
+//! - one process owns a cache directory (the daemon). A second process using
+//!   it would make the index stale (more misses, budget overshoot) but could
+//!   still never serve wrong bytes, because every read is verified.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
