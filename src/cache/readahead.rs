@@ -1,0 +1,287 @@
+//! Adaptive readahead: per open file, decides which blocks to prefetch after
+//! each kernel read, and a global byte budget for prefetches in flight.
+//!
+//! Pure logic: no I/O, no clock. The policy (the same shape as mountpoint-s3's
+//! prefetcher, written afresh): the first read opens a window of
+//! `initial` bytes past the read; each time a sequential reader has consumed a
+//! whole window, the window doubles, up to `max`; a read that is not near the
+//! previous one (a seek) resets the window to `initial`.
+//!
+//! Invariants: [`Readahead::on_read`] never returns a block at or past EOF,
+//! never returns a block the current read itself covers, and never returns a
+//! block it already returned since the last seek — so the caller can spawn one
+//! fetch per returned index and have several range requests in flight without
+//! duplicates.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::blocks;
+
+/// First window: about one block, cheap enough for a reader that turns out to
+/// be random (mountpoint-s3 and the kernel's own readahead start near here).
+pub const DEFAULT_INITIAL_WINDOW: u64 = 1 << 20;
+/// Largest window: 64 MiB keeps one fast sequential stream busy on high-latency
+/// backends (S3, IPFS gateways) without one file eating the memory tier.
+pub const DEFAULT_MAX_WINDOW: u64 = 64 << 20;
+/// Default global prefetch budget: four files at the full window.
+pub const DEFAULT_PREFETCH_BUDGET: u64 = 4 * DEFAULT_MAX_WINDOW;
+
+/// Readahead state of one open file.
+#[derive(Debug, Clone)]
+pub struct Readahead {
+    block_size: u64,
+    initial: u64,
+    max: u64,
+    /// Current window in bytes.
+    window: u64,
+    /// End offset of the previous read; `None` before the first read.
+    last_end: Option<u64>,
+    /// Offset at which the window next doubles.
+    grow_at: u64,
+    /// Blocks below this index were already returned since the last seek.
+    requested_until: u64,
+}
+
+impl Readahead {
+    /// Default policy: start at 1 MiB, double up to 64 MiB.
+    pub fn new(block_size: u64) -> Self {
+        Self::with_limits(block_size, DEFAULT_INITIAL_WINDOW, DEFAULT_MAX_WINDOW)
+    }
+
+    /// Custom window limits (`initial` is raised to one block, `max` to `initial`).
+    pub fn with_limits(block_size: u64, initial: u64, max: u64) -> Self {
+        let block_size = block_size.max(1);
+        let initial = initial.max(block_size);
+        let max = max.max(initial);
+        Self {
+            block_size,
+            initial,
+            max,
+            window: initial,
+            last_end: None,
+            grow_at: 0,
+            requested_until: 0,
+        }
+    }
+
+    /// Current window in bytes.
+    pub fn window(&self) -> u64 {
+        self.window
+    }
+
+    /// Record a kernel read of `[offset, offset + len)` on a file of `file_size`
+    /// bytes; returns the block indexes to prefetch now (possibly empty).
+    pub fn on_read(&mut self, offset: u64, len: u64, file_size: u64) -> Range<u64> {
+        let bytes = blocks::clip(offset, len, file_size);
+        if bytes.is_empty() {
+            return 0..0;
+        }
+        let end = bytes.end;
+        let sequential = match self.last_end {
+            None => false,
+            // Near the previous read, either way: the kernel issues reads from
+            // several threads and they arrive slightly out of order.
+            Some(prev) => offset.abs_diff(prev) <= self.block_size,
+        };
+        if sequential {
+            if end >= self.grow_at {
+                self.window = self.window.saturating_mul(2).min(self.max);
+                self.grow_at = end.saturating_add(self.window);
+            }
+        } else {
+            self.window = self.initial;
+            self.grow_at = end.saturating_add(self.window);
+            self.requested_until = 0;
+        }
+        self.last_end = Some(end);
+
+        let first_after_read = blocks::block_range(offset, len, file_size, self.block_size).end;
+        let target_end = end.saturating_add(self.window).min(file_size);
+        let last = target_end.div_ceil(self.block_size);
+        let first = first_after_read.max(self.requested_until);
+        if first >= last {
+            return 0..0;
+        }
+        self.requested_until = last;
+        first..last
+    }
+}
+
+/// Global bound on bytes of prefetches in flight, shared by every open file.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PrefetchBudget {
+    sem: Arc<Semaphore>,
+    total: u64,
+}
+
+/// Bytes of budget held by one prefetch; released on drop.
+#[derive(Debug)]
+pub struct PrefetchPermit {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl PrefetchBudget {
+    /// A budget of `bytes` (clamped to what a semaphore can count).
+    pub fn new(bytes: u64) -> Self {
+        let total = bytes.min(Semaphore::MAX_PERMITS as u64);
+        Self {
+            sem: Arc::new(Semaphore::new(total as usize)),
+            total,
+        }
+    }
+
+    /// Total budget in bytes.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Bytes not held by any permit now.
+    pub fn available(&self) -> u64 {
+        self.sem.available_permits() as u64
+    }
+
+    /// Hold `bytes` if that much is free now; `None` means skip this prefetch
+    /// (the later read fetches the block itself).
+    pub fn try_reserve(&self, bytes: u64) -> Option<PrefetchPermit> {
+        let n = self.permits_for(bytes);
+        self.sem
+            .clone()
+            .try_acquire_many_owned(n)
+            .ok()
+            .map(|p| PrefetchPermit { _permit: Some(p) })
+    }
+
+    /// Hold `bytes`, waiting until that much is free.
+    pub async fn reserve(&self, bytes: u64) -> PrefetchPermit {
+        let n = self.permits_for(bytes);
+        // The semaphore is never closed, so the error arm is unreachable; an
+        // empty permit keeps this function total.
+        PrefetchPermit {
+            _permit: self.sem.clone().acquire_many_owned(n).await.ok(),
+        }
+    }
+
+    /// A request larger than the whole budget would wait forever: cap it.
+    fn permits_for(&self, bytes: u64) -> u32 {
+        bytes.min(self.total).min(u32::MAX as u64) as u32
+    }
+}
+
+impl Default for PrefetchBudget {
+    fn default() -> Self {
+        Self::new(DEFAULT_PREFETCH_BUDGET)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MIB: u64 = 1 << 20;
+    const BS: u64 = MIB;
+
+    /// Read a file sequentially in `chunk`-byte reads; returns every prefetch range.
+    fn stream(ra: &mut Readahead, size: u64, chunk: u64) -> Vec<Range<u64>> {
+        let mut out = Vec::new();
+        let mut off = 0;
+        while off < size {
+            out.push(ra.on_read(off, chunk, size));
+            off += chunk;
+        }
+        out
+    }
+
+    #[test]
+    fn first_read_prefetches_about_one_mib_when_file_opens() {
+        let mut ra = Readahead::new(BS);
+        assert_eq!(ra.on_read(0, 128 << 10, 100 * MIB), 1..2);
+        assert_eq!(ra.window(), MIB);
+    }
+
+    #[test]
+    fn window_doubles_up_to_max_when_reads_are_sequential() {
+        let mut ra = Readahead::new(BS);
+        stream(&mut ra, 1024 * MIB, 128 << 10);
+        assert_eq!(ra.window(), DEFAULT_MAX_WINDOW);
+        let mut ra = Readahead::new(BS);
+        ra.on_read(0, 128 << 10, 1024 * MIB);
+        ra.on_read(128 << 10, 128 << 10, 1024 * MIB);
+        assert!(ra.window() <= 2 * MIB, "grows one step at a time");
+    }
+
+    #[test]
+    fn window_resets_when_reader_seeks() {
+        let mut ra = Readahead::new(BS);
+        stream(&mut ra, 300 * MIB, MIB);
+        assert!(ra.window() > DEFAULT_INITIAL_WINDOW);
+        let got = ra.on_read(10 * MIB, 4096, 300 * MIB);
+        assert_eq!(ra.window(), DEFAULT_INITIAL_WINDOW);
+        assert_eq!(got, 11..12);
+    }
+
+    #[test]
+    fn nothing_is_prefetched_when_read_is_at_eof() {
+        let mut ra = Readahead::new(BS);
+        assert_eq!(ra.on_read(10 * MIB, 4096, 10 * MIB), 0..0);
+        assert_eq!(ra.on_read(0, 4096, 0), 0..0);
+        assert_eq!(ra.on_read(MIB - 10, 10, MIB), 0..0);
+    }
+
+    #[test]
+    fn several_blocks_are_in_flight_when_window_is_large() {
+        let mut ra = Readahead::new(BS);
+        let ranges = stream(&mut ra, 200 * MIB, MIB);
+        assert!(ranges.iter().any(|r| r.end - r.start >= 4));
+    }
+
+    #[tokio::test]
+    async fn budget_refuses_when_exhausted_and_frees_when_permit_drops() {
+        let budget = PrefetchBudget::new(2 * MIB);
+        let a = budget.try_reserve(MIB).unwrap();
+        let b = budget.try_reserve(MIB).unwrap();
+        assert!(budget.try_reserve(MIB).is_none());
+        drop(a);
+        assert_eq!(budget.available(), MIB);
+        drop(b);
+        // A request above the total is capped instead of waiting forever.
+        let all = budget.reserve(10 * MIB).await;
+        assert_eq!(budget.available(), 0);
+        drop(all);
+        assert_eq!(budget.available(), 2 * MIB);
+    }
+
+    proptest! {
+        #[test]
+        fn prefetches_stay_in_file_and_never_repeat_when_reads_are_random(
+            size in 0u64..(64 * MIB),
+            block_size in prop::sample::select(vec![4096u64, 65536, MIB]),
+            reads in prop::collection::vec((0u64..(70 * MIB), 1u64..(2 * MIB), any::<bool>()), 1..60),
+        ) {
+            let mut ra = Readahead::new(block_size);
+            let mut seen = std::collections::HashSet::new();
+            let mut last_end = 0u64;
+            for (off, len, seq) in reads {
+                let offset = if seq { last_end } else { off };
+                let seek = ra.last_end.is_none_or(|p| offset.abs_diff(p) > block_size);
+                let empty = blocks::clip(offset, len, size).is_empty();
+                let got = ra.on_read(offset, len, size);
+                let own = blocks::block_range(offset, len, size, block_size);
+                if seek && !empty {
+                    seen.clear();
+                }
+                for i in got.clone() {
+                    prop_assert!(i < blocks::block_count(size, block_size));
+                    prop_assert!(!own.contains(&i));
+                    prop_assert!(seen.insert(i), "block {} returned twice", i);
+                }
+                prop_assert!(ra.window() <= DEFAULT_MAX_WINDOW.max(block_size));
+                last_end = offset.saturating_add(len).min(size);
+            }
+        }
+    }
+}
