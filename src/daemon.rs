@@ -3,8 +3,10 @@
 //! drains pending uploads. Tests run this same wiring.
 
 use crate::backend::Backend;
+use crate::cache::readahead::DEFAULT_PREFETCH_BUDGET;
+use crate::cache::{BlockCache, CacheConfig, PrefetchBudget};
 use crate::config::Config;
-use crate::fs::{staging::StagingDir, Fs, FsOptions, Owner};
+use crate::fs::{staging::StagingDir, Fs, FsOptions, Owner, Reader};
 use crate::fuse::{self, MountOptions};
 use crate::vfs::{MountTree, Router};
 use anyhow::{bail, Context, Result};
@@ -123,14 +125,22 @@ pub fn build_fs(spec: &MountSpec) -> Result<Arc<Fs>> {
             .unwrap_or_else(|| nix::unistd::getegid().as_raw()),
         started: SystemTime::now(),
     };
-    Ok(Arc::new(Fs::new(
+    let cache_cfg = spec
+        .config
+        .cache
+        .clone()
+        .unwrap_or_else(|| CacheConfig::with_dir(spec.home.join("cache")));
+    let cache = BlockCache::open(&cache_cfg).context("opening the block cache")?;
+    let reader = Reader::new(cache, PrefetchBudget::new(DEFAULT_PREFETCH_BUDGET));
+    let fs = Fs::new(
         router,
         staging,
         FsOptions {
             owner,
             ttl: Duration::from_secs_f64(ttl),
         },
-    )))
+    );
+    Ok(Arc::new(fs.with_reader(reader)))
 }
 
 /// Runs a mount until it is unmounted or the process is signalled.

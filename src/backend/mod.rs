@@ -49,6 +49,7 @@ pub struct Backend {
     scheme: String,
     native_rename: bool,
     native_copy: bool,
+    if_match: bool,
 }
 
 /// Size of each piece streamed from a staged file to the service's writer:
@@ -77,6 +78,7 @@ impl Backend {
                 })?;
             }
         }
+        install_tls_provider();
         let iter = options.iter().map(|(k, v)| (k.clone(), v.clone()));
         let op = Operator::via_iter(scheme, iter).map_err(BackendError::from)?;
         let op = op
@@ -91,8 +93,14 @@ impl Backend {
             scheme: scheme.to_string(),
             native_rename: cap.rename,
             native_copy: cap.copy,
+            if_match: cap.read_with_if_match,
             op,
         })
+    }
+
+    /// True for services whose data is on this machine already (fs, memory).
+    pub fn is_local(&self) -> bool {
+        matches!(self.scheme.as_str(), "fs" | "memory")
     }
 
     /// The opendal scheme name.
@@ -142,12 +150,28 @@ impl Backend {
 
     /// Reads `len` bytes at `offset` (fewer at the end of the object).
     pub async fn read(&self, path: &str, offset: u64, len: u64) -> Result<Bytes, BackendError> {
+        self.read_if_match(path, offset, len, None).await
+    }
+
+    /// Like [`Backend::read`]; with `version` (an etag) the service refuses to
+    /// serve another version, where it supports conditional reads.
+    pub async fn read_if_match(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        version: Option<&str>,
+    ) -> Result<Bytes, BackendError> {
         if len == 0 {
             return Ok(Bytes::new());
         }
-        match self.op.read_with(path).range(offset..offset + len).await {
+        let mut req = self.op.read_with(path).range(offset..offset + len);
+        if let (Some(v), true) = (version, self.if_match) {
+            req = req.if_match(v);
+        }
+        match req.await {
             Ok(b) => Ok(b.to_bytes()),
-            Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => {
+            Err(e) if is_short_read(&e) => {
                 // Services refuse a range past the end; a filesystem read
                 // there is short or empty, so clamp to the size and retry.
                 let size = self.op.stat(path).await?.content_length();
@@ -271,6 +295,29 @@ impl Backend {
         self.op.delete_with(&src).recursive(true).await?;
         Ok(())
     }
+}
+
+/// Installs, once per process, rustls's crypto provider (ring) and opendal's
+/// HTTP transport (reqwest), which HTTP services such as S3 need.
+fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        match reqwest::Client::builder().build() {
+            Ok(client) => opendal::HttpTransporter::install_default(
+                opendal_http_transport_reqwest::ReqwestTransport::new(client),
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot build the HTTP client; HTTP backends will fail"),
+        }
+    });
+}
+
+/// A range read that reached past the end of the object: services answer
+/// "range not satisfiable", or a short body that opendal reports as
+/// "reader got too little data".
+fn is_short_read(e: &opendal::Error) -> bool {
+    e.kind() == ErrorKind::RangeNotSatisfied
+        || (e.kind() == ErrorKind::Unexpected && e.to_string().contains("too little data"))
 }
 
 fn dir_key(path: &str) -> String {

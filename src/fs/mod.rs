@@ -15,18 +15,22 @@ mod attr;
 mod errno;
 mod handles;
 mod inodes;
+mod reader;
 pub mod staging;
 
 pub use attr::{Attr, Kind, Owner, BLKSIZE};
 pub use errno::FsError;
 pub use handles::DirEntry;
 pub use inodes::ROOT_INO;
+pub use reader::Reader;
 
 use crate::vfs::{join_abs, Meta, Resolved, Router, Tree, VfsError};
 use bytes::Bytes;
 use handles::{FileState, Handle, Handles, SharedState};
 use inodes::Inodes;
+use reader::ReadCtx;
 use staging::{StagingDir, Target};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -89,6 +93,10 @@ pub struct Fs {
     handles: Handles,
     staging: StagingDir,
     opts: FsOptions,
+    reader: Option<Reader>,
+    /// The object each inode was last opened at, to keep the kernel's page
+    /// cache across opens of an unchanged object.
+    last_seen: std::sync::Mutex<HashMap<u64, crate::cache::ObjectId>>,
 }
 
 type Res<T> = Result<T, FsError>;
@@ -108,7 +116,20 @@ impl Fs {
             handles: Handles::new(),
             staging,
             opts,
+            reader: None,
+            last_seen: Default::default(),
         }
+    }
+
+    /// Reads of unmodified files go through `reader` (block cache + readahead).
+    pub fn with_reader(mut self, reader: Reader) -> Self {
+        self.reader = Some(reader);
+        self
+    }
+
+    /// The cached read path, if configured.
+    pub fn reader(&self) -> Option<&Reader> {
+        self.reader.as_ref()
     }
 
     /// The mount table.
@@ -449,15 +470,29 @@ impl Fs {
             }
             st.opens += 1;
         }
+        let (reader, keep_cache) = self.read_ctx(ino, &vpath, &meta);
         let fh = self.handles.insert(Handle::File {
             ino,
             writable: write,
             state,
+            reader,
         });
-        Ok(Opened {
-            fh,
-            keep_cache: false,
-        })
+        Ok(Opened { fh, keep_cache })
+    }
+
+    /// The cached read context of an open, and whether the kernel may keep
+    /// its pages (the object is the one it saw at the previous open).
+    fn read_ctx(&self, ino: u64, vpath: &str, meta: &Meta) -> (Option<Arc<ReadCtx>>, bool) {
+        let Some(reader) = &self.reader else {
+            return (None, false);
+        };
+        let Resolved::Tree { mount, tree, rel } = self.router.resolve(vpath) else {
+            return (None, false);
+        };
+        let ctx = reader.context(&mount, &rel, tree, meta);
+        let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+        let keep = seen.insert(ino, ctx.obj) == Some(ctx.obj);
+        (Some(Arc::new(ctx)), keep)
     }
 
     /// `create`: a new empty file, opened.
@@ -495,6 +530,7 @@ impl Fs {
             ino,
             writable: true,
             state,
+            reader: None,
         });
         let meta = Meta {
             is_dir: false,
@@ -514,20 +550,33 @@ impl Fs {
 
     fn file_handle(&self, fh: u64) -> Res<(u64, bool, SharedState)> {
         match self.handles.get(fh) {
-            Some(Handle::File { ino, writable, state }) => Ok((ino, writable, state)),
+            Some(Handle::File {
+                ino, writable, state, ..
+            }) => Ok((ino, writable, state)),
             _ => Err(FsError::BadHandle(fh)),
         }
     }
 
     /// `read`.
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Res<Bytes> {
-        let (ino, _, state) = self.file_handle(fh)?;
+        let Some(Handle::File {
+            ino,
+            state,
+            reader: ctx,
+            ..
+        }) = self.handles.get(fh)
+        else {
+            return Err(FsError::BadHandle(fh));
+        };
         let staged = state.lock().await.staged.as_ref().map(|s| s.file());
         if let Some(file) = staged {
             let data = tokio::task::spawn_blocking(move || staging::read_at(&file, offset, size as usize))
                 .await
                 .map_err(std::io::Error::other)??;
             return Ok(Bytes::from(data));
+        }
+        if let (Some(reader), Some(ctx)) = (&self.reader, &ctx) {
+            return reader.read(ctx, offset, size as u64).await;
         }
         let vpath = self.vpath(ino)?;
         match self.router.resolve(&vpath) {
