@@ -50,6 +50,9 @@ pub struct Backend {
     native_rename: bool,
     native_copy: bool,
     if_match: bool,
+    /// The root directory of an `fs` service: opendal renames files only, so
+    /// directories there are renamed with one `rename(2)`.
+    fs_root: Option<std::path::PathBuf>,
 }
 
 /// Size of each piece streamed from a staged file to the service's writer:
@@ -94,6 +97,9 @@ impl Backend {
             native_rename: cap.rename,
             native_copy: cap.copy,
             if_match: cap.read_with_if_match,
+            fs_root: (scheme == "fs")
+                .then(|| options.get("root").map(std::path::PathBuf::from))
+                .flatten(),
             op,
         })
     }
@@ -269,9 +275,17 @@ impl Backend {
 
     /// Renames a directory and everything under it (`to` must not exist or be empty).
     pub async fn rename_dir(&self, from: &str, to: &str) -> Result<(), BackendError> {
-        if self.native_rename {
-            self.op.rename(&dir_key(from), &dir_key(to)).await?;
-            return Ok(());
+        if let Some(root) = &self.fs_root {
+            return tokio::fs::rename(root.join(from), root.join(to))
+                .await
+                .map_err(|e| {
+                    let kind = match e.kind() {
+                        std::io::ErrorKind::NotFound => BackendErrorKind::NotFound,
+                        std::io::ErrorKind::PermissionDenied => BackendErrorKind::PermissionDenied,
+                        _ => BackendErrorKind::Other,
+                    };
+                    BackendError::new(kind, format!("rename {from} -> {to}: {e}"))
+                });
         }
         let src = dir_key(from);
         let dst = dir_key(to);
@@ -364,5 +378,26 @@ mod tests {
             assert_eq!(&b.read("f", 3, 4096).await.unwrap()[..], b"lo");
             assert!(b.read("f", 10, 4096).await.unwrap().is_empty());
         }
+    }
+}
+
+#[cfg(test)]
+mod stat_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn directories_stat_and_rename_without_a_trailing_slash() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("q")).unwrap();
+        let opts = BTreeMap::from([("root".to_string(), d.path().display().to_string())]);
+        let fsb = Backend::open("fs", &opts, Duration::from_secs(5)).unwrap();
+        assert!(fsb.stat("q").await.unwrap().is_dir);
+        std::fs::write(d.path().join("q/f"), b"x").unwrap();
+        fsb.rename_dir("q", "r").await.unwrap();
+        assert!(fsb.stat("r").await.unwrap().is_dir);
+        assert_eq!(fsb.read("r/f", 0, 10).await.unwrap().as_ref(), b"x");
+        let mem = Backend::open("memory", &BTreeMap::new(), Duration::from_secs(5)).unwrap();
+        mem.create_dir("q").await.unwrap();
+        assert!(mem.stat("q").await.unwrap().is_dir);
     }
 }

@@ -12,6 +12,7 @@
 //! upload is an error to close/fsync and the staged data stays on disk.
 
 mod attr;
+mod dircache;
 mod errno;
 mod handles;
 mod inodes;
@@ -26,6 +27,7 @@ pub use reader::Reader;
 
 use crate::vfs::{join_abs, Meta, Resolved, Router, Tree, VfsError};
 use bytes::Bytes;
+use dircache::{parent_of, DirCache, Listing};
 use handles::{FileState, Handle, Handles, SharedState};
 use inodes::Inodes;
 use reader::ReadCtx;
@@ -94,6 +96,7 @@ pub struct Fs {
     staging: StagingDir,
     opts: FsOptions,
     reader: Option<Reader>,
+    dirs: DirCache,
     /// The object each inode was last opened at, to keep the kernel's page
     /// cache across opens of an unchanged object.
     last_seen: std::sync::Mutex<HashMap<u64, crate::cache::ObjectId>>,
@@ -116,6 +119,7 @@ impl Fs {
             handles: Handles::new(),
             staging,
             opts,
+            dirs: DirCache::new(opts.ttl),
             reader: None,
             last_seen: Default::default(),
         }
@@ -185,9 +189,34 @@ impl Fs {
     async fn meta(&self, vpath: &str) -> Res<(Meta, bool)> {
         match self.router.resolve(vpath) {
             Resolved::Synthetic(_) => Ok((Meta::dir(), false)),
-            Resolved::Tree { tree, rel, .. } => Ok((tree.stat(&rel).await?, !tree.read_only())),
+            Resolved::Tree { tree, rel, .. } => {
+                let writable = !tree.read_only();
+                if let (false, Some(parent)) = (rel.is_empty(), parent_of(vpath)) {
+                    let name = vpath.rsplit('/').next().unwrap_or(vpath);
+                    match self.dirs.child(parent, name) {
+                        Some(Some(meta)) => return Ok((meta, writable)),
+                        Some(None) => return Err(VfsError::NotFound.into()),
+                        None => {}
+                    }
+                }
+                Ok((tree.stat(&rel).await?, writable))
+            }
             Resolved::Missing => Err(VfsError::NotFound.into()),
         }
+    }
+
+    /// The listing of a directory in a tree, from the listing cache when fresh.
+    async fn listing(&self, vpath: &str, tree: &Arc<dyn Tree>, rel: &str) -> Res<Listing> {
+        if let Some(l) = self.dirs.get(vpath) {
+            return Ok(l);
+        }
+        let meta = tree.stat(rel).await?;
+        if !meta.is_dir {
+            return Err(VfsError::NotDir.into());
+        }
+        let l: Listing = Arc::new(tree.list(rel).await?);
+        self.dirs.put(vpath, l.clone());
+        Ok(l)
     }
 
     async fn attr_of(&self, ino: u64, meta: Meta, writable: bool) -> Attr {
@@ -371,6 +400,7 @@ impl Fs {
         match place.tree.upload(&place.rel, staged.data_path()).await {
             Ok(_) => {
                 st.dirty = false;
+                self.dirs.invalidate_parent(&vpath);
                 Ok(())
             }
             Err(source) => {
@@ -390,17 +420,12 @@ impl Fs {
         let vpath = self.vpath(ino)?;
         let children: Vec<(String, bool)> = match self.router.resolve(&vpath) {
             Resolved::Synthetic(names) => names.into_iter().map(|n| (n, true)).collect(),
-            Resolved::Tree { tree, rel, .. } => {
-                let meta = tree.stat(&rel).await?;
-                if !meta.is_dir {
-                    return Err(VfsError::NotDir.into());
-                }
-                tree.list(&rel)
-                    .await?
-                    .into_iter()
-                    .map(|(n, m)| (n, m.is_dir))
-                    .collect()
-            }
+            Resolved::Tree { tree, rel, .. } => self
+                .listing(&vpath, &tree, &rel)
+                .await?
+                .iter()
+                .map(|(n, m)| (n.clone(), m.is_dir))
+                .collect(),
             Resolved::Missing => return Err(VfsError::NotFound.into()),
         };
         let mut entries = Vec::with_capacity(children.len() + 2);
@@ -506,6 +531,7 @@ impl Fs {
             Err(e) => return Err(e.into()),
         }
         place.tree.create_file(&place.rel).await?;
+        self.dirs.invalidate_parent(&vpath);
         let ino = self.inodes.lookup(&vpath, false);
         let now = SystemTime::now();
         self.inodes.update_overlay(ino, |o| {
@@ -646,6 +672,7 @@ impl Fs {
             Err(e) => return Err(e.into()),
         }
         place.tree.mkdir(&place.rel).await?;
+        self.dirs.invalidate_parent(&vpath);
         let ino = self.inodes.lookup(&vpath, true);
         self.inodes.update_overlay(ino, |o| {
             *o = inodes::Overlay {
@@ -668,6 +695,7 @@ impl Fs {
             return Err(VfsError::IsDir.into());
         }
         place.tree.remove_file(&place.rel).await?;
+        self.dirs.invalidate_parent(&vpath);
         self.forget_name(&vpath).await;
         Ok(())
     }
@@ -697,6 +725,7 @@ impl Fs {
             return Err(VfsError::NotEmpty.into());
         }
         place.tree.remove_dir(&place.rel).await?;
+        self.dirs.invalidate_tree(&vpath);
         self.inodes.unlink(&vpath);
         Ok(())
     }
@@ -736,6 +765,7 @@ impl Fs {
                     return Err(VfsError::NotEmpty.into());
                 }
                 dst.tree.remove_dir(&dst.rel).await?;
+                self.dirs.invalidate_tree(&to);
             }
             Ok(_) => {}
             Err(VfsError::NotFound) => {}
@@ -752,7 +782,11 @@ impl Fs {
         if let (Some(st), Some(ino)) = (guard.as_deref_mut(), src_ino) {
             self.upload_locked(ino, st).await?;
         }
-        src.tree.rename(&src.rel, &dst.rel, smeta.is_dir).await?;
+        let renamed = src.tree.rename(&src.rel, &dst.rel, smeta.is_dir).await;
+        // Even a failed rename may have done part of its work (emulated renames).
+        self.dirs.invalidate_tree(&from);
+        self.dirs.invalidate_tree(&to);
+        renamed?;
         if let Some(victim) = self.inodes.peek(&to) {
             if let Some(vs) = self.handles.state(victim) {
                 if !state.as_ref().is_some_and(|s| Arc::ptr_eq(s, &vs)) {
