@@ -4,4 +4,5 @@
 //! async core, `vfs/` the `Tree` trait and root router, `mount/` the mount table,
 //! `backend/` the only opendal code, `car/` UnixFS DAGs, CIDs and CAR files.
 
+pub mod car;
 pub mod cli;
