@@ -13,10 +13,18 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Subcommand, Debug)]
-pub enum Command {}
+pub enum Command {
+    /// Print the CID of files and directories (like `ipfs add --only-hash -r`).
+    Cid(crate::car::cli::CidArgs),
+    /// Make, list, verify and unpack CAR files.
+    Car(crate::car::cli::CarArgs),
+}
 
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Cid(args) => crate::car::cli::run_cid(args),
+        Command::Car(args) => crate::car::cli::run_car(args),
+    }
 }

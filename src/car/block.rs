@@ -6,7 +6,7 @@
 //! (post-order), so a CAR written straight from a sink is "root last".
 
 use super::error::Result;
-use cid::multihash::Multihash;
+use multihash::Multihash;
 use cid::Cid;
 use sha2::{Digest, Sha256};
 

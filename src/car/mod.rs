@@ -13,6 +13,8 @@
 //! reaches a sink after the blocks it links to; nothing panics on bad input.
 
 mod block;
+pub mod cli;
+mod cbor;
 mod chunker;
 mod dagpb;
 mod dir;
@@ -22,9 +24,13 @@ mod hamt;
 mod hasher;
 mod pbwire;
 mod profile;
+mod reader;
+mod shard;
 mod unixfs;
+mod unpack;
 mod varint;
 mod walk;
+mod writer;
 
 pub use block::{cid_of_block, BlockSink, Discard, MemorySink, CAR as CAR_CODEC, DAG_PB, RAW};
 pub use dagpb::{decode as decode_dagpb, PbLink, PbNode};
@@ -34,3 +40,7 @@ pub use file::{cid_of_bytes, Built, FileBuilder};
 pub use profile::{Profile, ShardRule};
 pub use unixfs::{Data as UnixfsData, DataType};
 pub use walk::{add_path, cid_of_path, WalkOptions};
+pub use reader::{verify as verify_block, Block, CarReader, MAX_SECTION};
+pub use unpack::{walk as walk_car, CarStore, Kind, Listed};
+pub use writer::{header as car_header, patch_header, placeholder_root, section_len, CarWriter, DfsSpool};
+pub use shard::{ShardInfo, ShardWriter, Sharded, STORACHA_SHARD_SIZE};
