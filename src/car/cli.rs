@@ -8,13 +8,13 @@ use super::profile::Profile;
 use super::shard::{ShardWriter, STORACHA_SHARD_SIZE};
 use super::unpack::{walk, CarStore, Kind};
 use super::walk::{add_path, WalkOptions};
-use super::writer::{patch_header, placeholder_root, CarWriter, DfsSpool};
+use super::pack::{pack_file, Order};
 use super::reader::CarReader;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -56,15 +56,6 @@ pub enum CarCommand {
     Verify(CarFileArgs),
     /// Extract the CAR's root into a directory or file.
     Unpack(UnpackArgs),
-}
-
-/// Block order in a packed CAR.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Order {
-    /// Leaves first, root last (ipfs-car, Storacha); streamed, nothing buffered.
-    RootLast,
-    /// Root first, depth-first pre-order (`ipfs dag export`); spools blocks.
-    Dfs,
 }
 
 /// Arguments of `car pack`.
@@ -216,29 +207,8 @@ fn pack(a: &PackArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let (root, written, blocks) = match a.order {
-        Order::RootLast => {
-            let file = File::create(&a.output).map_err(CarError::path(&a.output))?;
-            let placeholder = placeholder_root(a.profile.root_cid_len());
-            let mut car = CarWriter::new(BufWriter::with_capacity(1 << 20, file), &[placeholder], a.dedup)?;
-            let built = add_path(a.profile, &a.path, &opts, &mut car, &progress)?;
-            let (written, blocks) = (car.written(), car.blocks());
-            let mut file = car.into_inner()?.into_inner().map_err(|e| CarError::Io(e.into_error()))?;
-            patch_header(&mut file, &[placeholder], &[built.cid])?;
-            (built.cid, written, blocks)
-        }
-        Order::Dfs => {
-            let mut spool_name = a.output.clone().into_os_string();
-            spool_name.push(".spool");
-            let mut spool = DfsSpool::create(Path::new(&spool_name))?;
-            let built = add_path(a.profile, &a.path, &opts, &mut spool, &progress)?;
-            let file = File::create(&a.output).map_err(CarError::path(&a.output))?;
-            let car = spool.write_to(&built.cid, BufWriter::with_capacity(1 << 20, file), a.dedup)?;
-            let (written, blocks) = (car.written(), car.blocks());
-            car.into_inner()?;
-            (built.cid, written, blocks)
-        }
-    };
+    let p = pack_file(a.profile, &a.path, &opts, &a.output, a.order, a.dedup, &progress)?;
+    let (root, written, blocks) = (p.root, p.bytes, p.blocks);
     pb.finish_and_clear();
     if a.json {
         println!("{}", json!({"root": root.to_string(), "car": a.output, "bytes": written, "blocks": blocks}));
