@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 /// Top-level command line.
 #[derive(Parser, Debug)]
-#[command(name = "ipfs-kit-fuse", version, about = "Mount storage backends under one directory, with IPFS CIDs and CAR export")]
+#[command(
+    name = "ipfs-kit-fuse",
+    version,
+    about = "Mount storage backends under one directory, with IPFS CIDs and CAR export"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

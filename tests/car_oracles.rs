@@ -8,29 +8,51 @@
 mod car_common;
 
 use car_common::*;
-use ipfs_kit_fuse::car::{add_path, cid_of_path, pack_file, Order, Profile, ShardWriter, WalkOptions};
+use ipfs_kit_fuse::car::{
+    add_path, cid_of_path, pack_file, Order, Profile, ShardWriter, WalkOptions,
+};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn ipfs_car_pack(bin: &Path, input: &Path, out: &Path, extra: &[&str]) -> String {
     let mut cmd = Command::new(bin);
-    cmd.arg("pack").arg(input).args(extra).arg("--output").arg(out);
+    cmd.arg("pack")
+        .arg(input)
+        .args(extra)
+        .arg("--output")
+        .arg(out);
     run(&mut cmd).trim().to_owned()
 }
 
 fn our_pack(profile: Profile, input: &Path, out: &Path, opts: WalkOptions) -> String {
-    pack_file(profile, input, &opts, out, Order::RootLast, false, &|_| {}).unwrap().root.to_string()
+    pack_file(profile, input, &opts, out, Order::RootLast, false, &|_| {})
+        .unwrap()
+        .root
+        .to_string()
 }
 
 fn assert_same_file(a: &Path, b: &Path) {
     let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
-    assert!(x == y, "{} ({} bytes) differs from {} ({} bytes)", a.display(), x.len(), b.display(), y.len());
+    assert!(
+        x == y,
+        "{} ({} bytes) differs from {} ({} bytes)",
+        a.display(),
+        x.len(),
+        b.display(),
+        y.len()
+    );
 }
 
 fn kubo_cids(paths: &[PathBuf], repo: &Path) -> Option<HashMap<PathBuf, String>> {
     let (lib, script) = kubo()?;
-    let out = run(Command::new("python3").arg(script).arg("--lib").arg(lib).arg("--repo").arg(repo).args(paths));
+    let out = run(Command::new("python3")
+        .arg(script)
+        .arg("--lib")
+        .arg(lib)
+        .arg("--repo")
+        .arg(repo)
+        .args(paths));
     Some(
         out.lines()
             .filter_map(|l| l.split_once('\t'))
@@ -45,16 +67,42 @@ fn files_match_ipfs_car_when_corpus_files() {
     let tmp = tempfile::tempdir().unwrap();
     let files = write_files(&tmp.path().join("in"));
     for (i, f) in files.iter().enumerate() {
-        let (theirs, ours) = (tmp.path().join(format!("t{i}.car")), tmp.path().join(format!("o{i}.car")));
+        let (theirs, ours) = (
+            tmp.path().join(format!("t{i}.car")),
+            tmp.path().join(format!("o{i}.car")),
+        );
         let root = ipfs_car_pack(&bin, f, &theirs, &["--no-wrap"]);
-        assert_eq!(cid_of_path(Profile::UnixfsV1_2025, f, false).unwrap().to_string(), root, "v1 {}", f.display());
-        assert_eq!(our_pack(Profile::IpfsCar, f, &ours, WalkOptions::default()), root, "ipfs-car {}", f.display());
+        assert_eq!(
+            cid_of_path(Profile::UnixfsV1_2025, f, false)
+                .unwrap()
+                .to_string(),
+            root,
+            "v1 {}",
+            f.display()
+        );
+        assert_eq!(
+            our_pack(Profile::IpfsCar, f, &ours, WalkOptions::default()),
+            root,
+            "ipfs-car {}",
+            f.display()
+        );
         assert_same_file(&theirs, &ours);
     }
     // ipfs-car's default --wrap.
     let (theirs, ours) = (tmp.path().join("tw.car"), tmp.path().join("ow.car"));
     let root = ipfs_car_pack(&bin, &files[7], &theirs, &[]);
-    assert_eq!(our_pack(Profile::IpfsCar, &files[7], &ours, WalkOptions { wrap: true, hidden: false }), root);
+    assert_eq!(
+        our_pack(
+            Profile::IpfsCar,
+            &files[7],
+            &ours,
+            WalkOptions {
+                wrap: true,
+                hidden: false
+            }
+        ),
+        root
+    );
     assert_same_file(&theirs, &ours);
 }
 
@@ -62,10 +110,14 @@ fn files_match_ipfs_car_when_corpus_files() {
 fn files_match_kubo_when_profile_v0() {
     let tmp = tempfile::tempdir().unwrap();
     let files = write_files(&tmp.path().join("in"));
-    let Some(cids) = kubo_cids(&files, &tmp.path().join("repo")) else { return };
+    let Some(cids) = kubo_cids(&files, &tmp.path().join("repo")) else {
+        return;
+    };
     assert_eq!(cids.len(), files.len());
     for f in &files {
-        let ours = cid_of_path(Profile::UnixfsV0_2015, f, true).unwrap().to_string();
+        let ours = cid_of_path(Profile::UnixfsV0_2015, f, true)
+            .unwrap()
+            .to_string();
         assert_eq!(Some(&ours), cids.get(f), "{}", f.display());
     }
 }
@@ -93,15 +145,38 @@ fn directories_match_ipfs_car_when_corpus_trees() {
     for (i, d) in dirs.iter().enumerate() {
         for hidden in [false, true] {
             let flags: &[&str] = if hidden { &["-H"] } else { &[] };
-            let (theirs, ours) = (tmp.path().join(format!("t{i}{hidden}.car")), tmp.path().join(format!("o{i}{hidden}.car")));
+            let (theirs, ours) = (
+                tmp.path().join(format!("t{i}{hidden}.car")),
+                tmp.path().join(format!("o{i}{hidden}.car")),
+            );
             let root = ipfs_car_pack(&bin, d, &theirs, flags);
-            assert_eq!(cid_of_path(Profile::IpfsCar, d, hidden).unwrap().to_string(), root, "{}", d.display());
-            let opts = WalkOptions { hidden, wrap: false };
-            assert_eq!(our_pack(Profile::IpfsCar, d, &ours, opts), root, "{}", d.display());
+            assert_eq!(
+                cid_of_path(Profile::IpfsCar, d, hidden)
+                    .unwrap()
+                    .to_string(),
+                root,
+                "{}",
+                d.display()
+            );
+            let opts = WalkOptions {
+                hidden,
+                wrap: false,
+            };
+            assert_eq!(
+                our_pack(Profile::IpfsCar, d, &ours, opts),
+                root,
+                "{}",
+                d.display()
+            );
             assert_same_file(&theirs, &ours);
             if d.ends_with("plain") {
                 // No HAMT, empty dir, symlink or hidden file: v1-2025 agrees with ipfs-car.
-                assert_eq!(cid_of_path(Profile::UnixfsV1_2025, d, hidden).unwrap().to_string(), root);
+                assert_eq!(
+                    cid_of_path(Profile::UnixfsV1_2025, d, hidden)
+                        .unwrap()
+                        .to_string(),
+                    root
+                );
             }
         }
     }
@@ -111,9 +186,13 @@ fn directories_match_ipfs_car_when_corpus_trees() {
 fn directories_match_kubo_when_profile_v0() {
     let tmp = tempfile::tempdir().unwrap();
     let dirs = dir_corpus(&tmp.path().join("in"));
-    let Some(cids) = kubo_cids(&dirs, &tmp.path().join("repo")) else { return };
+    let Some(cids) = kubo_cids(&dirs, &tmp.path().join("repo")) else {
+        return;
+    };
     for d in &dirs {
-        let ours = cid_of_path(Profile::UnixfsV0_2015, d, true).unwrap().to_string();
+        let ours = cid_of_path(Profile::UnixfsV0_2015, d, true)
+            .unwrap()
+            .to_string();
         assert_eq!(Some(&ours), cids.get(d), "{}", d.display());
     }
 }
@@ -132,11 +211,30 @@ fn ipfs_car_accepts_our_cars_when_verifying_and_unpacking() {
     ];
     for (i, (profile, order, dedup)) in cases.into_iter().enumerate() {
         let car = tmp.path().join(format!("c{i}.car"));
-        pack_file(profile, &plain, &WalkOptions::default(), &car, order, dedup, &|_| {}).unwrap();
+        pack_file(
+            profile,
+            &plain,
+            &WalkOptions::default(),
+            &car,
+            order,
+            dedup,
+            &|_| {},
+        )
+        .unwrap();
         run(Command::new(&bin).arg("blocks").arg(&car).arg("--verify"));
         let out = tmp.path().join(format!("u{i}"));
-        run(Command::new(&bin).arg("unpack").arg(&car).arg("--verify").arg("--output").arg(&out));
-        for rel in ["a/y/z.bin", "日本語/ファイル.txt", "z/deep/er/still/leaf", "b-dup2.bin"] {
+        run(Command::new(&bin)
+            .arg("unpack")
+            .arg(&car)
+            .arg("--verify")
+            .arg("--output")
+            .arg(&out));
+        for rel in [
+            "a/y/z.bin",
+            "日本語/ファイル.txt",
+            "z/deep/er/still/leaf",
+            "b-dup2.bin",
+        ] {
             assert_same_file(&plain.join(rel), &out.join(rel));
         }
     }
@@ -144,7 +242,12 @@ fn ipfs_car_accepts_our_cars_when_verifying_and_unpacking() {
 
 fn storacha_dry_run(script: &Path, input: &Path, shard_size: u64, out: &Path) -> serde_json::Value {
     let mut cmd = Command::new("node");
-    cmd.arg(script).arg(input).arg("--shard-size").arg(shard_size.to_string()).arg("--out").arg(out);
+    cmd.arg(script)
+        .arg(input)
+        .arg("--shard-size")
+        .arg(shard_size.to_string())
+        .arg("--out")
+        .arg(out);
     serde_json::from_str(&run(&mut cmd)).unwrap()
 }
 
@@ -156,15 +259,33 @@ fn shards_and_index_match_storacha_when_dry_run() {
     write_tree(&plain, false);
     let flat = tmp.path().join("flat1001");
     write_flat(&flat, 1001, 8);
-    for (i, (dir, size)) in [(&plain, 1_100_000u64), (&plain, 2_500_000), (&flat, 133_169_152)].into_iter().enumerate() {
+    for (i, (dir, size)) in [
+        (&plain, 1_100_000u64),
+        (&plain, 2_500_000),
+        (&flat, 133_169_152),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let theirs = storacha_dry_run(&script, dir, size, &tmp.path().join(format!("t{i}")));
         let out = tmp.path().join(format!("o{i}"));
         let mut sw = ShardWriter::create(&out, size).unwrap();
-        let built = add_path(Profile::IpfsCar, dir, &WalkOptions::default(), &mut sw, &|_| {}).unwrap();
+        let built = add_path(
+            Profile::IpfsCar,
+            dir,
+            &WalkOptions::default(),
+            &mut sw,
+            &|_| {},
+        )
+        .unwrap();
         let ours = sw.finish(&built.cid).unwrap();
         assert_eq!(theirs["root"], ours.root.to_string());
         let their_shards = theirs["shards"].as_array().unwrap();
-        assert_eq!(their_shards.len(), ours.shards.len(), "shard count for size {size}");
+        assert_eq!(
+            their_shards.len(),
+            ours.shards.len(),
+            "shard count for size {size}"
+        );
         for (t, o) in their_shards.iter().zip(&ours.shards) {
             assert_eq!(t["shard"], o.cid.to_string());
             assert_eq!(t["size"], o.size);

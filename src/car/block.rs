@@ -6,8 +6,8 @@
 //! (post-order), so a CAR written straight from a sink is "root last".
 
 use super::error::Result;
-use multihash::Multihash;
 use cid::Cid;
+use multihash::Multihash;
 use sha2::{Digest, Sha256};
 
 /// Multicodec of dag-pb.

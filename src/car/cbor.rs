@@ -69,7 +69,11 @@ pub fn encode(v: &Value, out: &mut Vec<u8>) {
         }
         Value::Map(entries) => {
             let mut sorted: Vec<&(String, Value)> = entries.iter().collect();
-            sorted.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.as_bytes().cmp(b.0.as_bytes())));
+            sorted.sort_by(|a, b| {
+                a.0.len()
+                    .cmp(&b.0.len())
+                    .then_with(|| a.0.as_bytes().cmp(b.0.as_bytes()))
+            });
             put_head(out, 5, sorted.len() as u64);
             for (k, v) in sorted {
                 put_head(out, 3, k.len() as u64);
@@ -123,8 +127,12 @@ impl Decoder<'_> {
         let v = match info {
             0..=23 => u64::from(info),
             24 => u64::from(self.take(1)?[0]),
-            25 => u64::from(u16::from_be_bytes(self.take(2)?.try_into().unwrap_or_default())),
-            26 => u64::from(u32::from_be_bytes(self.take(4)?.try_into().unwrap_or_default())),
+            25 => u64::from(u16::from_be_bytes(
+                self.take(2)?.try_into().unwrap_or_default(),
+            )),
+            26 => u64::from(u32::from_be_bytes(
+                self.take(4)?.try_into().unwrap_or_default(),
+            )),
             27 => u64::from_be_bytes(self.take(8)?.try_into().unwrap_or_default()),
             _ => return Err(self.err("indefinite lengths are not DAG-CBOR")),
         };
@@ -139,7 +147,10 @@ impl Decoder<'_> {
         Ok(match major {
             0 => Value::Uint(v),
             2 => Value::Bytes(self.take(v)?.to_vec()),
-            3 => Value::Text(String::from_utf8(self.take(v)?.to_vec()).map_err(|_| self.err("text is not UTF-8"))?),
+            3 => Value::Text(
+                String::from_utf8(self.take(v)?.to_vec())
+                    .map_err(|_| self.err("text is not UTF-8"))?,
+            ),
             4 => {
                 // Each item takes at least one byte: bound the count by what is left.
                 if v > (self.buf.len() - self.pos) as u64 {
@@ -181,7 +192,12 @@ impl Decoder<'_> {
 
 /// Decode one value that must fill `buf`; `base` is its offset for errors.
 pub fn decode(buf: &[u8], what: &'static str, base: u64) -> Result<Value> {
-    let mut d = Decoder { buf, pos: 0, what, base };
+    let mut d = Decoder {
+        buf,
+        pos: 0,
+        what,
+        base,
+    };
     let v = d.value(0)?;
     if d.pos != buf.len() {
         return Err(d.err("trailing bytes"));
@@ -205,7 +221,9 @@ mod tests {
 
     #[test]
     fn decode_inverts_encode_when_map_has_links() {
-        let cid: Cid = "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354".parse().unwrap();
+        let cid: Cid = "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354"
+            .parse()
+            .unwrap();
         let v = Value::Map(vec![
             ("version".into(), Value::Uint(1)),
             ("roots".into(), Value::Array(vec![Value::Link(cid)])),
@@ -217,6 +235,11 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(decode(&bytes[..cut], "t", 0).is_err());
         }
-        assert!(decode(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], "t", 0).is_err());
+        assert!(decode(
+            &[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            "t",
+            0
+        )
+        .is_err());
     }
 }

@@ -19,7 +19,12 @@ impl Chunker {
     /// A chunker for `size`-byte chunks (`size` >= 1).
     pub fn new(size: usize) -> Self {
         let size = size.max(1);
-        Chunker { size, buf: Vec::new(), spare: Vec::new(), emitted: false }
+        Chunker {
+            size,
+            buf: Vec::new(),
+            spare: Vec::new(),
+            emitted: false,
+        }
     }
 
     /// Give back a spent chunk buffer so the next chunk reuses its memory.
@@ -32,7 +37,9 @@ impl Chunker {
     }
 
     fn fresh(&mut self) -> Vec<u8> {
-        self.spare.pop().unwrap_or_else(|| Vec::with_capacity(self.size))
+        self.spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.size))
     }
 
     /// Consume bytes from the front of `data` until a chunk is complete and
@@ -92,7 +99,10 @@ mod tests {
     #[test]
     fn yields_exact_chunks_when_pieces_straddle_boundaries() {
         let got = split(4, &[b"ab", b"cdefg", b"h", b"ij"]);
-        assert_eq!(got, vec![b"abcd".to_vec(), b"efgh".to_vec(), b"ij".to_vec()]);
+        assert_eq!(
+            got,
+            vec![b"abcd".to_vec(), b"efgh".to_vec(), b"ij".to_vec()]
+        );
         assert_eq!(split(2, &[b"abcd"]), vec![b"ab".to_vec(), b"cd".to_vec()]);
     }
 }

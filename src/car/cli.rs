@@ -4,12 +4,12 @@
 //! progress bar (stderr, inputs over [`PROGRESS_MIN`] bytes, terminals only).
 
 use super::error::{CarError, Result};
+use super::pack::{pack_file, Order};
 use super::profile::Profile;
+use super::reader::CarReader;
 use super::shard::{ShardWriter, STORACHA_SHARD_SIZE};
 use super::unpack::{walk, CarStore, Kind};
 use super::walk::{add_path, WalkOptions};
-use super::pack::{pack_file, Order};
-use super::reader::CarReader;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -120,10 +120,16 @@ fn fail(e: CarError) -> ExitCode {
 
 /// Total bytes of regular files under `path` (for the progress bar; best effort).
 fn input_size(path: &Path) -> u64 {
-    let Ok(md) = std::fs::symlink_metadata(path) else { return 0 };
+    let Ok(md) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
     if md.is_dir() {
         std::fs::read_dir(path)
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| input_size(&e.path())).sum())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| input_size(&e.path()))
+                    .sum()
+            })
             .unwrap_or(0)
     } else if md.is_file() {
         md.len()
@@ -138,7 +144,9 @@ fn progress_for(path: &Path) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+    {
         pb.set_style(style);
     }
     pb
@@ -149,12 +157,20 @@ pub fn run_cid(args: CidArgs) -> ExitCode {
     let mut status = ExitCode::SUCCESS;
     for path in &args.paths {
         let pb = progress_for(path);
-        let opts = WalkOptions { hidden: args.hidden, wrap: false };
-        match add_path(args.profile, path, &opts, &mut super::Discard, &|n| pb.inc(n)) {
+        let opts = WalkOptions {
+            hidden: args.hidden,
+            wrap: false,
+        };
+        match add_path(args.profile, path, &opts, &mut super::Discard, &|n| {
+            pb.inc(n)
+        }) {
             Ok(b) => {
                 pb.finish_and_clear();
                 if args.json {
-                    println!("{}", json!({"cid": b.cid.to_string(), "path": path, "size": b.dag_size}));
+                    println!(
+                        "{}",
+                        json!({"cid": b.cid.to_string(), "path": path, "size": b.dag_size})
+                    );
                 } else {
                     println!("{}  {}", b.cid, path.display());
                 }
@@ -181,7 +197,10 @@ pub fn run_car(args: CarArgs) -> ExitCode {
 }
 
 fn pack(a: &PackArgs) -> Result<()> {
-    let opts = WalkOptions { hidden: a.hidden, wrap: a.wrap };
+    let opts = WalkOptions {
+        hidden: a.hidden,
+        wrap: a.wrap,
+    };
     let pb = progress_for(&a.path);
     let progress = |n| pb.inc(n);
     if let Some(size) = a.shard_size {
@@ -197,7 +216,10 @@ fn pack(a: &PackArgs) -> Result<()> {
                 .map(|s| json!({"shard": s.cid.to_string(), "size": s.size, "blocks": s.blocks,
                     "roots": s.roots.iter().map(|r| r.to_string()).collect::<Vec<_>>(), "path": s.path}))
                 .collect();
-            println!("{}", json!({"root": out.root.to_string(), "shards": shards, "index": out.index.to_string(), "indexPath": out.index_path}));
+            println!(
+                "{}",
+                json!({"root": out.root.to_string(), "shards": shards, "index": out.index.to_string(), "indexPath": out.index_path})
+            );
         } else {
             println!("{}", out.root);
             for s in &out.shards {
@@ -207,11 +229,16 @@ fn pack(a: &PackArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let p = pack_file(a.profile, &a.path, &opts, &a.output, a.order, a.dedup, &progress)?;
+    let p = pack_file(
+        a.profile, &a.path, &opts, &a.output, a.order, a.dedup, &progress,
+    )?;
     let (root, written, blocks) = (p.root, p.bytes, p.blocks);
     pb.finish_and_clear();
     if a.json {
-        println!("{}", json!({"root": root.to_string(), "car": a.output, "bytes": written, "blocks": blocks}));
+        println!(
+            "{}",
+            json!({"root": root.to_string(), "car": a.output, "bytes": written, "blocks": blocks})
+        );
     } else {
         println!("{root}");
     }
@@ -226,7 +253,10 @@ fn ls(a: &CarFileArgs) -> Result<()> {
         let mut r = CarReader::new(BufReader::new(f))?;
         while let Some(b) = r.next_block()? {
             if a.json {
-                println!("{}", json!({"cid": b.cid.to_string(), "size": b.data.len(), "offset": b.offset}));
+                println!(
+                    "{}",
+                    json!({"cid": b.cid.to_string(), "size": b.data.len(), "offset": b.offset})
+                );
             } else {
                 println!("{}  {}", b.cid, b.data.len());
             }
@@ -235,14 +265,21 @@ fn ls(a: &CarFileArgs) -> Result<()> {
     }
     for root in roots {
         for item in walk(&mut store, &root, None)? {
-            let path = if item.path.is_empty() { root.to_string() } else { format!("{root}/{}", item.path) };
+            let path = if item.path.is_empty() {
+                root.to_string()
+            } else {
+                format!("{root}/{}", item.path)
+            };
             let (kind, size) = match &item.kind {
                 Kind::Dir => ("dir", 0),
                 Kind::File(n) => ("file", *n),
                 Kind::Symlink(_) => ("symlink", 0),
             };
             if a.json {
-                println!("{}", json!({"cid": item.cid.to_string(), "path": path, "type": kind, "size": size}));
+                println!(
+                    "{}",
+                    json!({"cid": item.cid.to_string(), "path": path, "type": kind, "size": size})
+                );
             } else {
                 println!("{}  {}", item.cid, path);
             }
@@ -262,7 +299,11 @@ fn verify(a: &CarFileArgs) -> Result<()> {
         bytes += b.data.len() as u64;
         seen.insert(b.cid);
     }
-    let missing: Vec<String> = roots.iter().filter(|c| !seen.contains(c)).map(|c| c.to_string()).collect();
+    let missing: Vec<String> = roots
+        .iter()
+        .filter(|c| !seen.contains(c))
+        .map(|c| c.to_string())
+        .collect();
     if a.json {
         println!(
             "{}",
@@ -270,7 +311,10 @@ fn verify(a: &CarFileArgs) -> Result<()> {
                 "roots": roots.iter().map(|c| c.to_string()).collect::<Vec<_>>(), "missingRoots": missing})
         );
     } else {
-        println!("ok: CARv{}, {blocks} blocks verified, {bytes} bytes", r.version());
+        println!(
+            "ok: CARv{}, {blocks} blocks verified, {bytes} bytes",
+            r.version()
+        );
         for m in &missing {
             println!("warning: root {m} is not in this CAR");
         }
@@ -280,18 +324,31 @@ fn verify(a: &CarFileArgs) -> Result<()> {
 
 fn unpack(a: &UnpackArgs) -> Result<()> {
     let mut store = CarStore::open(&a.car)?;
-    let root = *store.roots().first().ok_or_else(|| CarError::Invalid("the CAR has no root to unpack".into()))?;
-    let out = a.output.clone().unwrap_or_else(|| PathBuf::from(root.to_string()));
-    let empty_dir = std::fs::read_dir(&out).map(|mut d| d.next().is_none()).unwrap_or(false);
+    let root = *store
+        .roots()
+        .first()
+        .ok_or_else(|| CarError::Invalid("the CAR has no root to unpack".into()))?;
+    let out = a
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(root.to_string()));
+    let empty_dir = std::fs::read_dir(&out)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
     if out.exists() && !empty_dir {
-        return Err(CarError::Invalid(format!("{} already exists", out.display())));
+        return Err(CarError::Invalid(format!(
+            "{} already exists",
+            out.display()
+        )));
     }
     let listed = walk(&mut store, &root, Some(&out))?;
     if a.json {
-        println!("{}", json!({"root": root.to_string(), "output": out, "entries": listed.len()}));
+        println!(
+            "{}",
+            json!({"root": root.to_string(), "output": out, "entries": listed.len()})
+        );
     } else {
         println!("{root}  {}", out.display());
     }
     Ok(())
 }
-

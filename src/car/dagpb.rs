@@ -70,11 +70,19 @@ pub fn decode(bytes: &[u8]) -> Result<PbNode> {
     let mut fields = Fields::new(bytes, WHAT);
     loop {
         let at = fields.offset();
-        let Some((field, value)) = fields.next_field()? else { break };
+        let Some((field, value)) = fields.next_field()? else {
+            break;
+        };
         match (field, value) {
             (1, Value::Bytes(d)) if node.data.is_none() => node.data = Some(d.to_vec()),
             (2, Value::Bytes(l)) if node.data.is_none() => node.links.push(decode_link(l, at)?),
-            _ => return Err(CarError::malformed(WHAT, at, format!("unexpected field {field}"))),
+            _ => {
+                return Err(CarError::malformed(
+                    WHAT,
+                    at,
+                    format!("unexpected field {field}"),
+                ))
+            }
         }
     }
     Ok(node)
@@ -89,14 +97,23 @@ fn decode_link(bytes: &[u8], at: u64) -> Result<PbLink> {
     while let Some((field, value)) = fields.next_field()? {
         match (field, value) {
             (1, Value::Bytes(h)) => {
-                cid = Some(Cid::try_from(h).map_err(|e| CarError::malformed(WHAT, at, format!("bad CID: {e}")))?)
+                cid = Some(
+                    Cid::try_from(h)
+                        .map_err(|e| CarError::malformed(WHAT, at, format!("bad CID: {e}")))?,
+                )
             }
             (2, Value::Bytes(n)) => {
                 name = String::from_utf8(n.to_vec())
                     .map_err(|_| CarError::malformed(WHAT, at, "name is not UTF-8"))?
             }
             (3, Value::Uint(t)) => tsize = t,
-            _ => return Err(CarError::malformed(WHAT, at, format!("unexpected field {field}"))),
+            _ => {
+                return Err(CarError::malformed(
+                    WHAT,
+                    at,
+                    format!("unexpected field {field}"),
+                ))
+            }
         }
     }
     let cid = cid.ok_or_else(|| CarError::malformed(WHAT, at, "link without Hash"))?;
@@ -109,10 +126,20 @@ mod tests {
 
     #[test]
     fn decode_inverts_encode_when_node_has_links_and_data() {
-        let cid: Cid = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn".parse().unwrap();
+        let cid: Cid = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
+            .parse()
+            .unwrap();
         let links = vec![
-            PbLink { cid, name: String::new(), tsize: 4 },
-            PbLink { cid, name: "é".into(), tsize: 300 },
+            PbLink {
+                cid,
+                name: String::new(),
+                tsize: 4,
+            },
+            PbLink {
+                cid,
+                name: "é".into(),
+                tsize: 300,
+            },
         ];
         let bytes = encode(&links, &[8, 1]);
         assert_eq!(bytes.len(), encoded_len(&links, 2));
@@ -123,8 +150,17 @@ mod tests {
 
     #[test]
     fn decode_errors_when_bytes_truncated_or_garbage() {
-        let cid: Cid = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn".parse().unwrap();
-        let bytes = encode(&[PbLink { cid, name: "a".into(), tsize: 1 }], &[8, 1]);
+        let cid: Cid = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
+            .parse()
+            .unwrap();
+        let bytes = encode(
+            &[PbLink {
+                cid,
+                name: "a".into(),
+                tsize: 1,
+            }],
+            &[8, 1],
+        );
         for cut in 0..bytes.len() {
             let _ = decode(&bytes[..cut]); // must not panic
         }

@@ -24,7 +24,9 @@ pub struct DirBuilder {
 /// Refuse names that cannot be a single path component.
 pub fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
-        return Err(CarError::Invalid(format!("bad directory entry name {name:?}")));
+        return Err(CarError::Invalid(format!(
+            "bad directory entry name {name:?}"
+        )));
     }
     Ok(())
 }
@@ -32,7 +34,10 @@ pub fn check_name(name: &str) -> Result<()> {
 impl DirBuilder {
     /// An empty directory for `profile`.
     pub fn new(profile: Profile) -> Self {
-        DirBuilder { profile, entries: Vec::new() }
+        DirBuilder {
+            profile,
+            entries: Vec::new(),
+        }
     }
 
     /// Number of entries so far.
@@ -48,7 +53,11 @@ impl DirBuilder {
     /// Add an entry: its name, root CID and cumulative DAG size.
     pub fn add(&mut self, name: &str, cid: Cid, dag_size: u64) -> Result<()> {
         check_name(name)?;
-        self.entries.push(PbLink { cid, name: name.to_owned(), tsize: dag_size });
+        self.entries.push(PbLink {
+            cid,
+            name: name.to_owned(),
+            tsize: dag_size,
+        });
         Ok(())
     }
 
@@ -57,7 +66,11 @@ impl DirBuilder {
         match rule {
             ShardRule::EntriesOver(n) => entries.len() > n,
             ShardRule::LinksBytesOver(n) => {
-                entries.iter().map(|l| l.name.len() + l.cid.encoded_len()).sum::<usize>() > n
+                entries
+                    .iter()
+                    .map(|l| l.name.len() + l.cid.encoded_len())
+                    .sum::<usize>()
+                    > n
             }
             ShardRule::BlockBytesOver(n) => basic_len() > n,
         }
@@ -65,22 +78,36 @@ impl DirBuilder {
 
     /// Emit the directory into `sink` and return its root.
     pub fn finish(mut self, sink: &mut dyn BlockSink) -> Result<Built> {
-        self.entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        self.entries
+            .sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         if let Some(w) = self.entries.windows(2).find(|w| w[0].name == w[1].name) {
-            return Err(CarError::Invalid(format!("duplicate directory entry {:?}", w[0].name)));
+            return Err(CarError::Invalid(format!(
+                "duplicate directory entry {:?}",
+                w[0].name
+            )));
         }
         let v0 = self.profile.cid_v0();
         let dir_data = Data::new(DataType::Directory).encode();
         let entries = self.entries;
-        if Self::needs_hamt(self.profile.shard_rule(), &entries, || dagpb::encoded_len(&entries, dir_data.len())) {
+        if Self::needs_hamt(self.profile.shard_rule(), &entries, || {
+            dagpb::encoded_len(&entries, dir_data.len())
+        }) {
             let (cid, dag_size) = hamt::build(entries, v0, sink)?;
-            return Ok(Built { cid, size: 0, dag_size });
+            return Ok(Built {
+                cid,
+                size: 0,
+                dag_size,
+            });
         }
         let bytes = dagpb::encode(&entries, &dir_data);
         let cid = cid_of_block(v0, DAG_PB, &bytes);
         sink.put(&cid, &bytes)?;
         let dag_size = bytes.len() as u64 + entries.iter().map(|l| l.tsize).sum::<u64>();
-        Ok(Built { cid, size: 0, dag_size })
+        Ok(Built {
+            cid,
+            size: 0,
+            dag_size,
+        })
     }
 }
 
@@ -91,7 +118,11 @@ pub fn symlink(profile: Profile, target: &[u8], sink: &mut dyn BlockSink) -> Res
     let bytes = dagpb::encode(&[], &data.encode());
     let cid = cid_of_block(profile.cid_v0(), DAG_PB, &bytes);
     sink.put(&cid, &bytes)?;
-    Ok(Built { cid, size: 0, dag_size: bytes.len() as u64 })
+    Ok(Built {
+        cid,
+        size: 0,
+        dag_size: bytes.len() as u64,
+    })
 }
 
 #[cfg(test)]
@@ -101,10 +132,20 @@ mod tests {
 
     #[test]
     fn empty_directory_matches_published_cids_when_finished() {
-        let v1 = DirBuilder::new(Profile::UnixfsV1_2025).finish(&mut Discard).unwrap();
-        assert_eq!(v1.cid.to_string(), "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354");
-        let v0 = DirBuilder::new(Profile::UnixfsV0_2015).finish(&mut Discard).unwrap();
-        assert_eq!(v0.cid.to_string(), "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn");
+        let v1 = DirBuilder::new(Profile::UnixfsV1_2025)
+            .finish(&mut Discard)
+            .unwrap();
+        assert_eq!(
+            v1.cid.to_string(),
+            "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354"
+        );
+        let v0 = DirBuilder::new(Profile::UnixfsV0_2015)
+            .finish(&mut Discard)
+            .unwrap();
+        assert_eq!(
+            v0.cid.to_string(),
+            "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
+        );
     }
 
     #[test]
@@ -119,6 +160,8 @@ mod tests {
     }
 
     fn v_cid() -> Cid {
-        "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku".parse().unwrap()
+        "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+            .parse()
+            .unwrap()
     }
 }

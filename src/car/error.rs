@@ -54,7 +54,11 @@ pub enum CarError {
 impl CarError {
     /// Shorthand for [`CarError::Malformed`].
     pub(crate) fn malformed(what: &'static str, offset: u64, reason: impl Into<String>) -> Self {
-        CarError::Malformed { what, offset, reason: reason.into() }
+        CarError::Malformed {
+            what,
+            offset,
+            reason: reason.into(),
+        }
     }
 
     /// Attach a path to an I/O error.

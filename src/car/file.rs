@@ -91,7 +91,11 @@ impl<'s> FileBuilder<'s> {
     }
 
     /// Feed everything `reader` yields.
-    pub fn write_from(&mut self, reader: &mut dyn std::io::Read, progress: &dyn Fn(u64)) -> Result<()> {
+    pub fn write_from(
+        &mut self,
+        reader: &mut dyn std::io::Read,
+        progress: &dyn Fn(u64),
+    ) -> Result<()> {
         // 256 KiB reads: large enough for few syscalls, small next to a chunk.
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -123,12 +127,21 @@ impl<'s> FileBuilder<'s> {
             }
             self.pool = Some(pool);
         }
-        let pool = self.pool.as_mut().expect("pool started above");
-        pool.submit(chunk)?;
+        if let Some(pool) = self.pool.as_mut() {
+            pool.submit(chunk)?;
+        }
         // Two chunks per thread keeps every core busy while we read ahead.
         let max_in_flight = 2 * self.threads as u64 + 1;
-        while self.pool.as_ref().is_some_and(|p| p.in_flight() > max_in_flight) {
-            let leaf = self.pool.as_mut().and_then(|p| p.next().transpose()).transpose()?;
+        while self
+            .pool
+            .as_ref()
+            .is_some_and(|p| p.in_flight() > max_in_flight)
+        {
+            let leaf = self
+                .pool
+                .as_mut()
+                .and_then(|p| p.next().transpose())
+                .transpose()?;
             if let Some(leaf) = leaf {
                 self.add_leaf(leaf)?;
             }
@@ -142,12 +155,20 @@ impl<'s> FileBuilder<'s> {
             None => {
                 let cid = cid_from_digest(false, RAW, &leaf.digest);
                 self.sink.put(&cid, &leaf.chunk)?;
-                Child { cid, tsize: filesize, filesize }
+                Child {
+                    cid,
+                    tsize: filesize,
+                    filesize,
+                }
             }
             Some(node) => {
                 let cid = cid_from_digest(self.profile.cid_v0(), DAG_PB, &leaf.digest);
                 self.sink.put(&cid, node)?;
-                Child { cid, tsize: node.len() as u64, filesize }
+                Child {
+                    cid,
+                    tsize: node.len() as u64,
+                    filesize,
+                }
             }
         };
         self.chunker.recycle(leaf.chunk);
@@ -171,8 +192,14 @@ impl<'s> FileBuilder<'s> {
         let mut data = Data::new(DataType::File);
         data.filesize = Some(children.iter().map(|c| c.filesize).sum());
         data.blocksizes = children.iter().map(|c| c.filesize).collect();
-        let links: Vec<PbLink> =
-            children.iter().map(|c| PbLink { cid: c.cid, name: String::new(), tsize: c.tsize }).collect();
+        let links: Vec<PbLink> = children
+            .iter()
+            .map(|c| PbLink {
+                cid: c.cid,
+                name: String::new(),
+                tsize: c.tsize,
+            })
+            .collect();
         let bytes = dagpb::encode(&links, &data.encode());
         let cid = cid_of_block(self.profile.cid_v0(), DAG_PB, &bytes);
         self.sink.put(&cid, &bytes)?;
@@ -201,7 +228,11 @@ impl<'s> FileBuilder<'s> {
             let top = self.levels.iter().rposition(|l| !l.is_empty()).unwrap_or(0);
             if level >= top {
                 if let [root] = self.levels[top].as_slice() {
-                    return Ok(Built { cid: root.cid, size: self.size, dag_size: root.tsize });
+                    return Ok(Built {
+                        cid: root.cid,
+                        size: self.size,
+                        dag_size: root.tsize,
+                    });
                 }
             }
             if !self.levels[level].is_empty() {
@@ -228,7 +259,10 @@ mod tests {
     #[test]
     fn single_chunk_file_is_its_leaf_when_raw_leaves() {
         let c = cid_of_bytes(Profile::UnixfsV1_2025, b"hello world").unwrap();
-        assert_eq!(c.to_string(), "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e");
+        assert_eq!(
+            c.to_string(),
+            "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
+        );
     }
 
     #[test]

@@ -70,14 +70,24 @@ impl Node {
         for (idx, slot) in self.slots {
             bitfield[31 - usize::from(idx / 8)] |= 1 << (idx % 8);
             match slot {
-                Slot::Entry(_, l) => links.push(PbLink { name: format!("{idx:02X}{}", l.name), ..l }),
+                Slot::Entry(_, l) => links.push(PbLink {
+                    name: format!("{idx:02X}{}", l.name),
+                    ..l
+                }),
                 Slot::Shard(sub) => {
                     let (cid, tsize) = sub.emit(v0, sink)?;
-                    links.push(PbLink { cid, name: format!("{idx:02X}"), tsize });
+                    links.push(PbLink {
+                        cid,
+                        name: format!("{idx:02X}"),
+                        tsize,
+                    });
                 }
             }
         }
-        let first = bitfield.iter().position(|&b| b != 0).unwrap_or(bitfield.len());
+        let first = bitfield
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap_or(bitfield.len());
         let mut data = Data::new(DataType::HamtShard);
         data.data = Some(bitfield[first..].to_vec());
         data.hash_type = Some(HASH_MURMUR3);

@@ -39,11 +39,19 @@ pub fn leaf_node(chunk: &[u8]) -> Vec<u8> {
 pub fn hash_leaf(chunk: Vec<u8>, raw: bool) -> HashedLeaf {
     if raw {
         let digest = sha256(&chunk);
-        HashedLeaf { chunk, node: None, digest }
+        HashedLeaf {
+            chunk,
+            node: None,
+            digest,
+        }
     } else {
         let node = leaf_node(&chunk);
         let digest = sha256(&node);
-        HashedLeaf { chunk, node: Some(node), digest }
+        HashedLeaf {
+            chunk,
+            node: Some(node),
+            digest,
+        }
     }
 }
 
@@ -81,7 +89,14 @@ impl Pool {
                 })
             })
             .collect();
-        Pool { jobs: Some(jobs), results, workers, next_in: 0, next_out: 0, early: BTreeMap::new() }
+        Pool {
+            jobs: Some(jobs),
+            results,
+            workers,
+            next_in: 0,
+            next_out: 0,
+            early: BTreeMap::new(),
+        }
     }
 
     /// Queue a chunk.
@@ -109,8 +124,10 @@ impl Pool {
                 self.next_out += 1;
                 return Ok(Some(leaf));
             }
-            let (seq, leaf) =
-                self.results.recv().map_err(|_| CarError::Io(std::io::Error::other("hashing worker stopped")))?;
+            let (seq, leaf) = self
+                .results
+                .recv()
+                .map_err(|_| CarError::Io(std::io::Error::other("hashing worker stopped")))?;
             self.early.insert(seq, leaf);
         }
     }

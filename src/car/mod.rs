@@ -13,17 +13,17 @@
 //! reaches a sink after the blocks it links to; nothing panics on bad input.
 
 mod block;
-pub mod cli;
 mod cbor;
 mod chunker;
+pub mod cli;
 mod dagpb;
 mod dir;
 mod error;
 mod file;
 mod hamt;
 mod hasher;
-mod pbwire;
 mod pack;
+mod pbwire;
 mod profile;
 mod reader;
 mod shard;
@@ -38,11 +38,13 @@ pub use dagpb::{decode as decode_dagpb, PbLink, PbNode};
 pub use dir::{symlink, DirBuilder};
 pub use error::{CarError, Result};
 pub use file::{cid_of_bytes, Built, FileBuilder};
-pub use profile::{Profile, ShardRule};
-pub use unixfs::{Data as UnixfsData, DataType};
-pub use walk::{add_path, cid_of_path, WalkOptions};
-pub use reader::{verify as verify_block, Block, CarReader, MAX_SECTION};
-pub use unpack::{walk as walk_car, CarStore, Kind, Listed};
-pub use writer::{header as car_header, patch_header, placeholder_root, section_len, CarWriter, DfsSpool};
-pub use shard::{ShardInfo, ShardWriter, Sharded, STORACHA_SHARD_SIZE};
 pub use pack::{pack_file, Order, Packed};
+pub use profile::{Profile, ShardRule};
+pub use reader::{verify as verify_block, Block, CarReader, MAX_SECTION};
+pub use shard::{ShardInfo, ShardWriter, Sharded, STORACHA_SHARD_SIZE};
+pub use unixfs::{Data as UnixfsData, DataType};
+pub use unpack::{walk as walk_car, CarStore, Kind, Listed};
+pub use walk::{add_path, cid_of_path, WalkOptions};
+pub use writer::{
+    header as car_header, patch_header, placeholder_root, section_len, CarWriter, DfsSpool,
+};

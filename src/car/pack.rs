@@ -49,12 +49,23 @@ pub fn pack_file(
         Order::RootLast => {
             let file = File::create(out).map_err(CarError::path(out))?;
             let placeholder = placeholder_root(profile.root_cid_len());
-            let mut car = CarWriter::new(BufWriter::with_capacity(OUT_BUF, file), &[placeholder], dedup)?;
+            let mut car = CarWriter::new(
+                BufWriter::with_capacity(OUT_BUF, file),
+                &[placeholder],
+                dedup,
+            )?;
             let built = add_path(profile, path, opts, &mut car, progress)?;
             let (bytes, blocks) = (car.written(), car.blocks());
-            let mut file = car.into_inner()?.into_inner().map_err(|e| CarError::Io(e.into_error()))?;
+            let mut file = car
+                .into_inner()?
+                .into_inner()
+                .map_err(|e| CarError::Io(e.into_error()))?;
             patch_header(&mut file, &[placeholder], &[built.cid])?;
-            Ok(Packed { root: built.cid, bytes, blocks })
+            Ok(Packed {
+                root: built.cid,
+                bytes,
+                blocks,
+            })
         }
         Order::Dfs => {
             let mut spool_name = out.as_os_str().to_owned();
@@ -65,7 +76,11 @@ pub fn pack_file(
             let car = spool.write_to(&built.cid, BufWriter::with_capacity(OUT_BUF, file), dedup)?;
             let (bytes, blocks) = (car.written(), car.blocks());
             car.into_inner()?;
-            Ok(Packed { root: built.cid, bytes, blocks })
+            Ok(Packed {
+                root: built.cid,
+                bytes,
+                blocks,
+            })
         }
     }
 }

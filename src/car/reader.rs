@@ -68,35 +68,68 @@ impl<R: Read> CarReader<R> {
         match version {
             1 => {
                 let roots = roots_of(&header)?;
-                Ok(CarReader { r, roots, version, pos: used, index: 0, end: None })
+                Ok(CarReader {
+                    r,
+                    roots,
+                    version,
+                    pos: used,
+                    index: 0,
+                    end: None,
+                })
             }
             2 => {
                 if used != V2_PRAGMA_LEN {
-                    return Err(CarError::malformed("CARv2 pragma", 0, "unexpected pragma length"));
+                    return Err(CarError::malformed(
+                        "CARv2 pragma",
+                        0,
+                        "unexpected pragma length",
+                    ));
                 }
                 let mut h = [0u8; V2_HEADER_LEN];
-                r.read_exact(&mut h).map_err(truncated("CARv2 header", used))?;
-                let word = |i: usize| u64::from_le_bytes(h[16 + 8 * i..24 + 8 * i].try_into().unwrap_or_default());
+                r.read_exact(&mut h)
+                    .map_err(truncated("CARv2 header", used))?;
+                let word = |i: usize| {
+                    u64::from_le_bytes(h[16 + 8 * i..24 + 8 * i].try_into().unwrap_or_default())
+                };
                 let (data_offset, data_size) = (word(0), word(1));
                 let mut pos = used + V2_HEADER_LEN as u64;
                 if data_offset < pos {
-                    return Err(CarError::malformed("CARv2 header", used, "data offset inside the header"));
+                    return Err(CarError::malformed(
+                        "CARv2 header",
+                        used,
+                        "data offset inside the header",
+                    ));
                 }
                 let skip = data_offset - pos;
                 let skipped = std::io::copy(&mut (&mut r).take(skip), &mut std::io::sink())?;
                 if skipped != skip {
-                    return Err(CarError::malformed("CARv2 header", pos, "file ends before the data payload"));
+                    return Err(CarError::malformed(
+                        "CARv2 header",
+                        pos,
+                        "file ends before the data payload",
+                    ));
                 }
                 pos = data_offset;
-                let end = data_offset
-                    .checked_add(data_size)
-                    .ok_or_else(|| CarError::malformed("CARv2 header", used, "data size overflows"))?;
+                let end = data_offset.checked_add(data_size).ok_or_else(|| {
+                    CarError::malformed("CARv2 header", used, "data size overflows")
+                })?;
                 let (inner, used) = read_header(&mut r, pos)?;
                 if inner.get("version") != Some(&Value::Uint(1)) {
-                    return Err(CarError::malformed("CARv2 payload header", pos, "payload is not CARv1"));
+                    return Err(CarError::malformed(
+                        "CARv2 payload header",
+                        pos,
+                        "payload is not CARv1",
+                    ));
                 }
                 let roots = roots_of(&inner)?;
-                Ok(CarReader { r, roots, version, pos: pos + used, index: 0, end: Some(end) })
+                Ok(CarReader {
+                    r,
+                    roots,
+                    version,
+                    pos: pos + used,
+                    index: 0,
+                    end: Some(end),
+                })
             }
             v => Err(CarError::Unsupported(format!("CAR version {v}"))),
         }
@@ -125,7 +158,11 @@ impl<R: Read> CarReader<R> {
         let offset = self.pos;
         let Some((len, n)) = varint::read(&mut self.r, "CAR section length", offset)? else {
             if self.end.is_some() {
-                return Err(CarError::malformed("CAR section", offset, "file ends before the CARv2 data size"));
+                return Err(CarError::malformed(
+                    "CAR section",
+                    offset,
+                    "file ends before the CARv2 data size",
+                ));
             }
             return Ok(None);
         };
@@ -138,18 +175,34 @@ impl<R: Read> CarReader<R> {
             ));
         }
         let mut buf = vec![0u8; len as usize];
-        self.r.read_exact(&mut buf).map_err(truncated("CAR section", offset))?;
-        let cid = Cid::read_bytes(&buf[..])
-            .map_err(|e| CarError::malformed("CAR section", offset, format!("block {index}: bad CID: {e}")))?;
+        self.r
+            .read_exact(&mut buf)
+            .map_err(truncated("CAR section", offset))?;
+        let cid = Cid::read_bytes(&buf[..]).map_err(|e| {
+            CarError::malformed(
+                "CAR section",
+                offset,
+                format!("block {index}: bad CID: {e}"),
+            )
+        })?;
         let cid_len = cid.encoded_len();
         buf.drain(..cid_len);
         verify(&cid, &buf, index, offset)?;
         self.pos += n as u64 + len;
         self.index += 1;
         if self.end.is_some_and(|e| self.pos > e) {
-            return Err(CarError::malformed("CAR section", offset, "block runs past the CARv2 data size"));
+            return Err(CarError::malformed(
+                "CAR section",
+                offset,
+                "block runs past the CARv2 data size",
+            ));
         }
-        Ok(Some(Block { cid, data: buf, offset, data_offset: offset + n as u64 + cid_len as u64 }))
+        Ok(Some(Block {
+            cid,
+            data: buf,
+            offset,
+            data_offset: offset + n as u64 + cid_len as u64,
+        }))
     }
 }
 
@@ -157,10 +210,15 @@ fn read_header<R: Read>(r: &mut R, offset: u64) -> Result<(Value, u64)> {
     let (len, n) = varint::read(r, "CAR header", offset)?
         .ok_or_else(|| CarError::malformed("CAR header", offset, "empty file"))?;
     if len == 0 || len > MAX_HEADER {
-        return Err(CarError::malformed("CAR header", offset, format!("header length {len} outside 1..={MAX_HEADER}")));
+        return Err(CarError::malformed(
+            "CAR header",
+            offset,
+            format!("header length {len} outside 1..={MAX_HEADER}"),
+        ));
     }
     let mut buf = vec![0u8; len as usize];
-    r.read_exact(&mut buf).map_err(truncated("CAR header", offset))?;
+    r.read_exact(&mut buf)
+        .map_err(truncated("CAR header", offset))?;
     let v = cbor::decode(&buf, "CAR header", offset + n as u64)?;
     Ok((v, n as u64 + len))
 }
@@ -194,6 +252,10 @@ pub fn verify(cid: &Cid, data: &[u8], index: u64, offset: u64) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(CarError::HashMismatch { index, offset, cid: cid.to_string() })
+        Err(CarError::HashMismatch {
+            index,
+            offset,
+            cid: cid.to_string(),
+        })
     }
 }

@@ -61,6 +61,9 @@ pub struct Sharded {
     pub index_path: PathBuf,
 }
 
+/// One block's slice in a shard: (multihash bytes, offset, length).
+type Slice = (Vec<u8>, u64, u64);
+
 struct Entry {
     cid: Cid,
     head_len: u64,
@@ -82,7 +85,7 @@ pub struct ShardWriter {
     spool: BufWriter<File>,
     current: Vec<Entry>,
     current_len: u64,
-    done: Vec<(ShardInfo, Vec<(Vec<u8>, u64, u64)>)>,
+    done: Vec<(ShardInfo, Vec<Slice>)>,
 }
 
 impl ShardWriter {
@@ -91,7 +94,9 @@ impl ShardWriter {
         std::fs::create_dir_all(dir).map_err(CarError::path(dir))?;
         let min = header(&[]).len() as u64 + 1;
         if shard_size <= min {
-            return Err(CarError::Invalid(format!("shard size {shard_size} is too small")));
+            return Err(CarError::Invalid(format!(
+                "shard size {shard_size} is too small"
+            )));
         }
         let spool_path = dir.join(format!(".spool-{}", std::process::id()));
         let f = File::options()
@@ -124,7 +129,8 @@ impl ShardWriter {
         let head = header(roots);
         let body_len: u64 = entries.iter().map(Entry::len).sum();
         let tmp = self.dir.join(format!(".shard-{}", std::process::id()));
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(CarError::path(&tmp))?);
+        let mut out =
+            BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(CarError::path(&tmp))?);
         let mut hasher = Sha256::new();
         out.write_all(&head)?;
         hasher.update(&head);
@@ -154,7 +160,13 @@ impl ShardWriter {
             pos += e.len();
         }
         slices.push((multihash(&digest).to_bytes(), 0, size));
-        let info = ShardInfo { cid, size, roots: roots.to_vec(), blocks: entries.len(), path };
+        let info = ShardInfo {
+            cid,
+            size,
+            roots: roots.to_vec(),
+            blocks: entries.len(),
+            path,
+        };
         self.done.push((info, slices));
         Ok(())
     }
@@ -185,7 +197,10 @@ impl ShardWriter {
                 cut -= 1;
                 moved += entries[cut].len();
                 if cut == 0 {
-                    return Err(CarError::Invalid(format!("block {} does not fit in a shard", entries[0].cid)));
+                    return Err(CarError::Invalid(format!(
+                        "block {} does not fit in a shard",
+                        entries[0].cid
+                    )));
                 }
             }
             let first_len: u64 = entries[..cut].iter().map(Entry::len).sum();
@@ -199,7 +214,14 @@ impl ShardWriter {
 
     fn write_index(&mut self, root: &Cid) -> Result<Sharded> {
         let mut order: Vec<usize> = (0..self.done.len()).collect();
-        order.sort_by(|&a, &b| self.done[a].0.cid.hash().digest().cmp(self.done[b].0.cid.hash().digest()));
+        order.sort_by(|&a, &b| {
+            self.done[a]
+                .0
+                .cid
+                .hash()
+                .digest()
+                .cmp(self.done[b].0.cid.hash().digest())
+        });
         let mut blocks = Vec::new();
         for &i in &order {
             let (info, slices) = &mut self.done[i];
@@ -207,10 +229,16 @@ impl ShardWriter {
             let list = slices
                 .iter()
                 .map(|(mh, off, len)| {
-                    Value::Array(vec![Value::Bytes(mh.clone()), Value::Array(vec![Value::Uint(*off), Value::Uint(*len)])])
+                    Value::Array(vec![
+                        Value::Bytes(mh.clone()),
+                        Value::Array(vec![Value::Uint(*off), Value::Uint(*len)]),
+                    ])
                 })
                 .collect();
-            let bytes = cbor::to_vec(&Value::Array(vec![Value::Bytes(info.cid.hash().to_bytes()), Value::Array(list)]));
+            let bytes = cbor::to_vec(&Value::Array(vec![
+                Value::Bytes(info.cid.hash().to_bytes()),
+                Value::Array(list),
+            ]));
             let cid = cid_from_digest(false, DAG_CBOR, &super::block::sha256(&bytes));
             blocks.push((cid, bytes));
         }
@@ -218,7 +246,10 @@ impl ShardWriter {
             INDEX_VERSION.into(),
             Value::Map(vec![
                 ("content".into(), Value::Link(*root)),
-                ("shards".into(), Value::Array(blocks.iter().map(|(c, _)| Value::Link(*c)).collect())),
+                (
+                    "shards".into(),
+                    Value::Array(blocks.iter().map(|(c, _)| Value::Link(*c)).collect()),
+                ),
             ]),
         )]);
         let root_bytes = cbor::to_vec(&index);
@@ -234,7 +265,12 @@ impl ShardWriter {
         let cid = cid_from_digest(false, CAR, &super::block::sha256(&car));
         let index_path = self.dir.join(format!("index-{cid}.car"));
         std::fs::write(&index_path, &car).map_err(CarError::path(&index_path))?;
-        Ok(Sharded { root: *root, shards: self.done.iter().map(|(i, _)| i.clone()).collect(), index: cid, index_path })
+        Ok(Sharded {
+            root: *root,
+            shards: self.done.iter().map(|(i, _)| i.clone()).collect(),
+            index: cid,
+            index_path,
+        })
     }
 }
 
@@ -245,7 +281,9 @@ impl BlockSink for ShardWriter {
         }
         let block_len = section_len(cid, data.len());
         if block_len > self.max_blocks_len() {
-            return Err(CarError::Invalid(format!("block {cid} ({block_len} bytes) does not fit in a shard")));
+            return Err(CarError::Invalid(format!(
+                "block {cid} ({block_len} bytes) does not fit in a shard"
+            )));
         }
         if !self.current.is_empty() && self.current_len + block_len > self.max_blocks_len() {
             self.close_current()?;
@@ -256,7 +294,11 @@ impl BlockSink for ShardWriter {
         prefix.extend_from_slice(&cid.to_bytes());
         self.spool.write_all(&prefix)?;
         self.spool.write_all(data)?;
-        self.current.push(Entry { cid: *cid, head_len, data_len: data.len() as u64 });
+        self.current.push(Entry {
+            cid: *cid,
+            head_len,
+            data_len: data.len() as u64,
+        });
         self.current_len += block_len;
         Ok(())
     }

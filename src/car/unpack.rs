@@ -39,11 +39,18 @@ impl CarStore {
         let mut index = HashMap::new();
         let mut blocks = 0;
         while let Some(b) = reader.next_block()? {
-            index.entry(b.cid).or_insert((b.data_offset, b.data.len() as u32));
+            index
+                .entry(b.cid)
+                .or_insert((b.data_offset, b.data.len() as u32));
             blocks += 1;
         }
         let file = File::open(path).map_err(CarError::path(path))?;
-        Ok(CarStore { file, index, roots, blocks })
+        Ok(CarStore {
+            file,
+            index,
+            roots,
+            blocks,
+        })
     }
 
     /// The header's roots.
@@ -63,7 +70,10 @@ impl CarStore {
 
     /// The bytes of `cid`.
     pub fn get(&mut self, cid: &Cid) -> Result<Vec<u8>> {
-        let &(off, len) = self.index.get(cid).ok_or_else(|| CarError::MissingBlock(cid.to_string()))?;
+        let &(off, len) = self
+            .index
+            .get(cid)
+            .ok_or_else(|| CarError::MissingBlock(cid.to_string()))?;
         let mut buf = vec![0u8; len as usize];
         self.file.seek(SeekFrom::Start(off))?;
         self.file.read_exact(&mut buf)?;
@@ -115,74 +125,125 @@ impl Walk<'_> {
                 let data = Data::decode(node.data.as_deref().unwrap_or_default())?;
                 Ok(Decoded::Node(node, data))
             }
-            c => Err(CarError::Unsupported(format!("block {cid}: codec 0x{c:x} is not UnixFS"))),
+            c => Err(CarError::Unsupported(format!(
+                "block {cid}: codec 0x{c:x} is not UnixFS"
+            ))),
         }
     }
 
     fn enter(&mut self, cid: &Cid, depth: usize) -> Result<()> {
         if depth > MAX_DEPTH {
-            return Err(CarError::Invalid(format!("DAG deeper than {MAX_DEPTH} at block {cid}")));
+            return Err(CarError::Invalid(format!(
+                "DAG deeper than {MAX_DEPTH} at block {cid}"
+            )));
         }
         if !self.ancestors.insert(*cid) {
-            return Err(CarError::Invalid(format!("cycle: block {cid} links to itself")));
+            return Err(CarError::Invalid(format!(
+                "cycle: block {cid} links to itself"
+            )));
         }
         Ok(())
     }
 
     fn entry(&mut self, cid: &Cid, rel: &str, depth: usize) -> Result<()> {
         self.enter(cid, depth)?;
-        let target = self.out.as_ref().map(|o| if rel.is_empty() { o.clone() } else { o.join(rel) });
+        let target = self.out.as_ref().map(|o| {
+            if rel.is_empty() {
+                o.clone()
+            } else {
+                o.join(rel)
+            }
+        });
         match self.decode(cid)? {
             Decoded::Raw(bytes) => {
                 if let Some(t) = &target {
                     std::fs::write(t, &bytes).map_err(CarError::path(t))?;
                 }
-                self.listed.push(Listed { path: rel.into(), cid: *cid, kind: Kind::File(bytes.len() as u64) });
+                self.listed.push(Listed {
+                    path: rel.into(),
+                    cid: *cid,
+                    kind: Kind::File(bytes.len() as u64),
+                });
             }
             Decoded::Node(node, data) => match data.kind {
                 DataType::File | DataType::Raw => {
                     let mut w: Box<dyn Write> = match &target {
-                        Some(t) => Box::new(std::io::BufWriter::new(File::create(t).map_err(CarError::path(t))?)),
+                        Some(t) => Box::new(std::io::BufWriter::new(
+                            File::create(t).map_err(CarError::path(t))?,
+                        )),
                         None => Box::new(std::io::sink()),
                     };
                     let size = self.file_body(&node, &data, &mut w, depth)?;
                     w.flush()?;
-                    self.listed.push(Listed { path: rel.into(), cid: *cid, kind: Kind::File(size) });
+                    self.listed.push(Listed {
+                        path: rel.into(),
+                        cid: *cid,
+                        kind: Kind::File(size),
+                    });
                 }
                 DataType::Directory | DataType::HamtShard => {
                     if let Some(t) = &target {
                         std::fs::create_dir_all(t).map_err(CarError::path(t))?;
                     }
-                    self.listed.push(Listed { path: rel.into(), cid: *cid, kind: Kind::Dir });
+                    self.listed.push(Listed {
+                        path: rel.into(),
+                        cid: *cid,
+                        kind: Kind::Dir,
+                    });
                     let hamt = data.kind == DataType::HamtShard;
                     self.dir_links(&node, hamt, rel, depth)?;
                 }
                 DataType::Symlink => {
-                    let link = String::from_utf8(data.data.unwrap_or_default())
-                        .map_err(|_| CarError::Invalid(format!("symlink {cid}: target is not UTF-8")))?;
+                    let link = String::from_utf8(data.data.unwrap_or_default()).map_err(|_| {
+                        CarError::Invalid(format!("symlink {cid}: target is not UTF-8"))
+                    })?;
                     if let Some(t) = &target {
                         std::os::unix::fs::symlink(&link, t).map_err(CarError::path(t))?;
                     }
-                    self.listed.push(Listed { path: rel.into(), cid: *cid, kind: Kind::Symlink(link) });
+                    self.listed.push(Listed {
+                        path: rel.into(),
+                        cid: *cid,
+                        kind: Kind::Symlink(link),
+                    });
                 }
-                DataType::Metadata => return Err(CarError::Unsupported(format!("block {cid}: UnixFS metadata node"))),
+                DataType::Metadata => {
+                    return Err(CarError::Unsupported(format!(
+                        "block {cid}: UnixFS metadata node"
+                    )))
+                }
             },
         }
         self.ancestors.remove(cid);
         Ok(())
     }
 
-    fn dir_links(&mut self, node: &dagpb::PbNode, hamt: bool, rel: &str, depth: usize) -> Result<()> {
+    fn dir_links(
+        &mut self,
+        node: &dagpb::PbNode,
+        hamt: bool,
+        rel: &str,
+        depth: usize,
+    ) -> Result<()> {
         for link in &node.links {
             let name = if hamt {
                 if !link.name.is_char_boundary(2.min(link.name.len())) || link.name.len() < 2 {
-                    return Err(CarError::Invalid(format!("HAMT link name {:?} too short", link.name)));
+                    return Err(CarError::Invalid(format!(
+                        "HAMT link name {:?} too short",
+                        link.name
+                    )));
                 }
                 if link.name.len() == 2 {
                     self.enter(&link.cid, depth + 1)?;
                     match self.decode(&link.cid)? {
-                        Decoded::Node(sub, d) if d.kind == DataType::HamtShard => self.dir_links(&sub, true, rel, depth + 1)?,
-                        _ => return Err(CarError::Invalid(format!("HAMT sub-shard {} is not a shard", link.cid))),
+                        Decoded::Node(sub, d) if d.kind == DataType::HamtShard => {
+                            self.dir_links(&sub, true, rel, depth + 1)?
+                        }
+                        _ => {
+                            return Err(CarError::Invalid(format!(
+                                "HAMT sub-shard {} is not a shard",
+                                link.cid
+                            )))
+                        }
                     }
                     self.ancestors.remove(&link.cid);
                     continue;
@@ -192,13 +253,23 @@ impl Walk<'_> {
                 link.name.as_str()
             };
             check_name(name)?;
-            let child = if rel.is_empty() { name.to_owned() } else { format!("{rel}/{name}") };
+            let child = if rel.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{rel}/{name}")
+            };
             self.entry(&link.cid, &child, depth + 1)?;
         }
         Ok(())
     }
 
-    fn file_body(&mut self, node: &dagpb::PbNode, data: &Data, w: &mut dyn Write, depth: usize) -> Result<u64> {
+    fn file_body(
+        &mut self,
+        node: &dagpb::PbNode,
+        data: &Data,
+        w: &mut dyn Write,
+        depth: usize,
+    ) -> Result<u64> {
         let mut size = 0;
         if let Some(d) = &data.data {
             w.write_all(d)?;
@@ -214,7 +285,12 @@ impl Walk<'_> {
                 Decoded::Node(n, d) if matches!(d.kind, DataType::File | DataType::Raw) => {
                     self.file_body(&n, &d, w, depth + 1)?
                 }
-                Decoded::Node(..) => return Err(CarError::Invalid(format!("file chunk {} is not a file node", link.cid))),
+                Decoded::Node(..) => {
+                    return Err(CarError::Invalid(format!(
+                        "file chunk {} is not a file node",
+                        link.cid
+                    )))
+                }
             };
             self.ancestors.remove(&link.cid);
         }
@@ -225,7 +301,12 @@ impl Walk<'_> {
 /// Walk the UnixFS DAG under `root`, listing every path; with `out`, also
 /// write it there (`out` becomes the root file or directory).
 pub fn walk(store: &mut CarStore, root: &Cid, out: Option<&Path>) -> Result<Vec<Listed>> {
-    let mut w = Walk { store, out: out.map(Path::to_owned), listed: Vec::new(), ancestors: HashSet::new() };
+    let mut w = Walk {
+        store,
+        out: out.map(Path::to_owned),
+        listed: Vec::new(),
+        ancestors: HashSet::new(),
+    };
     w.entry(root, "", 0)?;
     Ok(w.listed)
 }

@@ -29,7 +29,11 @@ pub fn get(buf: &[u8], what: &'static str, offset: u64) -> Result<(u64, usize)> 
     for (i, &b) in buf.iter().enumerate().take(MAX_LEN) {
         let part = u64::from(b & 0x7f);
         if i == MAX_LEN - 1 && b > 1 {
-            return Err(CarError::malformed(what, offset, "varint overflows 64 bits"));
+            return Err(CarError::malformed(
+                what,
+                offset,
+                "varint overflows 64 bits",
+            ));
         }
         v |= part << (7 * i);
         if b & 0x80 == 0 {
@@ -39,7 +43,11 @@ pub fn get(buf: &[u8], what: &'static str, offset: u64) -> Result<(u64, usize)> 
     if buf.len() < MAX_LEN {
         Err(CarError::malformed(what, offset, "truncated varint"))
     } else {
-        Err(CarError::malformed(what, offset, "varint longer than 10 bytes"))
+        Err(CarError::malformed(
+            what,
+            offset,
+            "varint longer than 10 bytes",
+        ))
     }
 }
 
@@ -66,7 +74,11 @@ pub fn read<R: Read>(r: &mut R, what: &'static str, offset: u64) -> Result<Optio
             return get(&buf[..=i], what, offset).map(Some);
         }
     }
-    Err(CarError::malformed(what, offset, "varint longer than 10 bytes"))
+    Err(CarError::malformed(
+        what,
+        offset,
+        "varint longer than 10 bytes",
+    ))
 }
 
 #[cfg(test)]
@@ -75,7 +87,17 @@ mod tests {
 
     #[test]
     fn round_trip_when_values_span_byte_boundaries() {
-        for v in [0u64, 1, 127, 128, 300, 16383, 16384, u64::from(u32::MAX), u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            16383,
+            16384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
             let mut b = Vec::new();
             put(&mut b, v);
             assert_eq!(b.len(), len(v));
@@ -87,6 +109,11 @@ mod tests {
     fn errors_when_varint_truncated_or_overlong() {
         assert!(get(&[0x80], "t", 0).is_err());
         assert!(get(&[0xff; 11], "t", 0).is_err());
-        assert!(get(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02], "t", 0).is_err());
+        assert!(get(
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+            "t",
+            0
+        )
+        .is_err());
     }
 }

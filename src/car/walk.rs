@@ -40,7 +40,10 @@ pub struct WalkOptions {
 /// The CID of the file or directory at `path`, as `ipfs add --only-hash -r`
 /// (or `ipfs-car pack` for [`Profile::IpfsCar`]) would give it.
 pub fn cid_of_path(profile: Profile, path: &Path, hidden: bool) -> Result<Cid> {
-    let opts = WalkOptions { hidden, wrap: false };
+    let opts = WalkOptions {
+        hidden,
+        wrap: false,
+    };
     Ok(add_path(profile, path, &opts, &mut Discard, &|_| {})?.cid)
 }
 
@@ -71,7 +74,9 @@ pub fn add_path(
 
 fn file_name(path: &Path) -> Result<String> {
     let abs = std::path::absolute(path).map_err(CarError::path(path))?;
-    let name = abs.file_name().ok_or_else(|| CarError::Invalid(format!("{} has no file name", path.display())))?;
+    let name = abs
+        .file_name()
+        .ok_or_else(|| CarError::Invalid(format!("{} has no file name", path.display())))?;
     utf8(name.as_bytes(), path)
 }
 
@@ -85,17 +90,31 @@ fn is_hidden(name: &[u8]) -> bool {
 }
 
 /// Stream one regular file into a file DAG.
-pub fn add_file(profile: Profile, path: &Path, sink: &mut dyn BlockSink, progress: &dyn Fn(u64)) -> Result<Built> {
+pub fn add_file(
+    profile: Profile,
+    path: &Path,
+    sink: &mut dyn BlockSink,
+    progress: &dyn Fn(u64),
+) -> Result<Built> {
     let mut f = fs::File::open(path).map_err(CarError::path(path))?;
     let mut b = FileBuilder::new(profile, sink);
     b.write_from(&mut f, progress).map_err(|e| match e {
-        CarError::Io(source) => CarError::Path { path: path.to_owned(), source },
+        CarError::Io(source) => CarError::Path {
+            path: path.to_owned(),
+            source,
+        },
         other => other,
     })?;
     b.finish()
 }
 
-fn add_kubo(profile: Profile, path: &Path, hidden: bool, sink: &mut dyn BlockSink, progress: &dyn Fn(u64)) -> Result<Built> {
+fn add_kubo(
+    profile: Profile,
+    path: &Path,
+    hidden: bool,
+    sink: &mut dyn BlockSink,
+    progress: &dyn Fn(u64),
+) -> Result<Built> {
     let md = fs::symlink_metadata(path).map_err(CarError::path(path))?;
     let ft = md.file_type();
     if ft.is_symlink() {
@@ -120,7 +139,10 @@ fn add_kubo(profile: Profile, path: &Path, hidden: bool, sink: &mut dyn BlockSin
         }
         d.finish(sink)
     } else {
-        Err(CarError::Unsupported(format!("{}: not a file, directory or symlink", path.display())))
+        Err(CarError::Unsupported(format!(
+            "{}: not a file, directory or symlink",
+            path.display()
+        )))
     }
 }
 
@@ -181,7 +203,11 @@ impl CarDir {
         let slot = match self.index.get(head) {
             Some(&i) => i,
             None => {
-                let item = if rest.is_some() { CarItem::Dir(CarDir::default()) } else { CarItem::File(file.clone()) };
+                let item = if rest.is_some() {
+                    CarItem::Dir(CarDir::default())
+                } else {
+                    CarItem::File(file.clone())
+                };
                 self.entries.push((head.to_owned(), item));
                 self.index.insert(head.to_owned(), self.entries.len() - 1);
                 if rest.is_none() {
@@ -192,11 +218,18 @@ impl CarDir {
         };
         match (&mut self.entries[slot].1, rest) {
             (CarItem::Dir(d), Some(r)) => d.insert(r, file),
-            _ => Err(CarError::Invalid(format!("{head:?} is both a file and a directory"))),
+            _ => Err(CarError::Invalid(format!(
+                "{head:?} is both a file and a directory"
+            ))),
         }
     }
 
-    fn finish(self, profile: Profile, sink: &mut dyn BlockSink, progress: &dyn Fn(u64)) -> Result<Built> {
+    fn finish(
+        self,
+        profile: Profile,
+        sink: &mut dyn BlockSink,
+        progress: &dyn Fn(u64),
+    ) -> Result<Built> {
         let mut d = DirBuilder::new(profile);
         for (name, item) in self.entries {
             let built = match item {
@@ -209,7 +242,13 @@ impl CarDir {
     }
 }
 
-fn add_ipfs_car(profile: Profile, path: &Path, opts: &WalkOptions, sink: &mut dyn BlockSink, progress: &dyn Fn(u64)) -> Result<Built> {
+fn add_ipfs_car(
+    profile: Profile,
+    path: &Path,
+    opts: &WalkOptions,
+    sink: &mut dyn BlockSink,
+    progress: &dyn Fn(u64),
+) -> Result<Built> {
     let abs = std::path::absolute(path).map_err(CarError::path(path))?;
     let md = fs::metadata(&abs).map_err(CarError::path(path))?;
     if md.is_file() && !opts.wrap {
@@ -222,7 +261,12 @@ fn add_ipfs_car(profile: Profile, path: &Path, opts: &WalkOptions, sink: &mut dy
         let parent = f.parent().unwrap_or(Path::new("/"));
         common = Some(match common {
             None => parent.to_owned(),
-            Some(c) => c.components().zip(parent.components()).take_while(|(a, b)| a == b).map(|(a, _)| a).collect(),
+            Some(c) => c
+                .components()
+                .zip(parent.components())
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| a)
+                .collect(),
         });
     }
     let common = common.unwrap_or_default();

