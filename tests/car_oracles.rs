@@ -295,3 +295,47 @@ fn shards_and_index_match_storacha_when_dry_run() {
         assert_eq!(theirs["index"], ours.index.to_string());
     }
 }
+
+#[test]
+fn final_shard_overflow_matches_storacha_when_root_header_does_not_fit() {
+    let Some(script) = storacha() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("two-chunks.bin");
+    std::fs::write(&f, pseudo(M1 + 1000, 5)).unwrap();
+    // Pick (not predict) a shard size where all blocks fit under a root-less
+    // header (18 bytes) but not under the final shard's root header (59).
+    let mut sink = ipfs_kit_fuse::car::MemorySink::default();
+    let opts = WalkOptions::default();
+    add_path(Profile::IpfsCar, &f, &opts, &mut sink, &|_| {}).unwrap();
+    let body: u64 = sink
+        .blocks
+        .iter()
+        .map(|(c, b)| ipfs_kit_fuse::car::section_len(c, b.len()))
+        .sum();
+    let size = body + 18 + 20;
+    let mut cmd = Command::new("node");
+    cmd.arg(&script)
+        .arg(&f)
+        .arg("--no-wrap")
+        .arg("--shard-size")
+        .arg(size.to_string());
+    let theirs: serde_json::Value = serde_json::from_str(&run(&mut cmd)).unwrap();
+    let mut sw = ShardWriter::create(&tmp.path().join("o"), size).unwrap();
+    let built = add_path(Profile::IpfsCar, &f, &opts, &mut sw, &|_| {}).unwrap();
+    let ours = sw.finish(&built.cid).unwrap();
+    assert_eq!(
+        theirs["shards"].as_array().unwrap().len(),
+        2,
+        "the oracle moved a block out"
+    );
+    assert_eq!(ours.shards.len(), 2);
+    for (t, o) in theirs["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&ours.shards)
+    {
+        assert_eq!(t["shard"], o.cid.to_string());
+    }
+    assert_eq!(theirs["index"], ours.index.to_string());
+}
