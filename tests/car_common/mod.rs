@@ -2,6 +2,7 @@
 //! scripts/oracles.sh, running them, and building the test corpus.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
