@@ -2,7 +2,6 @@
 //! scripts/oracles.sh, running them, and building the test corpus.
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,6 +26,7 @@ fn find(name: &str, path: PathBuf) -> Option<PathBuf> {
             path.display()
         );
     }
+    // Shown by `cargo test -- --nocapture` (the harness captures test output).
     eprintln!(
         "skipped: oracle missing: {name} ({}); run scripts/oracles.sh",
         path.display()
