@@ -90,22 +90,25 @@ impl<'s> FileBuilder<'s> {
         Ok(())
     }
 
-    /// Feed everything `reader` yields.
+    /// Feed everything `reader` yields, reading straight into chunk buffers;
+    /// `progress` is told the byte count of each read.
     pub fn write_from(
         &mut self,
         reader: &mut dyn std::io::Read,
         progress: &dyn Fn(u64),
     ) -> Result<()> {
-        // 256 KiB reads: large enough for few syscalls, small next to a chunk.
-        let mut buf = vec![0u8; 256 * 1024];
         loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
+            let (n, full) = match self.chunker.read_from(reader) {
+                Ok(r) => r,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             };
-            self.write(&buf[..n])?;
+            if let Some(chunk) = full {
+                self.on_chunk(chunk)?;
+            }
+            if n == 0 {
+                return Ok(());
+            }
             progress(n as u64);
         }
     }
