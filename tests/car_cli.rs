@@ -161,3 +161,43 @@ fn verify_fails_with_offset_when_car_corrupt() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("block 0 at byte"), "{err}");
 }
+
+#[test]
+fn unpack_restores_hamt_dirs_and_symlinks_when_packed_by_us() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(input.join("many")).unwrap();
+    for i in 0..1500 {
+        std::fs::write(
+            input.join("many").join(format!("entry-{i:05}")),
+            i.to_string(),
+        )
+        .unwrap();
+    }
+    std::fs::write(input.join("target.txt"), b"t").unwrap();
+    std::os::unix::fs::symlink("target.txt", input.join("link")).unwrap();
+    for profile in ["ipfs-car", "unixfs-v0-2015"] {
+        let car = tmp.path().join(format!("{profile}.car"));
+        ok(bin()
+            .args(["car", "pack", "--profile", profile])
+            .arg(&input)
+            .arg("-o")
+            .arg(&car));
+        let out = tmp.path().join(format!("out-{profile}"));
+        ok(bin().args(["car", "unpack"]).arg(&car).arg("-o").arg(&out));
+        assert_eq!(std::fs::read_dir(out.join("many")).unwrap().count(), 1500);
+        assert_eq!(
+            std::fs::read_to_string(out.join("many/entry-01234")).unwrap(),
+            "1234"
+        );
+        if profile == "unixfs-v0-2015" {
+            // kubo-style walks keep symlinks; ipfs-car drops them.
+            assert_eq!(
+                std::fs::read_link(out.join("link")).unwrap(),
+                Path::new("target.txt")
+            );
+        } else {
+            assert!(!out.join("link").exists());
+        }
+    }
+}
