@@ -171,3 +171,29 @@ fn unpack_errors_when_block_missing_or_not_unixfs() {
     let mut store = CarStore::open(&car).unwrap();
     assert!(walk_car(&mut store, &bad, None).is_err());
 }
+
+#[test]
+fn unpack_stops_when_file_dag_exceeds_declared_size() {
+    use ipfs_kit_fuse::car::{encode_dagpb, DataType, PbLink, UnixfsData};
+    let tmp = tempfile::tempdir().unwrap();
+    let leaf_bytes = vec![1u8; 1000];
+    let leaf = cid_of_block(false, RAW, &leaf_bytes);
+    // A node that lists the same leaf 4 times but claims 10 bytes; stacking
+    // such nodes is how a small CAR expands into an enormous file.
+    let mut data = UnixfsData::new(DataType::File);
+    data.filesize = Some(10);
+    data.blocksizes = vec![1000; 4];
+    let links: Vec<PbLink> = (0..4)
+        .map(|_| PbLink {
+            cid: leaf,
+            name: String::new(),
+            tsize: 1000,
+        })
+        .collect();
+    let node = encode_dagpb(&links, &data.encode());
+    let root = cid_of_block(false, DAG_PB, &node);
+    let car = car_with(&[(leaf, leaf_bytes), (root, node)], root, tmp.path());
+    let mut store = CarStore::open(&car).unwrap();
+    let e = walk_car(&mut store, &root, Some(&tmp.path().join("out"))).unwrap_err();
+    assert!(e.to_string().contains("filesize"), "{e}");
+}

@@ -34,7 +34,7 @@ mod walk;
 mod writer;
 
 pub use block::{cid_of_block, BlockSink, Discard, MemorySink, CAR as CAR_CODEC, DAG_PB, RAW};
-pub use dagpb::{decode as decode_dagpb, PbLink, PbNode};
+pub use dagpb::{decode as decode_dagpb, encode as encode_dagpb, PbLink, PbNode};
 pub use dir::{symlink, DirBuilder};
 pub use error::{CarError, Result};
 pub use file::{cid_of_bytes, Built, FileBuilder};

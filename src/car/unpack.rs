@@ -108,6 +108,7 @@ struct Walk<'a> {
     out: Option<PathBuf>,
     listed: Vec<Listed>,
     ancestors: HashSet<Cid>,
+    file_budget: u64,
 }
 
 enum Decoded {
@@ -173,6 +174,9 @@ impl Walk<'_> {
                         )),
                         None => Box::new(std::io::sink()),
                     };
+                    // A DAG that reuses blocks can expand far beyond the CAR's
+                    // size; the root's filesize bounds what we write.
+                    self.file_budget = data.filesize.unwrap_or(u64::MAX);
                     let size = self.file_body(&node, &data, &mut w, depth)?;
                     w.flush()?;
                     self.listed.push(Listed {
@@ -263,6 +267,14 @@ impl Walk<'_> {
         Ok(())
     }
 
+    /// Count `n` more bytes of the current file against its declared size.
+    fn spend(&mut self, n: usize) -> Result<()> {
+        self.file_budget = self.file_budget.checked_sub(n as u64).ok_or_else(|| {
+            CarError::Invalid("file DAG holds more bytes than its root's filesize".into())
+        })?;
+        Ok(())
+    }
+
     fn file_body(
         &mut self,
         node: &dagpb::PbNode,
@@ -272,6 +284,7 @@ impl Walk<'_> {
     ) -> Result<u64> {
         let mut size = 0;
         if let Some(d) = &data.data {
+            self.spend(d.len())?;
             w.write_all(d)?;
             size += d.len() as u64;
         }
@@ -279,6 +292,7 @@ impl Walk<'_> {
             self.enter(&link.cid, depth + 1)?;
             size += match self.decode(&link.cid)? {
                 Decoded::Raw(bytes) => {
+                    self.spend(bytes.len())?;
                     w.write_all(&bytes)?;
                     bytes.len() as u64
                 }
@@ -306,6 +320,7 @@ pub fn walk(store: &mut CarStore, root: &Cid, out: Option<&Path>) -> Result<Vec<
         out: out.map(Path::to_owned),
         listed: Vec::new(),
         ancestors: HashSet::new(),
+        file_budget: 0,
     };
     w.entry(root, "", 0)?;
     Ok(w.listed)
