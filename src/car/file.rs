@@ -2,8 +2,8 @@
 //!
 //! [`FileBuilder`] takes the file's bytes in pieces of any size and emits
 //! blocks to a [`BlockSink`] as soon as they are final: leaves in file order,
-//! each internal node right after its last child (post-order, as ipfs-car
-//! writes them). Memory is bounded whatever the file size: a few chunks in
+//! and each internal node once the child after its last one arrives (or at
+//! the end), which is the order ipfs-car writes, also past 1 GiB. Memory is bounded whatever the file size: a few chunks in
 //! flight to the hashing threads plus one partial node per tree level
 //! (width x ~45 bytes).
 //!
@@ -178,14 +178,17 @@ impl<'s> FileBuilder<'s> {
         self.push(0, child)
     }
 
+    /// Add a child at `level`. A full level is turned into its parent only
+    /// when one more child arrives (lazily, as ipfs-car does), so a new leaf
+    /// is emitted before the node that closes the previous group.
     fn push(&mut self, level: usize, child: Child) -> Result<()> {
         if self.levels.len() <= level {
             self.levels.resize_with(level + 1, Vec::new);
         }
-        self.levels[level].push(child);
         if self.levels[level].len() >= self.profile.max_links() {
             self.flush(level)?;
         }
+        self.levels[level].push(child);
         Ok(())
     }
 
