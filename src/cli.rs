@@ -11,6 +11,8 @@ Examples:
   ipfs-kit-fuse mount /mnt/vfs --foreground     stay attached (systemd, debugging)
   ipfs-kit-fuse mount /mnt/vfs -o ro,allow_other --config ./config.toml
   ipfs-kit-fuse unmount /mnt/vfs                upload what is pending, unmount, stop the daemon
+  ipfs-kit-fuse cid ./photos                    CIDs as `ipfs add --only-hash -r` prints them
+  ipfs-kit-fuse car pack ./photos -o photos.car write a CAR for `ipfs dag import` or Storacha
 
 Data home: $IPFS_KIT_HOME (default ~/.ipfs_kit); config: $IPFS_KIT_HOME/config.toml";
 
@@ -34,6 +36,10 @@ pub enum Command {
     Mount(mount::MountArgs),
     /// Upload pending writes, unmount MOUNTPOINT and stop its daemon.
     Unmount(mount::UnmountArgs),
+    /// Print the CID of files and directories (like `ipfs add --only-hash -r`).
+    Cid(crate::car::cli::CidArgs),
+    /// Make, list, verify and unpack CAR files.
+    Car(crate::car::cli::CarArgs),
 }
 
 /// Entry point used by `main.rs`.
@@ -42,5 +48,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Mount(a) => mount::run_mount(a),
         Command::Unmount(a) => mount::run_unmount(a),
+        Command::Cid(args) => crate::car::cli::run_cid(args),
+        Command::Car(args) => crate::car::cli::run_car(args),
     }
 }
