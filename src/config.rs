@@ -73,7 +73,8 @@ pub struct VfsSettings {
     pub attr_ttl_secs: f64,
     /// Seconds a single backend I/O call may take before it fails with ETIMEDOUT.
     pub io_timeout_secs: u64,
-    /// Most FUSE operations running at once; more wait (back-pressure).
+    /// FUSE worker threads, which is the most FUSE operations running at
+    /// once; more wait in the kernel (back-pressure).
     pub max_in_flight: usize,
 }
 
@@ -86,9 +87,10 @@ impl Default for VfsSettings {
             // A minute per call: longer than any healthy local or S3 request,
             // short enough that a dead backend turns into an error, not a hang.
             io_timeout_secs: 60,
-            // Enough to keep a fast backend busy from many processes; bounds
-            // memory (each in-flight read holds at most one 1 MiB buffer).
-            max_in_flight: 256,
+            // Enough parallel requests to keep a backend busy from many
+            // processes (readahead runs on its own tasks, not on these); each
+            // holds at most one 1 MiB buffer, so memory stays small.
+            max_in_flight: 16,
         }
     }
 }

@@ -39,9 +39,7 @@ fn cid_prints_cid_and_path_when_given_files() {
     );
     let out = ok(bin().args(["cid", "--profile", "unixfs-v0-2015"]).arg(&f));
     assert!(out.starts_with("Qmf412jQZiuVUtdgnB36FXFX7xg5V6KEbSJ4dpQuhkLyfD  "));
-    let out = ok(bin()
-        .args(["cid", "--json", "--profile", "storacha"])
-        .arg(&f));
+    let out = ok(bin().args(["cid", "--json", "--profile", "storacha"]).arg(&f));
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(
         v["cid"],
@@ -54,10 +52,7 @@ fn cid_fails_clearly_when_path_missing_or_profile_unknown() {
     let out = bin().args(["cid", "/nonexistent/x"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x"));
-    let out = bin()
-        .args(["cid", "--profile", "v9", "/"])
-        .output()
-        .unwrap();
+    let out = bin().args(["cid", "--profile", "v9", "/"]).output().unwrap();
     assert!(!out.status.success());
 }
 
@@ -79,18 +74,12 @@ fn pack_verify_ls_unpack_round_trip_when_each_order() {
         let v = ok(bin().args(["car", "verify", "--json"]).arg(&car));
         let v: serde_json::Value = serde_json::from_str(v.trim()).unwrap();
         assert_eq!(v["ok"], true);
-        assert_eq!(
-            v["blocks"], 6,
-            "dedup keeps one copy of the repeated 1 MiB leaf"
-        );
+        assert_eq!(v["blocks"], 6, "dedup keeps one copy of the repeated 1 MiB leaf");
         let ls = ok(bin().args(["car", "ls"]).arg(&car));
         assert!(ls.contains("/d/e/big"), "{ls}");
         let out = tmp.path().join(format!("out-{order}"));
         ok(bin().args(["car", "unpack"]).arg(&car).arg("-o").arg(&out));
-        assert_eq!(
-            std::fs::read(out.join("d/e/big")).unwrap(),
-            vec![3u8; 3 << 20]
-        );
+        assert_eq!(std::fs::read(out.join("d/e/big")).unwrap(), vec![3u8; 3 << 20]);
         assert!(!out.join(".dot").exists());
     }
     // DFS order writes the root first.
@@ -110,9 +99,7 @@ fn pack_writes_shards_and_index_when_shard_size_given() {
     tree(&input);
     std::fs::write(
         input.join("other"),
-        (0..2_000_000u32)
-            .map(|i| (i % 253) as u8)
-            .collect::<Vec<_>>(),
+        (0..2_000_000u32).map(|i| (i % 253) as u8).collect::<Vec<_>>(),
     )
     .unwrap();
     let out = tmp.path().join("shards");
@@ -134,10 +121,7 @@ fn pack_writes_shards_and_index_when_shard_size_given() {
     assert!(shards.len() >= 2);
     for (i, s) in shards.iter().enumerate() {
         assert!(s["size"].as_u64().unwrap() <= 1_200_000);
-        assert_eq!(
-            s["roots"].as_array().unwrap().is_empty(),
-            i + 1 < shards.len()
-        );
+        assert_eq!(s["roots"].as_array().unwrap().is_empty(), i + 1 < shards.len());
         let path = out.join(format!("{}.car", s["shard"].as_str().unwrap()));
         ok(bin().args(["car", "verify"]).arg(path));
     }
@@ -168,11 +152,7 @@ fn unpack_restores_hamt_dirs_and_symlinks_when_packed_by_us() {
     let input = tmp.path().join("in");
     std::fs::create_dir_all(input.join("many")).unwrap();
     for i in 0..1500 {
-        std::fs::write(
-            input.join("many").join(format!("entry-{i:05}")),
-            i.to_string(),
-        )
-        .unwrap();
+        std::fs::write(input.join("many").join(format!("entry-{i:05}")), i.to_string()).unwrap();
     }
     std::fs::write(input.join("target.txt"), b"t").unwrap();
     std::os::unix::fs::symlink("target.txt", input.join("link")).unwrap();

@@ -40,11 +40,7 @@ fn names(n: usize, len: usize, last_len: usize, seed: &str) -> Vec<String> {
 
 fn dir_cid(profile: Profile, names: &[String]) -> String {
     let x = cid_of_bytes(profile, b"x").unwrap();
-    let x_size = if profile == Profile::UnixfsV0_2015 {
-        9
-    } else {
-        1
-    };
+    let x_size = if profile == Profile::UnixfsV0_2015 { 9 } else { 1 };
     let mut d = DirBuilder::new(profile);
     for n in names {
         d.add(n, x, x_size).unwrap();

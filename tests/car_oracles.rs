@@ -8,20 +8,14 @@
 mod car_common;
 
 use car_common::*;
-use ipfs_kit_fuse::car::{
-    add_path, cid_of_path, pack_file, Order, Profile, ShardWriter, WalkOptions,
-};
+use ipfs_kit_fuse::car::{add_path, cid_of_path, pack_file, Order, Profile, ShardWriter, WalkOptions};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn ipfs_car_pack(bin: &Path, input: &Path, out: &Path, extra: &[&str]) -> String {
     let mut cmd = Command::new(bin);
-    cmd.arg("pack")
-        .arg(input)
-        .args(extra)
-        .arg("--output")
-        .arg(out);
+    cmd.arg("pack").arg(input).args(extra).arg("--output").arg(out);
     run(&mut cmd).trim().to_owned()
 }
 
@@ -73,9 +67,7 @@ fn files_match_ipfs_car_when_corpus_files() {
         );
         let root = ipfs_car_pack(&bin, f, &theirs, &["--no-wrap"]);
         assert_eq!(
-            cid_of_path(Profile::UnixfsV1_2025, f, false)
-                .unwrap()
-                .to_string(),
+            cid_of_path(Profile::UnixfsV1_2025, f, false).unwrap().to_string(),
             root,
             "v1 {}",
             f.display()
@@ -115,9 +107,7 @@ fn files_match_kubo_when_profile_v0() {
     };
     assert_eq!(cids.len(), files.len());
     for f in &files {
-        let ours = cid_of_path(Profile::UnixfsV0_2015, f, true)
-            .unwrap()
-            .to_string();
+        let ours = cid_of_path(Profile::UnixfsV0_2015, f, true).unwrap().to_string();
         assert_eq!(Some(&ours), cids.get(f), "{}", f.display());
     }
 }
@@ -151,17 +141,12 @@ fn directories_match_ipfs_car_when_corpus_trees() {
             );
             let root = ipfs_car_pack(&bin, d, &theirs, flags);
             assert_eq!(
-                cid_of_path(Profile::IpfsCar, d, hidden)
-                    .unwrap()
-                    .to_string(),
+                cid_of_path(Profile::IpfsCar, d, hidden).unwrap().to_string(),
                 root,
                 "{}",
                 d.display()
             );
-            let opts = WalkOptions {
-                hidden,
-                wrap: false,
-            };
+            let opts = WalkOptions { hidden, wrap: false };
             assert_eq!(
                 our_pack(Profile::IpfsCar, d, &ours, opts),
                 root,
@@ -190,9 +175,7 @@ fn directories_match_kubo_when_profile_v0() {
         return;
     };
     for d in &dirs {
-        let ours = cid_of_path(Profile::UnixfsV0_2015, d, true)
-            .unwrap()
-            .to_string();
+        let ours = cid_of_path(Profile::UnixfsV0_2015, d, true).unwrap().to_string();
         assert_eq!(Some(&ours), cids.get(d), "{}", d.display());
     }
 }
@@ -259,25 +242,14 @@ fn shards_and_index_match_storacha_when_dry_run() {
     write_tree(&plain, false);
     let flat = tmp.path().join("flat1001");
     write_flat(&flat, 1001, 8);
-    for (i, (dir, size)) in [
-        (&plain, 1_100_000u64),
-        (&plain, 2_500_000),
-        (&flat, 133_169_152),
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, (dir, size)) in [(&plain, 1_100_000u64), (&plain, 2_500_000), (&flat, 133_169_152)]
+        .into_iter()
+        .enumerate()
     {
         let theirs = storacha_dry_run(&script, dir, size, &tmp.path().join(format!("t{i}")));
         let out = tmp.path().join(format!("o{i}"));
         let mut sw = ShardWriter::create(&out, size).unwrap();
-        let built = add_path(
-            Profile::IpfsCar,
-            dir,
-            &WalkOptions::default(),
-            &mut sw,
-            &|_| {},
-        )
-        .unwrap();
+        let built = add_path(Profile::IpfsCar, dir, &WalkOptions::default(), &mut sw, &|_| {}).unwrap();
         let ours = sw.finish(&built.cid).unwrap();
         assert_eq!(theirs["root"], ours.root.to_string());
         let their_shards = theirs["shards"].as_array().unwrap();
@@ -329,12 +301,7 @@ fn final_shard_overflow_matches_storacha_when_root_header_does_not_fit() {
         "the oracle moved a block out"
     );
     assert_eq!(ours.shards.len(), 2);
-    for (t, o) in theirs["shards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(&ours.shards)
-    {
+    for (t, o) in theirs["shards"].as_array().unwrap().iter().zip(&ours.shards) {
         assert_eq!(t["shard"], o.cid.to_string());
     }
     assert_eq!(theirs["index"], ours.index.to_string());

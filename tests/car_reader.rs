@@ -3,8 +3,8 @@
 //! give a clear error (naming the block/offset), never a panic.
 
 use ipfs_kit_fuse::car::{
-    cid_of_block, pack_file, walk_car, BlockSink, CarError, CarReader, CarStore, CarWriter,
-    DirBuilder, Order, Profile, WalkOptions, DAG_PB, RAW,
+    cid_of_block, pack_file, walk_car, BlockSink, CarError, CarReader, CarStore, CarWriter, DirBuilder,
+    Order, Profile, WalkOptions, DAG_PB, RAW,
 };
 use std::io::Cursor;
 
@@ -92,9 +92,7 @@ fn reader_accepts_when_rootless_or_carv2() {
     assert_eq!(read_all(&v1).unwrap(), 1);
 
     // CARv2: pragma, 40-byte header, padding, the CARv1 payload, then junk "index".
-    let mut v2 = vec![
-        0x0a, 0xa1, 0x67, b'v', b'e', b'r', b's', b'i', b'o', b'n', 0x02,
-    ];
+    let mut v2 = vec![0x0a, 0xa1, 0x67, b'v', b'e', b'r', b's', b'i', b'o', b'n', 0x02];
     let data_offset = 51u64 + 5;
     let mut h = [0u8; 40];
     h[16..24].copy_from_slice(&data_offset.to_le_bytes());
@@ -113,11 +111,7 @@ fn reader_accepts_when_rootless_or_carv2() {
     assert!(read_all(&short).is_err());
 }
 
-fn car_with(
-    blocks: &[(cid::Cid, Vec<u8>)],
-    root: cid::Cid,
-    dir: &std::path::Path,
-) -> std::path::PathBuf {
+fn car_with(blocks: &[(cid::Cid, Vec<u8>)], root: cid::Cid, dir: &std::path::Path) -> std::path::PathBuf {
     let mut w = CarWriter::new(Vec::new(), &[root], false).unwrap();
     for (c, b) in blocks {
         w.put(c, b).unwrap();
@@ -145,9 +139,7 @@ fn unpack_refuses_when_entry_name_escapes() {
     let car = car_with(&[(leaf, b"pwned".to_vec()), (dir, node)], dir, tmp.path());
     let mut store = CarStore::open(&car).unwrap();
     let out = tmp.path().join("out");
-    let e = walk_car(&mut store, &dir, Some(&out))
-        .unwrap_err()
-        .to_string();
+    let e = walk_car(&mut store, &dir, Some(&out)).unwrap_err().to_string();
     assert!(e.contains(".."), "{e}");
     assert!(!tmp.path().join("pwned").exists());
 }

@@ -9,10 +9,12 @@
 //! copy) are emulated here with the ones it has.
 
 mod error;
+mod local;
 
 pub use error::{BackendError, BackendErrorKind};
 
 use bytes::Bytes;
+use local::LocalRoot;
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{EntryMode, ErrorKind, Operator};
 use std::collections::BTreeMap;
@@ -52,7 +54,7 @@ pub struct Backend {
     if_match: bool,
     /// The root directory of an `fs` service: opendal renames files only, so
     /// directories there are renamed with one `rename(2)`.
-    fs_root: Option<std::path::PathBuf>,
+    fs_root: Option<LocalRoot>,
 }
 
 /// Size of each piece streamed from a staged file to the service's writer:
@@ -98,7 +100,7 @@ impl Backend {
             native_copy: cap.copy,
             if_match: cap.read_with_if_match,
             fs_root: (scheme == "fs")
-                .then(|| options.get("root").map(std::path::PathBuf::from))
+                .then(|| options.get("root").map(|r| LocalRoot(r.into())))
                 .flatten(),
             op,
         })
@@ -193,6 +195,9 @@ impl Backend {
 
     /// Streams a local file to `path`, replacing what was there.
     pub async fn upload(&self, path: &str, file: &Path) -> Result<u64, BackendError> {
+        if let Some(root) = &self.fs_root {
+            return root.replace(path, file).await;
+        }
         let mut f = tokio::fs::File::open(file).await.map_err(|e| {
             BackendError::new(
                 BackendErrorKind::Other,
@@ -235,8 +240,20 @@ impl Backend {
 
     /// Writes an empty object (a new, empty file).
     pub async fn write_empty(&self, path: &str) -> Result<(), BackendError> {
+        if let Some(root) = &self.fs_root {
+            return root.create_empty(path).await;
+        }
         self.op.write(path, Vec::<u8>::new()).await?;
         Ok(())
+    }
+
+    /// Makes what was uploaded to `path` durable. Object stores are durable
+    /// once a write returns; a local directory needs an fsync.
+    pub async fn sync(&self, path: &str) -> Result<(), BackendError> {
+        match &self.fs_root {
+            Some(root) => root.sync(path).await,
+            None => Ok(()),
+        }
     }
 
     /// Creates a directory (a marker object where the service has no directories).
@@ -276,16 +293,7 @@ impl Backend {
     /// Renames a directory and everything under it (`to` must not exist or be empty).
     pub async fn rename_dir(&self, from: &str, to: &str) -> Result<(), BackendError> {
         if let Some(root) = &self.fs_root {
-            return tokio::fs::rename(root.join(from), root.join(to))
-                .await
-                .map_err(|e| {
-                    let kind = match e.kind() {
-                        std::io::ErrorKind::NotFound => BackendErrorKind::NotFound,
-                        std::io::ErrorKind::PermissionDenied => BackendErrorKind::PermissionDenied,
-                        _ => BackendErrorKind::Other,
-                    };
-                    BackendError::new(kind, format!("rename {from} -> {to}: {e}"))
-                });
+            return root.rename(from, to).await;
         }
         let src = dir_key(from);
         let dst = dir_key(to);

@@ -127,12 +127,8 @@ impl Decoder<'_> {
         let v = match info {
             0..=23 => u64::from(info),
             24 => u64::from(self.take(1)?[0]),
-            25 => u64::from(u16::from_be_bytes(
-                self.take(2)?.try_into().unwrap_or_default(),
-            )),
-            26 => u64::from(u32::from_be_bytes(
-                self.take(4)?.try_into().unwrap_or_default(),
-            )),
+            25 => u64::from(u16::from_be_bytes(self.take(2)?.try_into().unwrap_or_default())),
+            26 => u64::from(u32::from_be_bytes(self.take(4)?.try_into().unwrap_or_default())),
             27 => u64::from_be_bytes(self.take(8)?.try_into().unwrap_or_default()),
             _ => return Err(self.err("indefinite lengths are not DAG-CBOR")),
         };
@@ -148,8 +144,7 @@ impl Decoder<'_> {
             0 => Value::Uint(v),
             2 => Value::Bytes(self.take(v)?.to_vec()),
             3 => Value::Text(
-                String::from_utf8(self.take(v)?.to_vec())
-                    .map_err(|_| self.err("text is not UTF-8"))?,
+                String::from_utf8(self.take(v)?.to_vec()).map_err(|_| self.err("text is not UTF-8"))?,
             ),
             4 => {
                 // Each item takes at least one byte: bound the count by what is left.
@@ -235,11 +230,6 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(decode(&bytes[..cut], "t", 0).is_err());
         }
-        assert!(decode(
-            &[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
-            "t",
-            0
-        )
-        .is_err());
+        assert!(decode(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], "t", 0).is_err());
     }
 }

@@ -125,10 +125,7 @@ mod tests {
     #[test]
     fn yields_exact_chunks_when_pieces_straddle_boundaries() {
         let got = split(4, &[b"ab", b"cdefg", b"h", b"ij"]);
-        assert_eq!(
-            got,
-            vec![b"abcd".to_vec(), b"efgh".to_vec(), b"ij".to_vec()]
-        );
+        assert_eq!(got, vec![b"abcd".to_vec(), b"efgh".to_vec(), b"ij".to_vec()]);
         assert_eq!(split(2, &[b"abcd"]), vec![b"ab".to_vec(), b"cd".to_vec()]);
     }
 

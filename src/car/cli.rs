@@ -125,11 +125,7 @@ fn input_size(path: &Path) -> u64 {
     };
     if md.is_dir() {
         std::fs::read_dir(path)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| input_size(&e.path()))
-                    .sum()
-            })
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| input_size(&e.path())).sum())
             .unwrap_or(0)
     } else if md.is_file() {
         md.len()
@@ -161,9 +157,7 @@ pub fn run_cid(args: CidArgs) -> ExitCode {
             hidden: args.hidden,
             wrap: false,
         };
-        match add_path(args.profile, path, &opts, &mut super::Discard, &|n| {
-            pb.inc(n)
-        }) {
+        match add_path(args.profile, path, &opts, &mut super::Discard, &|n| pb.inc(n)) {
             Ok(b) => {
                 pb.finish_and_clear();
                 if args.json {
@@ -213,8 +207,10 @@ fn pack(a: &PackArgs) -> Result<()> {
             let shards: Vec<_> = out
                 .shards
                 .iter()
-                .map(|s| json!({"shard": s.cid.to_string(), "size": s.size, "blocks": s.blocks,
-                    "roots": s.roots.iter().map(|r| r.to_string()).collect::<Vec<_>>(), "path": s.path}))
+                .map(|s| {
+                    json!({"shard": s.cid.to_string(), "size": s.size, "blocks": s.blocks,
+                    "roots": s.roots.iter().map(|r| r.to_string()).collect::<Vec<_>>(), "path": s.path})
+                })
                 .collect();
             println!(
                 "{}",
@@ -229,9 +225,7 @@ fn pack(a: &PackArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let p = pack_file(
-        a.profile, &a.path, &opts, &a.output, a.order, a.dedup, &progress,
-    )?;
+    let p = pack_file(a.profile, &a.path, &opts, &a.output, a.order, a.dedup, &progress)?;
     let (root, written, blocks) = (p.root, p.bytes, p.blocks);
     pb.finish_and_clear();
     if a.json {
@@ -311,10 +305,7 @@ fn verify(a: &CarFileArgs) -> Result<()> {
                 "roots": roots.iter().map(|c| c.to_string()).collect::<Vec<_>>(), "missingRoots": missing})
         );
     } else {
-        println!(
-            "ok: CARv{}, {blocks} blocks verified, {bytes} bytes",
-            r.version()
-        );
+        println!("ok: CARv{}, {blocks} blocks verified, {bytes} bytes", r.version());
         for m in &missing {
             println!("warning: root {m} is not in this CAR");
         }
@@ -336,10 +327,7 @@ fn unpack(a: &UnpackArgs) -> Result<()> {
         .map(|mut d| d.next().is_none())
         .unwrap_or(false);
     if out.exists() && !empty_dir {
-        return Err(CarError::Invalid(format!(
-            "{} already exists",
-            out.display()
-        )));
+        return Err(CarError::Invalid(format!("{} already exists", out.display())));
     }
     let listed = walk(&mut store, &root, Some(&out))?;
     if a.json {

@@ -76,13 +76,7 @@ pub fn decode(bytes: &[u8]) -> Result<PbNode> {
         match (field, value) {
             (1, Value::Bytes(d)) if node.data.is_none() => node.data = Some(d.to_vec()),
             (2, Value::Bytes(l)) if node.data.is_none() => node.links.push(decode_link(l, at)?),
-            _ => {
-                return Err(CarError::malformed(
-                    WHAT,
-                    at,
-                    format!("unexpected field {field}"),
-                ))
-            }
+            _ => return Err(CarError::malformed(WHAT, at, format!("unexpected field {field}"))),
         }
     }
     Ok(node)
@@ -98,8 +92,7 @@ fn decode_link(bytes: &[u8], at: u64) -> Result<PbLink> {
         match (field, value) {
             (1, Value::Bytes(h)) => {
                 cid = Some(
-                    Cid::try_from(h)
-                        .map_err(|e| CarError::malformed(WHAT, at, format!("bad CID: {e}")))?,
+                    Cid::try_from(h).map_err(|e| CarError::malformed(WHAT, at, format!("bad CID: {e}")))?,
                 )
             }
             (2, Value::Bytes(n)) => {
@@ -107,13 +100,7 @@ fn decode_link(bytes: &[u8], at: u64) -> Result<PbLink> {
                     .map_err(|_| CarError::malformed(WHAT, at, "name is not UTF-8"))?
             }
             (3, Value::Uint(t)) => tsize = t,
-            _ => {
-                return Err(CarError::malformed(
-                    WHAT,
-                    at,
-                    format!("unexpected field {field}"),
-                ))
-            }
+            _ => return Err(CarError::malformed(WHAT, at, format!("unexpected field {field}"))),
         }
     }
     let cid = cid.ok_or_else(|| CarError::malformed(WHAT, at, "link without Hash"))?;
@@ -126,9 +113,7 @@ mod tests {
 
     #[test]
     fn decode_inverts_encode_when_node_has_links_and_data() {
-        let cid: Cid = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
-            .parse()
-            .unwrap();
+        let cid: Cid = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn".parse().unwrap();
         let links = vec![
             PbLink {
                 cid,
@@ -150,9 +135,7 @@ mod tests {
 
     #[test]
     fn decode_errors_when_bytes_truncated_or_garbage() {
-        let cid: Cid = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
-            .parse()
-            .unwrap();
+        let cid: Cid = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn".parse().unwrap();
         let bytes = encode(
             &[PbLink {
                 cid,

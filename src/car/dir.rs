@@ -24,9 +24,7 @@ pub struct DirBuilder {
 /// Refuse names that cannot be a single path component.
 pub fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
-        return Err(CarError::Invalid(format!(
-            "bad directory entry name {name:?}"
-        )));
+        return Err(CarError::Invalid(format!("bad directory entry name {name:?}")));
     }
     Ok(())
 }

@@ -92,11 +92,7 @@ impl<'s> FileBuilder<'s> {
 
     /// Feed everything `reader` yields, reading straight into chunk buffers;
     /// `progress` is told the byte count of each read.
-    pub fn write_from(
-        &mut self,
-        reader: &mut dyn std::io::Read,
-        progress: &dyn Fn(u64),
-    ) -> Result<()> {
+    pub fn write_from(&mut self, reader: &mut dyn std::io::Read, progress: &dyn Fn(u64)) -> Result<()> {
         loop {
             let (n, full) = match self.chunker.read_from(reader) {
                 Ok(r) => r,
@@ -135,11 +131,7 @@ impl<'s> FileBuilder<'s> {
         }
         // Two chunks per thread keeps every core busy while we read ahead.
         let max_in_flight = 2 * self.threads as u64 + 1;
-        while self
-            .pool
-            .as_ref()
-            .is_some_and(|p| p.in_flight() > max_in_flight)
-        {
+        while self.pool.as_ref().is_some_and(|p| p.in_flight() > max_in_flight) {
             let leaf = self
                 .pool
                 .as_mut()

@@ -84,10 +84,7 @@ impl Node {
                 }
             }
         }
-        let first = bitfield
-            .iter()
-            .position(|&b| b != 0)
-            .unwrap_or(bitfield.len());
+        let first = bitfield.iter().position(|&b| b != 0).unwrap_or(bitfield.len());
         let mut data = Data::new(DataType::HamtShard);
         data.data = Some(bitfield[first..].to_vec());
         data.hash_type = Some(HASH_MURMUR3);

@@ -49,11 +49,7 @@ pub fn pack_file(
         Order::RootLast => {
             let file = File::create(out).map_err(CarError::path(out))?;
             let placeholder = placeholder_root(profile.root_cid_len());
-            let mut car = CarWriter::new(
-                BufWriter::with_capacity(OUT_BUF, file),
-                &[placeholder],
-                dedup,
-            )?;
+            let mut car = CarWriter::new(BufWriter::with_capacity(OUT_BUF, file), &[placeholder], dedup)?;
             let built = add_path(profile, path, opts, &mut car, progress)?;
             let (bytes, blocks) = (car.written(), car.blocks());
             let mut file = car

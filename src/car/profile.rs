@@ -40,11 +40,7 @@ pub enum ShardRule {
 
 impl Profile {
     /// Every profile, for help texts and tests.
-    pub const ALL: [Profile; 3] = [
-        Profile::UnixfsV1_2025,
-        Profile::UnixfsV0_2015,
-        Profile::IpfsCar,
-    ];
+    pub const ALL: [Profile; 3] = [Profile::UnixfsV1_2025, Profile::UnixfsV0_2015, Profile::IpfsCar];
 
     /// The profile's canonical name.
     pub fn name(self) -> &'static str {

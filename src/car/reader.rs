@@ -79,18 +79,12 @@ impl<R: Read> CarReader<R> {
             }
             2 => {
                 if used != V2_PRAGMA_LEN {
-                    return Err(CarError::malformed(
-                        "CARv2 pragma",
-                        0,
-                        "unexpected pragma length",
-                    ));
+                    return Err(CarError::malformed("CARv2 pragma", 0, "unexpected pragma length"));
                 }
                 let mut h = [0u8; V2_HEADER_LEN];
-                r.read_exact(&mut h)
-                    .map_err(truncated("CARv2 header", used))?;
-                let word = |i: usize| {
-                    u64::from_le_bytes(h[16 + 8 * i..24 + 8 * i].try_into().unwrap_or_default())
-                };
+                r.read_exact(&mut h).map_err(truncated("CARv2 header", used))?;
+                let word =
+                    |i: usize| u64::from_le_bytes(h[16 + 8 * i..24 + 8 * i].try_into().unwrap_or_default());
                 let (data_offset, data_size) = (word(0), word(1));
                 let mut pos = used + V2_HEADER_LEN as u64;
                 if data_offset < pos {
@@ -110,9 +104,9 @@ impl<R: Read> CarReader<R> {
                     ));
                 }
                 pos = data_offset;
-                let end = data_offset.checked_add(data_size).ok_or_else(|| {
-                    CarError::malformed("CARv2 header", used, "data size overflows")
-                })?;
+                let end = data_offset
+                    .checked_add(data_size)
+                    .ok_or_else(|| CarError::malformed("CARv2 header", used, "data size overflows"))?;
                 let (inner, used) = read_header(&mut r, pos)?;
                 if inner.get("version") != Some(&Value::Uint(1)) {
                     return Err(CarError::malformed(
@@ -179,11 +173,7 @@ impl<R: Read> CarReader<R> {
             .read_exact(&mut buf)
             .map_err(truncated("CAR section", offset))?;
         let cid = Cid::read_bytes(&buf[..]).map_err(|e| {
-            CarError::malformed(
-                "CAR section",
-                offset,
-                format!("block {index}: bad CID: {e}"),
-            )
+            CarError::malformed("CAR section", offset, format!("block {index}: bad CID: {e}"))
         })?;
         let cid_len = cid.encoded_len();
         buf.drain(..cid_len);
@@ -217,8 +207,7 @@ fn read_header<R: Read>(r: &mut R, offset: u64) -> Result<(Value, u64)> {
         ));
     }
     let mut buf = vec![0u8; len as usize];
-    r.read_exact(&mut buf)
-        .map_err(truncated("CAR header", offset))?;
+    r.read_exact(&mut buf).map_err(truncated("CAR header", offset))?;
     let v = cbor::decode(&buf, "CAR header", offset + n as u64)?;
     Ok((v, n as u64 + len))
 }

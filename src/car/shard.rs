@@ -94,9 +94,7 @@ impl ShardWriter {
         std::fs::create_dir_all(dir).map_err(CarError::path(dir))?;
         let min = header(&[]).len() as u64 + 1;
         if shard_size <= min {
-            return Err(CarError::Invalid(format!(
-                "shard size {shard_size} is too small"
-            )));
+            return Err(CarError::Invalid(format!("shard size {shard_size} is too small")));
         }
         let spool_path = dir.join(format!(".spool-{}", std::process::id()));
         let f = File::options()
@@ -129,8 +127,7 @@ impl ShardWriter {
         let head = header(roots);
         let body_len: u64 = entries.iter().map(Entry::len).sum();
         let tmp = self.dir.join(format!(".shard-{}", std::process::id()));
-        let mut out =
-            BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(CarError::path(&tmp))?);
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(CarError::path(&tmp))?);
         let mut hasher = Sha256::new();
         out.write_all(&head)?;
         hasher.update(&head);

@@ -74,9 +74,8 @@ impl Data {
 
     /// Serialize.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            16 + self.data.as_ref().map_or(0, Vec::len) + self.blocksizes.len() * 4,
-        );
+        let mut out =
+            Vec::with_capacity(16 + self.data.as_ref().map_or(0, Vec::len) + self.blocksizes.len() * 4);
         pbwire::put_uint(&mut out, 1, self.kind as u64);
         if let Some(d) = &self.data {
             pbwire::put_bytes(&mut out, 2, d);
@@ -109,9 +108,10 @@ impl Data {
             };
             match (field, value) {
                 (1, Value::Uint(t)) => {
-                    kind = Some(DataType::from_u64(t).ok_or_else(|| {
-                        CarError::malformed(WHAT, at, format!("unknown type {t}"))
-                    })?)
+                    kind = Some(
+                        DataType::from_u64(t)
+                            .ok_or_else(|| CarError::malformed(WHAT, at, format!("unknown type {t}")))?,
+                    )
                 }
                 (2, Value::Bytes(b)) => d.data = Some(b.to_vec()),
                 (3, Value::Uint(s)) => d.filesize = Some(s),
@@ -127,13 +127,7 @@ impl Data {
                 (5, Value::Uint(h)) => d.hash_type = Some(h),
                 (6, Value::Uint(f)) => d.fanout = Some(f),
                 (7, _) | (8, _) => {}
-                (f, _) => {
-                    return Err(CarError::malformed(
-                        WHAT,
-                        at,
-                        format!("unexpected field {f}"),
-                    ))
-                }
+                (f, _) => return Err(CarError::malformed(WHAT, at, format!("unexpected field {f}"))),
             }
         }
         d.kind = kind.ok_or_else(|| CarError::malformed(WHAT, 0, "missing Type"))?;

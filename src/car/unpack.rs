@@ -39,9 +39,7 @@ impl CarStore {
         let mut index = HashMap::new();
         let mut blocks = 0;
         while let Some(b) = reader.next_block()? {
-            index
-                .entry(b.cid)
-                .or_insert((b.data_offset, b.data.len() as u32));
+            index.entry(b.cid).or_insert((b.data_offset, b.data.len() as u32));
             blocks += 1;
         }
         let file = File::open(path).map_err(CarError::path(path))?;
@@ -139,22 +137,17 @@ impl Walk<'_> {
             )));
         }
         if !self.ancestors.insert(*cid) {
-            return Err(CarError::Invalid(format!(
-                "cycle: block {cid} links to itself"
-            )));
+            return Err(CarError::Invalid(format!("cycle: block {cid} links to itself")));
         }
         Ok(())
     }
 
     fn entry(&mut self, cid: &Cid, rel: &str, depth: usize) -> Result<()> {
         self.enter(cid, depth)?;
-        let target = self.out.as_ref().map(|o| {
-            if rel.is_empty() {
-                o.clone()
-            } else {
-                o.join(rel)
-            }
-        });
+        let target = self
+            .out
+            .as_ref()
+            .map(|o| if rel.is_empty() { o.clone() } else { o.join(rel) });
         match self.decode(cid)? {
             Decoded::Raw(bytes) => {
                 if let Some(t) = &target {
@@ -198,9 +191,8 @@ impl Walk<'_> {
                     self.dir_links(&node, hamt, rel, depth)?;
                 }
                 DataType::Symlink => {
-                    let link = String::from_utf8(data.data.unwrap_or_default()).map_err(|_| {
-                        CarError::Invalid(format!("symlink {cid}: target is not UTF-8"))
-                    })?;
+                    let link = String::from_utf8(data.data.unwrap_or_default())
+                        .map_err(|_| CarError::Invalid(format!("symlink {cid}: target is not UTF-8")))?;
                     if let Some(t) = &target {
                         std::os::unix::fs::symlink(&link, t).map_err(CarError::path(t))?;
                     }
@@ -221,13 +213,7 @@ impl Walk<'_> {
         Ok(())
     }
 
-    fn dir_links(
-        &mut self,
-        node: &dagpb::PbNode,
-        hamt: bool,
-        rel: &str,
-        depth: usize,
-    ) -> Result<()> {
+    fn dir_links(&mut self, node: &dagpb::PbNode, hamt: bool, rel: &str, depth: usize) -> Result<()> {
         for link in &node.links {
             let name = if hamt {
                 if !link.name.is_char_boundary(2.min(link.name.len())) || link.name.len() < 2 {
@@ -269,9 +255,10 @@ impl Walk<'_> {
 
     /// Count `n` more bytes of the current file against its declared size.
     fn spend(&mut self, n: usize) -> Result<()> {
-        self.file_budget = self.file_budget.checked_sub(n as u64).ok_or_else(|| {
-            CarError::Invalid("file DAG holds more bytes than its root's filesize".into())
-        })?;
+        self.file_budget = self
+            .file_budget
+            .checked_sub(n as u64)
+            .ok_or_else(|| CarError::Invalid("file DAG holds more bytes than its root's filesize".into()))?;
         Ok(())
     }
 

@@ -29,11 +29,7 @@ pub fn get(buf: &[u8], what: &'static str, offset: u64) -> Result<(u64, usize)> 
     for (i, &b) in buf.iter().enumerate().take(MAX_LEN) {
         let part = u64::from(b & 0x7f);
         if i == MAX_LEN - 1 && b > 1 {
-            return Err(CarError::malformed(
-                what,
-                offset,
-                "varint overflows 64 bits",
-            ));
+            return Err(CarError::malformed(what, offset, "varint overflows 64 bits"));
         }
         v |= part << (7 * i);
         if b & 0x80 == 0 {
@@ -43,11 +39,7 @@ pub fn get(buf: &[u8], what: &'static str, offset: u64) -> Result<(u64, usize)> 
     if buf.len() < MAX_LEN {
         Err(CarError::malformed(what, offset, "truncated varint"))
     } else {
-        Err(CarError::malformed(
-            what,
-            offset,
-            "varint longer than 10 bytes",
-        ))
+        Err(CarError::malformed(what, offset, "varint longer than 10 bytes"))
     }
 }
 
@@ -74,11 +66,7 @@ pub fn read<R: Read>(r: &mut R, what: &'static str, offset: u64) -> Result<Optio
             return get(&buf[..=i], what, offset).map(Some);
         }
     }
-    Err(CarError::malformed(
-        what,
-        offset,
-        "varint longer than 10 bytes",
-    ))
+    Err(CarError::malformed(what, offset, "varint longer than 10 bytes"))
 }
 
 #[cfg(test)]

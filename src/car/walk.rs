@@ -40,10 +40,7 @@ pub struct WalkOptions {
 /// The CID of the file or directory at `path`, as `ipfs add --only-hash -r`
 /// (or `ipfs-car pack` for [`Profile::IpfsCar`]) would give it.
 pub fn cid_of_path(profile: Profile, path: &Path, hidden: bool) -> Result<Cid> {
-    let opts = WalkOptions {
-        hidden,
-        wrap: false,
-    };
+    let opts = WalkOptions { hidden, wrap: false };
     Ok(add_path(profile, path, &opts, &mut Discard, &|_| {})?.cid)
 }
 
@@ -224,12 +221,7 @@ impl CarDir {
         }
     }
 
-    fn finish(
-        self,
-        profile: Profile,
-        sink: &mut dyn BlockSink,
-        progress: &dyn Fn(u64),
-    ) -> Result<Built> {
+    fn finish(self, profile: Profile, sink: &mut dyn BlockSink, progress: &dyn Fn(u64)) -> Result<Built> {
         let mut d = DirBuilder::new(profile);
         for (name, item) in self.entries {
             let built = match item {

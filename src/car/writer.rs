@@ -196,8 +196,7 @@ impl BlockSink for DfsSpool {
         if self.index.contains_key(cid) {
             return Ok(());
         }
-        let len =
-            u32::try_from(data.len()).map_err(|_| CarError::Invalid("block over 4 GiB".into()))?;
+        let len = u32::try_from(data.len()).map_err(|_| CarError::Invalid("block over 4 GiB".into()))?;
         self.file.write_all(data)?;
         self.index.insert(*cid, (self.len, len));
         self.len += u64::from(len);
@@ -225,9 +224,7 @@ mod tests {
         assert_eq!(h[0] as usize, h.len() - 1);
         assert_eq!(h.len(), 59);
         assert_eq!(header(&[placeholder_root(36)]).len(), h.len());
-        let v0: Cid = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
-            .parse()
-            .unwrap();
+        let v0: Cid = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn".parse().unwrap();
         assert_eq!(header(&[placeholder_root(34)]).len(), header(&[v0]).len());
     }
 }

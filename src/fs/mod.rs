@@ -641,6 +641,15 @@ impl Fs {
         self.upload_locked(ino, &mut st).await
     }
 
+    /// `fsync`: uploads pending data and makes it durable on the backend.
+    pub async fn fsync(&self, fh: u64) -> Res<()> {
+        self.flush(fh).await?;
+        let (ino, _, _) = self.file_handle(fh)?;
+        let vpath = self.vpath(ino)?;
+        let place = self.place(&vpath)?;
+        Ok(place.tree.sync(&place.rel).await?)
+    }
+
     /// `release`: the last close uploads what is left and frees the staged copy.
     pub async fn release(&self, fh: u64) -> Res<()> {
         let Some(Handle::File { ino, state, .. }) = self.handles.remove(fh) else {

@@ -74,6 +74,12 @@ impl Reader {
     /// `len` bytes at `offset`, starting prefetches for what comes next.
     pub async fn read(&self, ctx: &Arc<ReadCtx>, offset: u64, len: u64) -> Result<Bytes, FsError> {
         if !ctx.cached {
+            // The size is known from the open: reads at or past it are empty
+            // without a backend call (every `cat` ends with one).
+            if offset >= ctx.size {
+                return Ok(Bytes::new());
+            }
+            let len = len.min(ctx.size - offset);
             return Ok(ctx.tree.read(&ctx.rel, offset, len).await?);
         }
         let bs = self.cache.block_size();

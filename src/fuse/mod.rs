@@ -75,10 +75,10 @@ pub fn mount(
     rt: tokio::runtime::Handle,
     mountpoint: &Path,
     opts: &MountOptions,
-    max_in_flight: usize,
+    worker_threads: usize,
 ) -> std::io::Result<(Session, Unmounter)> {
-    let adapter = Adapter::new(fs, rt, max_in_flight, opts.read_only);
-    let config = opts.fuser_config();
+    let adapter = Adapter::new(fs, rt, opts.read_only);
+    let config = opts.fuser_config(worker_threads);
     let bg = fuser::spawn_mount(adapter, mountpoint, &config)?;
     Ok((
         Session { bg },

@@ -22,10 +22,6 @@ pub struct MountOptions {
 #[error("bad mount option {0:?}: {1}")]
 pub struct OptionError(pub String, pub &'static str);
 
-/// FUSE worker threads: requests are only dispatched on them (the work runs
-/// on tokio), so two keep the queue moving on a 2-core machine.
-const FUSE_THREADS: usize = 2;
-
 impl MountOptions {
     /// Parses comma-separated option lists (several `-o` allowed).
     pub fn parse<S: AsRef<str>>(lists: &[S]) -> Result<MountOptions, OptionError> {
@@ -66,7 +62,7 @@ impl MountOptions {
     }
 
     /// fuser's configuration for these options.
-    pub fn fuser_config(&self) -> Config {
+    pub fn fuser_config(&self, worker_threads: usize) -> Config {
         let mut mount_options = vec![
             MountOption::FSName("ipfs-kit-fuse".into()),
             MountOption::Subtype("ipfs-kit-fuse".into()),
@@ -88,7 +84,7 @@ impl MountOptions {
         } else {
             SessionACL::Owner
         };
-        c.n_threads = Some(FUSE_THREADS);
+        c.n_threads = Some(worker_threads.max(1));
         c.clone_fd = true;
         c
     }

@@ -53,6 +53,10 @@ pub trait Tree: Send + Sync + 'static {
     async fn upload(&self, _path: &str, _staged: &Path) -> Result<u64, VfsError> {
         Err(VfsError::ReadOnly)
     }
+    /// Makes an uploaded file durable (fsync); a no-op where uploads are.
+    async fn sync(&self, _path: &str) -> Result<(), VfsError> {
+        Ok(())
+    }
     /// Creates an empty file.
     async fn create_file(&self, _path: &str) -> Result<(), VfsError> {
         Err(VfsError::ReadOnly)

@@ -87,6 +87,10 @@ impl Tree for MountTree {
             .map_err(not_found_to_vfs)
     }
 
+    async fn sync(&self, path: &str) -> Result<(), VfsError> {
+        self.writable()?.sync(path).await.map_err(not_found_to_vfs)
+    }
+
     async fn create_file(&self, path: &str) -> Result<(), VfsError> {
         self.writable()?.write_empty(path).await.map_err(not_found_to_vfs)
     }

