@@ -1,5 +1,6 @@
 //! Command-line interface: argument parsing (clap) and dispatch to subcommands.
 
+mod control;
 mod mount;
 
 use clap::{Parser, Subcommand};
@@ -11,6 +12,12 @@ Examples:
   ipfs-kit-fuse mount /mnt/vfs --foreground     stay attached (systemd, debugging)
   ipfs-kit-fuse mount /mnt/vfs -o ro,allow_other --config ./config.toml
   ipfs-kit-fuse unmount /mnt/vfs                upload what is pending, unmount, stop the daemon
+  ipfs-kit-fuse status                          the running mount: uptime, activity, bytes waiting to upload
+  ipfs-kit-fuse backend add /s3 s3://bucket/prefix?region=eu-west-1 --save
+  ipfs-kit-fuse backend add /data fs -O root=/srv/data --ro
+  ipfs-kit-fuse backend list                    the mount table (secrets hidden)
+  ipfs-kit-fuse stats --json                    cache, backend and operation figures
+  ipfs-kit-fuse flush                           wait until every staged write is uploaded
 
 Data home: $IPFS_KIT_HOME (default ~/.ipfs_kit); config: $IPFS_KIT_HOME/config.toml";
 
@@ -34,6 +41,15 @@ pub enum Command {
     Mount(mount::MountArgs),
     /// Upload pending writes, unmount MOUNTPOINT and stop its daemon.
     Unmount(mount::UnmountArgs),
+    /// Show a running mount: uptime, activity, bytes waiting to upload.
+    Status(control::StatusArgs),
+    /// Cache hits/misses, bytes per backend, operation counts and latencies.
+    Stats(control::Target),
+    /// Change or list the mount table of a running mount.
+    #[command(subcommand)]
+    Backend(control::BackendCmd),
+    /// Wait until every staged write of a running mount is uploaded.
+    Flush(control::Target),
 }
 
 /// Entry point used by `main.rs`.
@@ -42,5 +58,9 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Mount(a) => mount::run_mount(a),
         Command::Unmount(a) => mount::run_unmount(a),
+        Command::Status(a) => control::run_status(a),
+        Command::Stats(t) => control::run_stats(t),
+        Command::Backend(c) => control::run_backend(c),
+        Command::Flush(t) => control::run_flush(t),
     }
 }

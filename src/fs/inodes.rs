@@ -170,6 +170,26 @@ impl Inodes {
         }
     }
 
+    /// Forgets every inode at or under `prefix` (a removed mount): later
+    /// requests on them answer ESTALE. Returns how many were dropped.
+    pub fn drop_under(&self, prefix: &str) -> usize {
+        let mut t = self.lock();
+        let under = format!("{prefix}/");
+        let gone: Vec<(String, u64)> = t
+            .by_path
+            .iter()
+            .filter(|(p, _)| p.as_str() == prefix || p.starts_with(&under))
+            .map(|(p, i)| (p.clone(), *i))
+            .collect();
+        for (p, ino) in &gone {
+            t.by_path.remove(p);
+            if *ino != ROOT_INO {
+                t.nodes.remove(ino);
+            }
+        }
+        gone.len()
+    }
+
     /// The attribute overlay of an inode.
     pub fn overlay(&self, ino: u64) -> Overlay {
         self.lock().nodes.get(&ino).map(|n| n.overlay).unwrap_or_default()

@@ -12,15 +12,23 @@
 //! upload is an error to close/fsync and the staged data stays on disk.
 
 mod attr;
+mod drain;
 mod errno;
 mod handles;
 mod inodes;
+pub mod invalidate;
+mod recover;
 pub mod staging;
+mod table;
 
 pub use attr::{Attr, Kind, Owner, BLKSIZE};
+pub use drain::{Pending, PendingFile};
 pub use errno::FsError;
 pub use handles::DirEntry;
 pub use inodes::ROOT_INO;
+pub use invalidate::Invalidator;
+pub use recover::Recovery;
+pub use table::TableError;
 
 use crate::vfs::{join_abs, Meta, Resolved, Router, Tree, VfsError};
 use bytes::Bytes;
@@ -282,7 +290,7 @@ impl Fs {
         tokio::task::spawn_blocking(move || file.set_len(size))
             .await
             .map_err(std::io::Error::other)??;
-        st.dirty = true;
+        st.set_dirty()?;
         st.mtime = Some(SystemTime::now());
         if st.opens == 0 {
             // Truncate by path: nobody will flush, so upload now.
@@ -444,7 +452,7 @@ impl Fs {
                     old.discard();
                 }
                 st.staged = Some(self.new_staged(place)?);
-                st.dirty = true;
+                st.set_dirty()?;
                 st.mtime = Some(SystemTime::now());
             }
             st.opens += 1;
@@ -554,7 +562,7 @@ impl Fs {
         tokio::task::spawn_blocking(move || staging::write_at(&file, offset, &buf))
             .await
             .map_err(std::io::Error::other)??;
-        st.dirty = true;
+        st.set_dirty()?;
         st.mtime = Some(SystemTime::now());
         Ok(data.len() as u32)
     }
