@@ -64,3 +64,13 @@ pub fn main() -> ExitCode {
         Command::Flush(t) => control::run_flush(t),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}

@@ -36,6 +36,7 @@ pub struct Target {
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     /// The mount point (default: the only running mount).
+    #[arg(value_name = "MOUNTPOINT", id = "positional_mountpoint")]
     pub mountpoint: Option<PathBuf>,
     #[command(flatten)]
     pub target: Target,

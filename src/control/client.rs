@@ -67,7 +67,14 @@ impl Client {
         };
         let mut line = serde_json::to_string(&frame).map_err(|e| ClientError::Garbled(e.to_string()))?;
         line.push('\n');
-        self.writer.write_all(line.as_bytes())?;
+        if let Err(e) = self.writer.write_all(line.as_bytes()) {
+            // The daemon may have refused us and closed already: its error
+            // reply is still readable, and says more than EPIPE.
+            return match self.read_frame() {
+                Ok(Envelope { error: Some(err), .. }) => Err(ClientError::Remote(err)),
+                _ => Err(e.into()),
+            };
+        }
         loop {
             let env = self.read_frame()?;
             if let Some(err) = env.error {
