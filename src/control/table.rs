@@ -101,10 +101,10 @@ impl LiveTable {
         self.invalidator.get().cloned()
     }
 
-    /// The rows of the table, secrets hidden.
+    /// The rows of the table sorted by path, secrets hidden.
     pub async fn list(&self) -> Vec<MountInfo> {
         let entries = self.entries.lock().await;
-        entries
+        let mut rows: Vec<MountInfo> = entries
             .iter()
             .map(|e| {
                 let (scheme, options) = e.resolved().unwrap_or_default();
@@ -115,7 +115,9 @@ impl LiveTable {
                     options: redact(&options),
                 }
             })
-            .collect()
+            .collect();
+        rows.sort_by(|a, b| a.path.cmp(&b.path));
+        rows
     }
 
     /// Number of mounts.
