@@ -192,7 +192,11 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
     };
     match rt.block_on(fs.recover_leftovers()) {
         Ok(r) if r.uploaded.is_empty() && r.kept.is_empty() => {}
-        Ok(r) => tracing::info!(uploaded = r.uploaded.len(), kept = r.kept.len(), "crash recovery done"),
+        Ok(r) => tracing::info!(
+            uploaded = r.uploaded.len(),
+            kept = r.kept.len(),
+            "crash recovery done"
+        ),
         Err(e) => tracing::error!(error = %e, "cannot scan the staging directory for leftovers"),
     }
     let metrics_listener = match ops.metrics_addr {
@@ -226,7 +230,12 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
         .config_file
         .clone()
         .unwrap_or_else(|| spec.home.join("config.toml"));
-    let table = Arc::new(LiveTable::new(fs.clone(), metrics.clone(), &spec.config, config_path));
+    let table = Arc::new(LiveTable::new(
+        fs.clone(),
+        metrics.clone(),
+        &spec.config,
+        config_path,
+    ));
     table.set_invalidator(session.invalidator());
     let stopper = Stopper::new();
     let state = Arc::new(ControlState {
@@ -241,11 +250,18 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
         stopper: stopper.clone(),
     });
     let (ended_tx, ended_rx) = tokio::sync::watch::channel(false);
-    let socket = ops.socket.clone().unwrap_or_else(|| paths::socket_path(&spec.mountpoint));
+    let socket = ops
+        .socket
+        .clone()
+        .unwrap_or_else(|| paths::socket_path(&spec.mountpoint));
     let bound = rt.block_on(async { server::bind(&socket) });
     let socket = match bound {
         Ok(listener) => {
-            rt.spawn(server::run(listener, state.clone(), session_ended(ended_rx.clone())));
+            rt.spawn(server::run(
+                listener,
+                state.clone(),
+                session_ended(ended_rx.clone()),
+            ));
             tracing::info!(socket = %socket.display(), "control socket listening");
             Some(socket)
         }

@@ -75,7 +75,10 @@ impl Drop for OpTimer<'_> {
         let c = &self.metrics.ops[i];
         c.count.fetch_add(1, Ordering::Relaxed);
         c.total_us.fetch_add(us, Ordering::Relaxed);
-        let b = BUCKETS_US.iter().position(|&le| us <= le).unwrap_or(BUCKETS_US.len());
+        let b = BUCKETS_US
+            .iter()
+            .position(|&le| us <= le)
+            .unwrap_or(BUCKETS_US.len());
         c.buckets[b].fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -136,7 +139,10 @@ impl Metrics {
 
     /// Forgets a removed mount's counters.
     pub fn forget_backend(&self, path: &str) {
-        self.backends.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
+        self.backends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path);
     }
 
     /// Operations that ran at least once.

@@ -114,7 +114,10 @@ fn secrets_stay_hidden_and_save_writes_the_config_when_asked() {
     assert!(saved.contains("/other") && saved.contains("/local"), "{saved}");
     let cfg = ipfs_kit_fuse::config::Config::parse(&saved).expect("saved config parses");
     cfg.validate().expect("saved config is valid");
-    assert!(std::fs::write(d.mnt.join("other/x"), b"x").is_err(), "read-only mount took a write");
+    assert!(
+        std::fs::write(d.mnt.join("other/x"), b"x").is_err(),
+        "read-only mount took a write"
+    );
 
     let _: ChangeReply = c
         .call(&Request::MountsRemove(RemoveMount {
@@ -142,27 +145,49 @@ fn bad_requests_get_error_replies_and_the_connection_keeps_serving() {
     let place = Place::new("");
     let d = place.start(&[]);
     let s = UnixStream::connect(&d.socket).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
     let mut wr = s.try_clone().expect("clone");
     let mut rd = BufReader::new(s);
 
     let r = roundtrip(&mut rd, &mut wr, b"{not json\n");
     assert_eq!(r["error"]["code"], code::PARSE_ERROR);
-    let r = roundtrip(&mut rd, &mut wr, b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"frob\"}\n");
-    assert_eq!((r["id"].clone(), r["error"]["code"].clone()), (1.into(), code::METHOD_NOT_FOUND.into()));
-    let r = roundtrip(&mut rd, &mut wr, b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"mounts.add\",\"params\":{\"path\":5}}\n");
+    let r = roundtrip(
+        &mut rd,
+        &mut wr,
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"frob\"}\n",
+    );
+    assert_eq!(
+        (r["id"].clone(), r["error"]["code"].clone()),
+        (1.into(), code::METHOD_NOT_FOUND.into())
+    );
+    let r = roundtrip(
+        &mut rd,
+        &mut wr,
+        b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"mounts.add\",\"params\":{\"path\":5}}\n",
+    );
     assert_eq!(r["error"]["code"], code::INVALID_PARAMS);
     let mut big = vec![b'a'; 2 << 20];
     big.push(b'\n');
     let r = roundtrip(&mut rd, &mut wr, &big);
     assert_eq!(r["error"]["code"], code::LINE_TOO_LONG);
-    assert!(r["error"]["message"].as_str().unwrap_or("").contains("longer than"));
+    assert!(r["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("longer than"));
 
-    let r = roundtrip(&mut rd, &mut wr, b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"status\"}\n");
+    let r = roundtrip(
+        &mut rd,
+        &mut wr,
+        b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"status\"}\n",
+    );
     assert_eq!(r["id"], 3);
     assert!(r["result"]["uptime_secs"].is_u64(), "{r}");
     // The daemon serves new connections too.
-    let _: StatusReply = d.client().call(&Request::Status).expect("status on a new connection");
+    let _: StatusReply = d
+        .client()
+        .call(&Request::Status)
+        .expect("status on a new connection");
 }
 
 #[test]
@@ -174,7 +199,11 @@ fn socket_is_private_and_other_uids_are_refused() {
     let d = place.start(&[]);
     let mode = std::fs::metadata(&d.socket).expect("socket").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    if std::process::Command::new("setpriv").arg("--version").output().is_err() {
+    if std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("skipped the uid check: setpriv is not installed");
         return;
     }
@@ -184,12 +213,23 @@ fn socket_is_private_and_other_uids_are_refused() {
     }
     std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).expect("chmod socket");
     let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN, "status", "--socket"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "status",
+            "--socket",
+        ])
         .arg(&d.socket)
         .output()
         .expect("run setpriv");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "nobody was served: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "nobody was served: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(err.contains("permission denied"), "{err}");
     let _: StatusReply = d.client().call(&Request::Status).expect("root still served");
 }
@@ -215,12 +255,22 @@ fn flush_reports_progress_and_uploads_a_file_still_open() {
         .expect("flush");
     assert_eq!(r.files, 1);
     assert!(seen.contains(&1), "progress: {seen:?}");
-    assert_eq!(std::fs::read(place.backend.join("open.bin")).expect("backend"), data);
+    assert_eq!(
+        std::fs::read(place.backend.join("open.bin")).expect("backend"),
+        data
+    );
     drop(f);
     let stats: StatsReply = d.client().call(&Request::Stats).expect("stats");
-    let local = stats.backends.iter().find(|b| b.mount == "/local").expect("local counted");
+    let local = stats
+        .backends
+        .iter()
+        .find(|b| b.mount == "/local")
+        .expect("local counted");
     assert!(local.bytes_written >= data.len() as u64, "{stats:?}");
-    assert!(stats.ops.iter().any(|o| o.op == "write" && o.count > 0), "{stats:?}");
+    assert!(
+        stats.ops.iter().any(|o| o.op == "write" && o.count > 0),
+        "{stats:?}"
+    );
 }
 
 #[test]
@@ -270,5 +320,8 @@ fn shutdown_request_drains_unmounts_and_exits_zero() {
     assert!(st.success(), "{}; log:\n{}", describe(st), d.log_text());
     assert!(!is_mounted(&place.mnt));
     assert!(!d.socket.exists(), "socket left behind");
-    assert_eq!(std::fs::read(place.backend.join("a.txt")).expect("backend"), b"abc");
+    assert_eq!(
+        std::fs::read(place.backend.join("a.txt")).expect("backend"),
+        b"abc"
+    );
 }

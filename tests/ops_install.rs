@@ -23,7 +23,10 @@ fn unit_files_pass_systemd_analyze_verify() {
     let dir = tempfile::tempdir().expect("tempdir");
     for unit in ["ipfs-kit-fuse.service", "ipfs-kit-fuse@.service"] {
         let text = std::fs::read_to_string(repo().join("systemd").join(unit)).expect("unit file");
-        assert!(text.contains("Type=notify") && text.contains("--foreground"), "{unit}");
+        assert!(
+            text.contains("Type=notify") && text.contains("--foreground"),
+            "{unit}"
+        );
         // Point ExecStart at the built binary, as install.sh does with its PREFIX.
         let text = text.replace("/usr/local/bin/ipfs-kit-fuse", BIN);
         std::fs::write(dir.path().join(unit), text).expect("write unit");
@@ -36,10 +39,7 @@ fn unit_files_pass_systemd_analyze_verify() {
         .output()
         .expect("run systemd-analyze");
     let err = String::from_utf8_lossy(&out.stderr);
-    let complaints: Vec<&str> = err
-        .lines()
-        .filter(|l| l.contains("ipfs-kit-fuse"))
-        .collect();
+    let complaints: Vec<&str> = err.lines().filter(|l| l.contains("ipfs-kit-fuse")).collect();
     assert!(out.status.success() && complaints.is_empty(), "{err}");
 }
 
@@ -50,7 +50,10 @@ fn fstab_helper_mounts_and_unmount_drains_first() {
     }
     let place = Place::new("");
     let helper = repo().join("scripts/mount.fuse.ipfs-kit-fuse");
-    let opts = format!("rw,noatime,_netdev,nofail,x-systemd.automount,config={}", place.config.display());
+    let opts = format!(
+        "rw,noatime,_netdev,nofail,x-systemd.automount,config={}",
+        place.config.display()
+    );
     let out = Command::new("sh")
         .arg(&helper)
         .arg("none")

@@ -34,7 +34,9 @@ fn writer(dir: PathBuf, dev: u64, stop: Arc<AtomicBool>) -> Vec<usize> {
             break;
         }
         let path = dir.join(format!("f{i}.bin"));
-        let Ok(mut f) = std::fs::File::create(&path) else { break };
+        let Ok(mut f) = std::fs::File::create(&path) else {
+            break;
+        };
         // After a lazy detach the path leads to the bare directory below: stop there.
         if f.metadata().map(|m| m.dev()).ok() != Some(dev) {
             drop(f);
@@ -81,7 +83,11 @@ fn sigterm_during_large_writes_keeps_every_closed_file() {
     assert!(closed.len() >= 2, "closed {closed:?}");
     for i in closed {
         let got = std::fs::read(place.backend.join(format!("f{i}.bin"))).expect("closed file in backend");
-        assert!(got == pattern(i), "f{i}.bin differs in the backend ({} bytes)", got.len());
+        assert!(
+            got == pattern(i),
+            "f{i}.bin differs in the backend ({} bytes)",
+            got.len()
+        );
     }
 }
 
@@ -96,23 +102,37 @@ fn staged_write_survives_kill9_and_is_uploaded_before_the_next_ready() {
     let mut f = std::fs::File::create(d.mnt.join("local/crash.bin")).expect("create");
     f.write_all(&data).expect("write");
     // Still open: nothing uploaded yet, the bytes are only staged.
-    assert_ne!(std::fs::read(place.backend.join("crash.bin")).unwrap_or_default(), data);
+    assert_ne!(
+        std::fs::read(place.backend.join("crash.bin")).unwrap_or_default(),
+        data
+    );
     d.kill9();
     drop(f);
     drop(d);
     let staged = place.home.join("staging");
     assert!(
-        walk(&staged).iter().any(|p| p.extension().is_some_and(|x| x == "data")),
+        walk(&staged)
+            .iter()
+            .any(|p| p.extension().is_some_and(|x| x == "data")),
         "no staged file left in {}",
         staged.display()
     );
 
     let d = place.start(&[]);
     // `start` returns once the socket answers, which is after recovery.
-    assert_eq!(std::fs::read(place.backend.join("crash.bin")).expect("recovered"), data);
-    assert!(d.log_text().contains("recovered a staged write"), "{}", d.log_text());
+    assert_eq!(
+        std::fs::read(place.backend.join("crash.bin")).expect("recovered"),
+        data
+    );
     assert!(
-        !walk(&staged).iter().any(|p| p.extension().is_some_and(|x| x == "data")),
+        d.log_text().contains("recovered a staged write"),
+        "{}",
+        d.log_text()
+    );
+    assert!(
+        !walk(&staged)
+            .iter()
+            .any(|p| p.extension().is_some_and(|x| x == "data")),
         "staged copy not cleaned up"
     );
 }
@@ -193,15 +213,22 @@ fn metrics_endpoint_serves_prometheus_text_when_asked() {
     let d = place.start(&["--metrics", &addr]);
     std::fs::write(d.mnt.join("local/m.txt"), b"metrics").expect("write");
     let mut s = std::net::TcpStream::connect(&addr).expect("connect metrics");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("request");
     let mut body = String::new();
     s.read_to_string(&mut body).expect("response");
     assert!(body.starts_with("HTTP/1.0 200"), "{body}");
     assert!(body.contains("ipfs_kit_fuse_in_flight"), "{body}");
-    assert!(body.contains("ipfs_kit_fuse_op_duration_seconds_count{op=\"write\"}"), "{body}");
     assert!(
-        body.contains("ipfs_kit_fuse_backend_bytes_total{mount=\"/local\",scheme=\"fs\",direction=\"written\"} 7"),
+        body.contains("ipfs_kit_fuse_op_duration_seconds_count{op=\"write\"}"),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "ipfs_kit_fuse_backend_bytes_total{mount=\"/local\",scheme=\"fs\",direction=\"written\"} 7"
+        ),
         "{body}"
     );
 }

@@ -200,7 +200,10 @@ pub fn run_stats(t: Target) -> ExitCode {
         None => println!("cache: none"),
     }
     println!();
-    println!("{:<16} {:<8} {:>12} {:>12}", "BACKEND", "SCHEME", "READ", "WRITTEN");
+    println!(
+        "{:<16} {:<8} {:>12} {:>12}",
+        "BACKEND", "SCHEME", "READ", "WRITTEN"
+    );
     for b in &st.backends {
         println!(
             "{:<16} {:<8} {:>12} {:>12}",

@@ -81,7 +81,10 @@ impl Client {
                 return Err(ClientError::Remote(err));
             }
             if env.method.as_deref() == Some("progress") {
-                if let Some(p) = env.params.and_then(|p| serde_json::from_value::<Progress>(p).ok()) {
+                if let Some(p) = env
+                    .params
+                    .and_then(|p| serde_json::from_value::<Progress>(p).ok())
+                {
                     on_progress(&p);
                 }
                 continue;

@@ -30,7 +30,12 @@ pub fn escape(mp: &Path) -> String {
 pub fn socket_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("RUNTIME_DIRECTORY").filter(|d| !d.is_empty()) {
         // systemd may pass several, colon-separated; the first is ours.
-        let first = d.to_string_lossy().split(':').next().unwrap_or_default().to_string();
+        let first = d
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         return PathBuf::from(first);
     }
     if nix::unistd::geteuid().is_root() {
@@ -53,7 +58,14 @@ pub fn socket_path_in(dir: &Path, mountpoint: &Path) -> PathBuf {
     }
     let hash = hex::encode(Sha256::digest(mountpoint.as_os_str().as_encoded_bytes()));
     let keep = room.saturating_sub(HASH_HEX + 1);
-    let mut prefix: String = name.chars().rev().take(keep).collect::<Vec<_>>().into_iter().rev().collect();
+    let mut prefix: String = name
+        .chars()
+        .rev()
+        .take(keep)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     while prefix.len() > keep {
         prefix.remove(0);
     }

@@ -16,7 +16,10 @@ fn label(v: &str) -> String {
 pub fn render(s: &StatsReply) -> String {
     let mut o = String::new();
     let p = PREFIX;
-    let _ = writeln!(o, "# HELP {p}_in_flight FUSE operations running now.\n# TYPE {p}_in_flight gauge");
+    let _ = writeln!(
+        o,
+        "# HELP {p}_in_flight FUSE operations running now.\n# TYPE {p}_in_flight gauge"
+    );
     let _ = writeln!(o, "{p}_in_flight {}", s.in_flight);
     let _ = writeln!(
         o,
@@ -42,7 +45,12 @@ pub fn render(s: &StatsReply) -> String {
             label(&op.op),
             op.total_us as f64 / 1e6
         );
-        let _ = writeln!(o, "{p}_op_duration_seconds_count{{op=\"{}\"}} {}", label(&op.op), op.count);
+        let _ = writeln!(
+            o,
+            "{p}_op_duration_seconds_count{{op=\"{}\"}} {}",
+            label(&op.op),
+            op.count
+        );
     }
     let _ = writeln!(
         o,
@@ -64,8 +72,16 @@ pub fn render(s: &StatsReply) -> String {
             "# HELP {p}_cache_lookups_total Block cache lookups per tier and result.\n# TYPE {p}_cache_lookups_total counter"
         );
         for (tier, t) in [("memory", c.memory), ("disk", c.disk)] {
-            let _ = writeln!(o, "{p}_cache_lookups_total{{tier=\"{tier}\",result=\"hit\"}} {}", t.hits);
-            let _ = writeln!(o, "{p}_cache_lookups_total{{tier=\"{tier}\",result=\"miss\"}} {}", t.misses);
+            let _ = writeln!(
+                o,
+                "{p}_cache_lookups_total{{tier=\"{tier}\",result=\"hit\"}} {}",
+                t.hits
+            );
+            let _ = writeln!(
+                o,
+                "{p}_cache_lookups_total{{tier=\"{tier}\",result=\"miss\"}} {}",
+                t.misses
+            );
         }
         let _ = writeln!(
             o,
@@ -108,8 +124,14 @@ mod tests {
             in_flight: 0,
         };
         let t = render(&s);
-        assert!(t.contains("op_duration_seconds_bucket{op=\"read\",le=\"0.001\"} 3"), "{t}");
+        assert!(
+            t.contains("op_duration_seconds_bucket{op=\"read\",le=\"0.001\"} 3"),
+            "{t}"
+        );
         assert!(t.contains("le=\"+Inf\"} 3"), "{t}");
-        assert!(t.contains("mount=\"/m\",scheme=\"memory\",direction=\"written\"} 4"), "{t}");
+        assert!(
+            t.contains("mount=\"/m\",scheme=\"memory\",direction=\"written\"} 4"),
+            "{t}"
+        );
     }
 }

@@ -356,7 +356,10 @@ pub fn reply_line(id: &Value, outcome: &Result<Value, RpcError>) -> String {
         error: outcome.as_ref().err(),
     };
     serde_json::to_string(&frame).unwrap_or_else(|_| {
-        format!(r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":{},"message":"unserialisable reply"}}}}"#, code::INTERNAL)
+        format!(
+            r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":{},"message":"unserialisable reply"}}}}"#,
+            code::INTERNAL
+        )
     })
 }
 
@@ -401,12 +404,18 @@ mod tests {
 
     #[test]
     fn parse_rejects_unknown_method_and_bad_params() {
-        assert_eq!(Request::parse("nope", None).unwrap_err().code, code::METHOD_NOT_FOUND);
+        assert_eq!(
+            Request::parse("nope", None).unwrap_err().code,
+            code::METHOD_NOT_FOUND
+        );
         let e = Request::parse("mounts.add", Some(serde_json::json!({"path": 3}))).unwrap_err();
         assert_eq!(e.code, code::INVALID_PARAMS);
         let e = Request::parse("status", Some(serde_json::json!({"x": 1}))).unwrap_err();
         assert_eq!(e.code, code::INVALID_PARAMS);
-        assert_eq!(Request::parse("status", Some(Value::Null)).unwrap(), Request::Status);
+        assert_eq!(
+            Request::parse("status", Some(Value::Null)).unwrap(),
+            Request::Status
+        );
     }
 
     #[test]

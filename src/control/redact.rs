@@ -21,7 +21,11 @@ pub fn redact(options: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     options
         .iter()
         .map(|(k, v)| {
-            let shown = if is_secret(k) { HIDDEN.to_string() } else { v.clone() };
+            let shown = if is_secret(k) {
+                HIDDEN.to_string()
+            } else {
+                v.clone()
+            };
             (k.clone(), shown)
         })
         .collect()

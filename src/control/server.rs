@@ -57,7 +57,10 @@ const DIR_MODE: u32 = 0o700;
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -98,7 +101,10 @@ async fn serve(stream: UnixStream, state: Arc<ControlState>) -> std::io::Result<
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        let n = (&mut rd).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf).await?;
+        let n = (&mut rd)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .await?;
         if n == 0 {
             return Ok(());
         }
@@ -147,7 +153,10 @@ fn parse(line: &[u8]) -> (Value, Result<Request, RpcError>) {
             } else {
                 code::PARSE_ERROR
             };
-            return (Value::Null, Err(RpcError::new(code, format!("not a request: {e}"))));
+            return (
+                Value::Null,
+                Err(RpcError::new(code, format!("not a request: {e}"))),
+            );
         }
     };
     let id = env.id.unwrap_or(Value::Null);
@@ -156,13 +165,20 @@ fn parse(line: &[u8]) -> (Value, Result<Request, RpcError>) {
         return (id, Err(e));
     }
     let Some(method) = env.method else {
-        return (id, Err(RpcError::new(code::INVALID_REQUEST, "missing \"method\"")));
+        return (
+            id,
+            Err(RpcError::new(code::INVALID_REQUEST, "missing \"method\"")),
+        );
     };
     let req = Request::parse(&method, env.params);
     (id, req)
 }
 
-async fn serve_line<W: AsyncWrite + Unpin>(line: &[u8], state: &ControlState, wr: &mut W) -> std::io::Result<()> {
+async fn serve_line<W: AsyncWrite + Unpin>(
+    line: &[u8],
+    state: &ControlState,
+    wr: &mut W,
+) -> std::io::Result<()> {
     let (id, req) = parse(line);
     let req = match req {
         Ok(r) => r,
@@ -195,9 +211,21 @@ mod tests {
         let (id, r) = parse(br#"{"jsonrpc":"2.0","id":4}"#);
         assert_eq!((id, r.unwrap_err().code), (Value::from(4), code::INVALID_REQUEST));
         let (id, r) = parse(br#"{"jsonrpc":"2.0","id":"x","method":"frob"}"#);
-        assert_eq!((id, r.unwrap_err().code), (Value::from("x"), code::METHOD_NOT_FOUND));
-        assert_eq!(parse(br#"{"jsonrpc":"1.0","id":1,"method":"status"}"#).1.unwrap_err().code, code::INVALID_REQUEST);
-        assert_eq!(parse(br#"{"id":1,"method":"status"}"#).1.unwrap(), Request::Status);
+        assert_eq!(
+            (id, r.unwrap_err().code),
+            (Value::from("x"), code::METHOD_NOT_FOUND)
+        );
+        assert_eq!(
+            parse(br#"{"jsonrpc":"1.0","id":1,"method":"status"}"#)
+                .1
+                .unwrap_err()
+                .code,
+            code::INVALID_REQUEST
+        );
+        assert_eq!(
+            parse(br#"{"id":1,"method":"status"}"#).1.unwrap(),
+            Request::Status
+        );
     }
 
     #[tokio::test]

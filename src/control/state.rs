@@ -232,7 +232,10 @@ impl ControlState {
         }
         let mut e = RpcError::new(
             code::UPLOAD_FAILED,
-            format!("{} file(s) could not be uploaded; their data stays staged", failures.len()),
+            format!(
+                "{} file(s) could not be uploaded; their data stays staged",
+                failures.len()
+            ),
         );
         e.data = Some(Value::Array(
             failures.iter().map(|f| Value::String(f.to_string())).collect(),

@@ -178,7 +178,11 @@ impl LiveTable {
         report
     }
 
-    async fn add_locked(&self, entries: &mut Vec<MountEntry>, mut entry: MountEntry) -> Result<String, ChangeError> {
+    async fn add_locked(
+        &self,
+        entries: &mut Vec<MountEntry>,
+        mut entry: MountEntry,
+    ) -> Result<String, ChangeError> {
         let path = normalize_mount_path(&entry.path).map_err(ChangeError::Invalid)?;
         entry.path = path.clone();
         let mut probe = Config {
@@ -186,7 +190,9 @@ impl LiveTable {
             ..Config::default()
         };
         probe.mounts.push(entry.clone());
-        probe.validate().map_err(|e| ChangeError::Invalid(e.to_string()))?;
+        probe
+            .validate()
+            .map_err(|e| ChangeError::Invalid(e.to_string()))?;
         let tree = open_tree(&path, &entry, self.io_timeout, &self.metrics)?;
         self.fs.add_mount(&path, tree, self.inval()).await?;
         tracing::info!(path, scheme = %entry.resolved().map(|r| r.0).unwrap_or_default(), "mount added");

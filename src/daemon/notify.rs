@@ -26,5 +26,8 @@ pub fn reloading() {
 
 /// A stop began (draining, then unmounting).
 pub fn stopping(status: &str) {
-    send(&[NotifyState::Stopping, NotifyState::Status(status)], "STOPPING=1");
+    send(
+        &[NotifyState::Stopping, NotifyState::Status(status)],
+        "STOPPING=1",
+    );
 }

@@ -90,7 +90,9 @@ impl Fs {
         let under = format!("{prefix}/");
         let mut errors = Vec::new();
         for (ino, state) in self.dirty_states().await {
-            let Some(path) = self.inodes.path(ino) else { continue };
+            let Some(path) = self.inodes.path(ino) else {
+                continue;
+            };
             if path != prefix && !path.starts_with(&under) {
                 continue;
             }

@@ -40,7 +40,9 @@ impl Fs {
                 continue;
             }
             let Some((_, tree)) = mounts.iter().find(|(p, _)| *p == target.mount) else {
-                report.kept.push((name, data, "its mount is not in the table".into()));
+                report
+                    .kept
+                    .push((name, data, "its mount is not in the table".into()));
                 continue;
             };
             match tree.upload(&target.path, &data).await {

@@ -45,7 +45,11 @@ impl Fs {
     }
 
     /// Uploads what is pending under `path`, then removes the mount there.
-    pub async fn remove_mount(&self, path: &str, inval: Option<Arc<dyn Invalidator>>) -> Result<(), TableError> {
+    pub async fn remove_mount(
+        &self,
+        path: &str,
+        inval: Option<Arc<dyn Invalidator>>,
+    ) -> Result<(), TableError> {
         if !self.router.list().iter().any(|(p, _)| p == path) {
             return Err(TableError::NotMounted(path.to_string()));
         }
