@@ -58,6 +58,7 @@ fn mount_table_changes_show_in_ls_when_made_over_the_socket() {
     assert_eq!(st.mounts, 2);
     assert_eq!(st.mountpoint, d.mnt.display().to_string());
 
+    let mut held = std::fs::File::open(&f).expect("open before removal");
     let _: ChangeReply = c
         .call(&Request::MountsRemove(RemoveMount {
             path: "/mem/scratch".into(),
@@ -66,6 +67,9 @@ fn mount_table_changes_show_in_ls_when_made_over_the_socket() {
         .expect("remove");
     assert_eq!(names(&d.mnt), vec!["local"]);
     assert!(std::fs::metadata(&f).is_err(), "removed mount still reachable");
+    let mut buf = Vec::new();
+    let err = std::io::Read::read_to_end(&mut held, &mut buf).expect_err("read from a removed mount");
+    assert_eq!(err.raw_os_error(), Some(libc::ESTALE), "{err}");
 
     let err = c
         .call::<ChangeReply>(&Request::MountsRemove(RemoveMount {

@@ -261,4 +261,16 @@ mod tests {
         t.forget(ROOT_INO, 100);
         assert_eq!(t.path(ROOT_INO).as_deref(), Some("/"));
     }
+
+    #[test]
+    fn drop_under_forgets_the_subtree_only() {
+        let t = Inodes::new();
+        let a = t.lookup("/m", true);
+        let b = t.lookup("/m/x", false);
+        let c = t.lookup("/mx", false);
+        assert_eq!(t.drop_under("/m"), 2);
+        assert!(!t.exists(a) && !t.exists(b));
+        assert_eq!(t.path(c).as_deref(), Some("/mx"));
+        assert_eq!(t.peek("/m/x"), None);
+    }
 }

@@ -224,6 +224,10 @@ impl Fs {
 
     /// Attributes of an open file whose name is gone.
     async fn unlinked_attr(&self, ino: u64) -> Res<Attr> {
+        if !self.inodes.exists(ino) {
+            // Forgotten with its mount (see `table.rs`): stale, not unlinked.
+            return Err(FsError::StaleInode(ino));
+        }
         let st = self.handles.state(ino).ok_or(FsError::StaleInode(ino))?;
         let size = {
             let st = st.lock().await;
