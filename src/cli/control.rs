@@ -100,7 +100,11 @@ pub fn resolve_socket(t: &Target, positional: Option<&Path>) -> Result<PathBuf, 
         return Ok(paths::socket_path(&canon));
     }
     let dir = paths::socket_dir();
-    let found = paths::discover(&dir);
+    // Sockets left by a daemon that was killed do not answer: skip them.
+    let found: Vec<PathBuf> = paths::discover(&dir)
+        .into_iter()
+        .filter(|p| std::os::unix::net::UnixStream::connect(p).is_ok())
+        .collect();
     match found.len() {
         1 => Ok(found[0].clone()),
         0 => Err(format!(

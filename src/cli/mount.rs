@@ -99,7 +99,12 @@ pub fn run_mount(a: MountArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
-    let config = match Config::load(a.config.as_deref(), &home) {
+    // The daemon runs in `/`: keep the config path valid there (save, SIGHUP).
+    let config_file = match a.config.as_deref().map(std::path::absolute).transpose() {
+        Ok(p) => p,
+        Err(e) => return fail(format!("--config: {e}")),
+    };
+    let config = match Config::load(config_file.as_deref(), &home) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -114,7 +119,7 @@ pub fn run_mount(a: MountArgs) -> ExitCode {
         home: home.clone(),
     };
     let run_opts = RunOptions {
-        config_file: a.config.clone(),
+        config_file,
         metrics_addr: a.metrics,
         socket: a.socket.clone(),
     };

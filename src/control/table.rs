@@ -9,7 +9,7 @@
 use super::protocol::MountInfo;
 use super::redact::redact;
 use crate::backend::Backend;
-use crate::config::{normalize_mount_path, save_mounts, Config, MountEntry};
+use crate::config::{normalize_mount_path, save_mounts, Config, ConfigError, MountEntry};
 use crate::fs::{Fs, Invalidator, TableError};
 use crate::metrics::Metrics;
 use crate::vfs::{MeteredTree, MountTree, Tree};
@@ -190,9 +190,10 @@ impl LiveTable {
             ..Config::default()
         };
         probe.mounts.push(entry.clone());
-        probe
-            .validate()
-            .map_err(|e| ChangeError::Invalid(e.to_string()))?;
+        probe.validate().map_err(|e| match e {
+            ConfigError::Entry { path, message, .. } => ChangeError::Invalid(format!("{path}: {message}")),
+            other => ChangeError::Invalid(other.to_string()),
+        })?;
         let tree = open_tree(&path, &entry, self.io_timeout, &self.metrics)?;
         self.fs.add_mount(&path, tree, self.inval()).await?;
         tracing::info!(path, scheme = %entry.resolved().map(|r| r.0).unwrap_or_default(), "mount added");
