@@ -28,9 +28,9 @@ install -d "$DESTDIR$PREFIX/bin" "$DESTDIR$UNITDIR" "$DESTDIR$SBINDIR" \
     "$DESTDIR$CONFDIR" "$DESTDIR$PREFIX/share/doc/ipfs-kit-fuse"
 install -m 0755 "$BIN" "$DESTDIR$PREFIX/bin/ipfs-kit-fuse"
 
-# Units name /usr/local/bin; point them at PREFIX.
+# Units name /usr/local (binary, docs); point them at PREFIX.
 for unit in ipfs-kit-fuse.service ipfs-kit-fuse@.service; do
-    sed "s|/usr/local/bin/ipfs-kit-fuse|$PREFIX/bin/ipfs-kit-fuse|g" "systemd/$unit" \
+    sed "s|/usr/local/|$PREFIX/|g" "systemd/$unit" \
         > "$DESTDIR$UNITDIR/$unit"
     chmod 0644 "$DESTDIR$UNITDIR/$unit"
 done

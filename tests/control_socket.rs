@@ -203,11 +203,7 @@ fn socket_is_private_and_other_uids_are_refused() {
     let d = place.start(&[]);
     let mode = std::fs::metadata(&d.socket).expect("socket").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    if std::process::Command::new("setpriv")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if !has_tool("setpriv") {
         eprintln!("skipped the uid check: setpriv is not installed");
         return;
     }
@@ -216,18 +212,18 @@ fn socket_is_private_and_other_uids_are_refused() {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
     }
     std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).expect("chmod socket");
-    let out = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            BIN,
-            "status",
-            "--socket",
-        ])
-        .arg(&d.socket)
-        .output()
-        .expect("run setpriv");
+    let out = output(
+        std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                BIN,
+                "status",
+                "--socket",
+            ])
+            .arg(&d.socket),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
@@ -247,6 +243,7 @@ fn flush_reports_progress_and_uploads_a_file_still_open() {
     let d = place.start(&[]);
     let path = d.mnt.join("local/open.bin");
     let data = vec![7u8; 3 << 20];
+    let guard = fork_guard();
     let mut f = std::fs::File::create(&path).expect("create");
     f.write_all(&data).expect("write");
     let st: StatusReply = d.client().call(&Request::Status).expect("status");
@@ -264,6 +261,7 @@ fn flush_reports_progress_and_uploads_a_file_still_open() {
         data
     );
     drop(f);
+    drop(guard);
     let stats: StatsReply = d.client().call(&Request::Stats).expect("stats");
     let local = stats
         .backends
@@ -285,7 +283,7 @@ fn cli_commands_print_tables_and_json_when_one_mount_runs() {
     let place = Place::new("");
     let d = place.start(&[]);
     let run = |args: &[&str]| {
-        let out = place.cmd().args(args).output().expect("run cli");
+        let out = output(place.cmd().args(args));
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success(),

@@ -99,6 +99,7 @@ fn staged_write_survives_kill9_and_is_uploaded_before_the_next_ready() {
     let place = Place::new("");
     let mut d = place.start(&[]);
     let data: Vec<u8> = (0..(2 << 20)).map(|i| (i % 253) as u8).collect();
+    let guard = fork_guard();
     let mut f = std::fs::File::create(d.mnt.join("local/crash.bin")).expect("create");
     f.write_all(&data).expect("write");
     // Still open: nothing uploaded yet, the bytes are only staged.
@@ -108,6 +109,7 @@ fn staged_write_survives_kill9_and_is_uploaded_before_the_next_ready() {
     );
     d.kill9();
     drop(f);
+    drop(guard);
     drop(d);
     let staged = place.home.join("staging");
     assert!(

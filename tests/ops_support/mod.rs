@@ -9,8 +9,43 @@ use ipfs_kit_fuse::control::Client;
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// Held around every fork in these tests, and by a test while it keeps a
+/// file on the mount open with data it expects to stay staged: a child forked
+/// meanwhile inherits that descriptor, and its close at exec makes the kernel
+/// send FUSE_FLUSH, which uploads the file early.
+static FORK_LOCK: Mutex<()> = Mutex::new(());
+
+/// Takes the fork lock (see [`FORK_LOCK`]).
+pub fn fork_guard() -> MutexGuard<'static, ()> {
+    FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `cmd` to completion, forking under the fork lock.
+pub fn output(cmd: &mut Command) -> Output {
+    let child = {
+        let _g = fork_guard();
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    child.wait_with_output().expect("wait")
+}
+
+/// True when `name` is an executable on PATH (found without forking).
+pub fn has_tool(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| {
+            std::fs::metadata(d.join(name)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_ipfs-kit-fuse");
@@ -109,7 +144,10 @@ impl Place {
             .stdout(logf.try_clone().expect("dup"))
             .stderr(logf);
         adjust(&mut c);
-        let child = c.spawn().expect("spawn daemon");
+        let child = {
+            let _g = fork_guard();
+            c.spawn().expect("spawn daemon")
+        };
         let mut d = Daemon {
             child: Some(child),
             mnt: self.mnt.clone(),
