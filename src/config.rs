@@ -63,6 +63,10 @@ pub struct Config {
     /// Settings of the mount itself (TTLs, limits).
     #[serde(default)]
     pub vfs: VfsSettings,
+    /// Block cache settings (`memory`, `disk`, `block_size`, `dir`); defaults
+    /// to 256 MiB of memory and 10 GiB under `$IPFS_KIT_HOME/cache`.
+    #[serde(default)]
+    pub cache: Option<crate::cache::CacheConfig>,
 }
 
 /// Tunables of the filesystem core.
@@ -159,6 +163,7 @@ impl Config {
                 },
             ],
             vfs: VfsSettings::default(),
+            cache: None,
         }
     }
 
@@ -239,7 +244,7 @@ impl MountEntry {
 }
 
 /// Schemes compiled into this build, with the options each one requires.
-const SCHEMES: &[(&str, &[&str])] = &[("fs", &["root"]), ("memory", &[])];
+const SCHEMES: &[(&str, &[&str])] = &[("fs", &["root"]), ("memory", &[]), ("s3", &["bucket"])];
 
 fn check_scheme(scheme: &str, options: &BTreeMap<String, String>) -> Result<(), String> {
     let Some((_, required)) = SCHEMES.iter().find(|(s, _)| *s == scheme) else {
@@ -298,6 +303,7 @@ mod tests {
         let cfg = Config {
             mounts: vec![entry("/a", "fs"), entry("/a/b", "memory")],
             vfs: Default::default(),
+            cache: None,
         };
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("overlaps"), "{err}");
@@ -308,6 +314,7 @@ mod tests {
         let cfg = Config {
             mounts: vec![entry("/a/", "fs"), entry("//a", "fs")],
             vfs: Default::default(),
+            cache: None,
         };
         assert!(cfg.validate().unwrap_err().to_string().contains("duplicate"));
     }
@@ -317,6 +324,7 @@ mod tests {
         let cfg = Config {
             mounts: vec![entry("/x", "nosuch")],
             vfs: Default::default(),
+            cache: None,
         };
         let err = cfg.validate().unwrap_err().to_string();
         assert!(
@@ -332,6 +340,7 @@ mod tests {
         let cfg = Config {
             mounts: vec![e],
             vfs: Default::default(),
+            cache: None,
         };
         assert!(cfg.validate().unwrap_err().to_string().contains("root"));
     }

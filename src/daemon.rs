@@ -6,10 +6,12 @@
 mod lifecycle;
 mod notify;
 
+use crate::cache::readahead::DEFAULT_PREFETCH_BUDGET;
+use crate::cache::{BlockCache, CacheConfig, PrefetchBudget};
 use crate::config::Config;
 use crate::control::table::open_tree;
 use crate::control::{http, paths, server, ControlState, LiveTable, Stopper};
-use crate::fs::{staging::StagingDir, Fs, FsOptions, Owner};
+use crate::fs::{staging::StagingDir, Fs, FsOptions, Owner, Reader};
 use crate::fuse::{self, MountOptions};
 use crate::metrics::Metrics;
 use crate::vfs::Router;
@@ -136,14 +138,22 @@ pub fn build_fs_with(spec: &MountSpec, metrics: &Metrics) -> Result<Arc<Fs>> {
             .unwrap_or_else(|| nix::unistd::getegid().as_raw()),
         started: SystemTime::now(),
     };
-    Ok(Arc::new(Fs::new(
+    let cache_cfg = spec
+        .config
+        .cache
+        .clone()
+        .unwrap_or_else(|| CacheConfig::with_dir(spec.home.join("cache")));
+    let cache = BlockCache::open(&cache_cfg).context("opening the block cache")?;
+    let reader = Reader::new(cache, PrefetchBudget::new(DEFAULT_PREFETCH_BUDGET));
+    let fs = Fs::new(
         router,
         staging,
         FsOptions {
             owner,
             ttl: Duration::from_secs_f64(ttl),
         },
-    )))
+    );
+    Ok(Arc::new(fs.with_reader(reader)))
 }
 
 /// Settings of a running mount beyond [`MountSpec`] (all optional).
@@ -241,8 +251,7 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
     let state = Arc::new(ControlState {
         fs: fs.clone(),
         table: table.clone(),
-        // The block cache joins here once the core owns one.
-        cache: None,
+        cache: fs.reader().map(|r| r.cache().clone()),
         metrics: metrics.clone(),
         mountpoint: spec.mountpoint.clone(),
         owner_uid: nix::unistd::geteuid().as_raw(),

@@ -12,6 +12,8 @@ pub enum BackendErrorKind {
     PermissionDenied,
     IsDir,
     NotDir,
+    /// The object is no longer at the version a read asked for.
+    Changed,
     Unsupported,
     TimedOut,
     RateLimited,
@@ -49,7 +51,8 @@ impl From<opendal::Error> for BackendError {
         let text = e.to_string();
         let kind = match e.kind() {
             K::NotFound => BackendErrorKind::NotFound,
-            K::AlreadyExists | K::ConditionNotMatch => BackendErrorKind::AlreadyExists,
+            K::AlreadyExists => BackendErrorKind::AlreadyExists,
+            K::ConditionNotMatch => BackendErrorKind::Changed,
             K::PermissionDenied => BackendErrorKind::PermissionDenied,
             K::IsADirectory => BackendErrorKind::IsDir,
             K::NotADirectory => BackendErrorKind::NotDir,

@@ -49,6 +49,10 @@ pub struct Backend {
     scheme: String,
     native_rename: bool,
     native_copy: bool,
+    if_match: bool,
+    /// The root directory of an `fs` service: opendal renames files only, so
+    /// directories there are renamed with one `rename(2)`.
+    fs_root: Option<std::path::PathBuf>,
 }
 
 /// Size of each piece streamed from a staged file to the service's writer:
@@ -77,6 +81,7 @@ impl Backend {
                 })?;
             }
         }
+        install_tls_provider();
         let iter = options.iter().map(|(k, v)| (k.clone(), v.clone()));
         let op = Operator::via_iter(scheme, iter).map_err(BackendError::from)?;
         let op = op
@@ -91,8 +96,17 @@ impl Backend {
             scheme: scheme.to_string(),
             native_rename: cap.rename,
             native_copy: cap.copy,
+            if_match: cap.read_with_if_match,
+            fs_root: (scheme == "fs")
+                .then(|| options.get("root").map(std::path::PathBuf::from))
+                .flatten(),
             op,
         })
+    }
+
+    /// True for services whose data is on this machine already (fs, memory).
+    pub fn is_local(&self) -> bool {
+        matches!(self.scheme.as_str(), "fs" | "memory")
     }
 
     /// The opendal scheme name.
@@ -142,12 +156,28 @@ impl Backend {
 
     /// Reads `len` bytes at `offset` (fewer at the end of the object).
     pub async fn read(&self, path: &str, offset: u64, len: u64) -> Result<Bytes, BackendError> {
+        self.read_if_match(path, offset, len, None).await
+    }
+
+    /// Like [`Backend::read`]; with `version` (an etag) the service refuses to
+    /// serve another version, where it supports conditional reads.
+    pub async fn read_if_match(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        version: Option<&str>,
+    ) -> Result<Bytes, BackendError> {
         if len == 0 {
             return Ok(Bytes::new());
         }
-        match self.op.read_with(path).range(offset..offset + len).await {
+        let mut req = self.op.read_with(path).range(offset..offset + len);
+        if let (Some(v), true) = (version, self.if_match) {
+            req = req.if_match(v);
+        }
+        match req.await {
             Ok(b) => Ok(b.to_bytes()),
-            Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => {
+            Err(e) if is_short_read(&e) => {
                 // Services refuse a range past the end; a filesystem read
                 // there is short or empty, so clamp to the size and retry.
                 let size = self.op.stat(path).await?.content_length();
@@ -245,9 +275,17 @@ impl Backend {
 
     /// Renames a directory and everything under it (`to` must not exist or be empty).
     pub async fn rename_dir(&self, from: &str, to: &str) -> Result<(), BackendError> {
-        if self.native_rename {
-            self.op.rename(&dir_key(from), &dir_key(to)).await?;
-            return Ok(());
+        if let Some(root) = &self.fs_root {
+            return tokio::fs::rename(root.join(from), root.join(to))
+                .await
+                .map_err(|e| {
+                    let kind = match e.kind() {
+                        std::io::ErrorKind::NotFound => BackendErrorKind::NotFound,
+                        std::io::ErrorKind::PermissionDenied => BackendErrorKind::PermissionDenied,
+                        _ => BackendErrorKind::Other,
+                    };
+                    BackendError::new(kind, format!("rename {from} -> {to}: {e}"))
+                });
         }
         let src = dir_key(from);
         let dst = dir_key(to);
@@ -271,6 +309,29 @@ impl Backend {
         self.op.delete_with(&src).recursive(true).await?;
         Ok(())
     }
+}
+
+/// Installs, once per process, rustls's crypto provider (ring) and opendal's
+/// HTTP transport (reqwest), which HTTP services such as S3 need.
+fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        match reqwest::Client::builder().build() {
+            Ok(client) => opendal::HttpTransporter::install_default(
+                opendal_http_transport_reqwest::ReqwestTransport::new(client),
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot build the HTTP client; HTTP backends will fail"),
+        }
+    });
+}
+
+/// A range read that reached past the end of the object: services answer
+/// "range not satisfiable", or a short body that opendal reports as
+/// "reader got too little data".
+fn is_short_read(e: &opendal::Error) -> bool {
+    e.kind() == ErrorKind::RangeNotSatisfied
+        || (e.kind() == ErrorKind::Unexpected && e.to_string().contains("too little data"))
 }
 
 fn dir_key(path: &str) -> String {
@@ -317,5 +378,26 @@ mod tests {
             assert_eq!(&b.read("f", 3, 4096).await.unwrap()[..], b"lo");
             assert!(b.read("f", 10, 4096).await.unwrap().is_empty());
         }
+    }
+}
+
+#[cfg(test)]
+mod stat_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn directories_stat_and_rename_without_a_trailing_slash() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("q")).unwrap();
+        let opts = BTreeMap::from([("root".to_string(), d.path().display().to_string())]);
+        let fsb = Backend::open("fs", &opts, Duration::from_secs(5)).unwrap();
+        assert!(fsb.stat("q").await.unwrap().is_dir);
+        std::fs::write(d.path().join("q/f"), b"x").unwrap();
+        fsb.rename_dir("q", "r").await.unwrap();
+        assert!(fsb.stat("r").await.unwrap().is_dir);
+        assert_eq!(fsb.read("r/f", 0, 10).await.unwrap().as_ref(), b"x");
+        let mem = Backend::open("memory", &BTreeMap::new(), Duration::from_secs(5)).unwrap();
+        mem.create_dir("q").await.unwrap();
+        assert!(mem.stat("q").await.unwrap().is_dir);
     }
 }

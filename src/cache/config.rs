@@ -127,9 +127,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
         .map_err(|e| {
-            format!(
-                "invalid size {text:?} ({e}); use e.g. \"256MiB\", \"10GiB\" or a number of bytes"
-            )
+            format!("invalid size {text:?} ({e}); use e.g. \"256MiB\", \"10GiB\" or a number of bytes")
         })
 }
 
@@ -171,10 +169,9 @@ mod tests {
 
     #[test]
     fn sizes_parse_when_given_as_strings_or_integers() {
-        let cfg = parse(
-            "[cache]\nmemory = \"256MiB\"\ndisk = \"10 GiB\"\nblock_size = 65536\ndir = \"/tmp/c\"\n",
-        )
-        .unwrap();
+        let cfg =
+            parse("[cache]\nmemory = \"256MiB\"\ndisk = \"10 GiB\"\nblock_size = 65536\ndir = \"/tmp/c\"\n")
+                .unwrap();
         assert_eq!(cfg.memory_bytes, 256 << 20);
         assert_eq!(cfg.disk_bytes, 10 << 30);
         assert_eq!(cfg.block_size, 65536);

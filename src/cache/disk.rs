@@ -240,9 +240,7 @@ impl DiskTier {
 
     fn path_of(&self, key: &BlockKey) -> PathBuf {
         let hex = key.object.to_hex();
-        self.blocks
-            .join(&hex[..2])
-            .join(format!("{hex}-{}", key.index))
+        self.blocks.join(&hex[..2]).join(format!("{hex}-{}", key.index))
     }
 
     /// Whether the index lists this block.
@@ -405,9 +403,7 @@ impl DiskTier {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let trash = self
-            .dir
-            .join(format!("trash-{}-{nanos}", std::process::id()));
+        let trash = self.dir.join(format!("trash-{}-{nanos}", std::process::id()));
         if fs::rename(&self.blocks, &trash).is_ok() {
             let _ = fs::create_dir_all(&self.blocks);
             let spawned = std::thread::Builder::new()
@@ -498,8 +494,7 @@ mod tests {
 
     fn open(dir: &Path, budget: u64) -> (DiskTier, Arc<Counters>) {
         let counters = Arc::new(Counters::default());
-        let tier =
-            DiskTier::open(dir, budget, BS, FreeSpaceMargin::Bytes(0), counters.clone()).unwrap();
+        let tier = DiskTier::open(dir, budget, BS, FreeSpaceMargin::Bytes(0), counters.clone()).unwrap();
         (tier, counters)
     }
 
@@ -520,10 +515,7 @@ mod tests {
         let name = p.file_name().unwrap().to_str().unwrap();
         assert_eq!(parse_file_name(name), Some(key(77)));
         assert_eq!(parse_file_name("zz-1"), None);
-        assert_eq!(
-            parse_file_name(&format!("{}-x", key(0).object.to_hex())),
-            None
-        );
+        assert_eq!(parse_file_name(&format!("{}-x", key(0).object.to_hex())), None);
     }
 
     #[test]

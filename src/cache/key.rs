@@ -190,6 +190,5 @@ mod tests {
     }
 
     /// SHA-256 of the length-prefixed fields, computed independently (Python hashlib).
-    const PINNED_BAFY_HEX: &str =
-        "5a4ecaeb9f2138f44e56167598f452c1bdec00ce6e00aa3cf81dbb66ef036702";
+    const PINNED_BAFY_HEX: &str = "5a4ecaeb9f2138f44e56167598f452c1bdec00ce6e00aa3cf81dbb66ef036702";
 }

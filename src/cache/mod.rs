@@ -129,21 +129,13 @@ impl BlockCache {
     /// it is called only on a miss in both tiers, and concurrent callers of one
     /// missing block wait for a single load. If the load fails (or its caller
     /// is cancelled) the next waiter loads in its place with its own `fetch`.
-    pub async fn get_block<F, Fut, E>(
-        &self,
-        obj: &ObjectId,
-        index: u64,
-        fetch: F,
-    ) -> Result<Bytes, E>
+    pub async fn get_block<F, Fut, E>(&self, obj: &ObjectId, index: u64, fetch: F) -> Result<Bytes, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, E>>,
         E: From<CacheError>,
     {
-        let key = BlockKey {
-            object: *obj,
-            index,
-        };
+        let key = BlockKey { object: *obj, index };
         let guard = match self.memory.get_or_guard(&key).await {
             Ok(bytes) => {
                 bump(&self.counters.memory_hits, 1);
@@ -191,17 +183,13 @@ impl BlockCache {
     {
         let spans: Vec<BlockSpan> = blocks::spans(offset, len, size, self.block_size).collect();
         if let [span] = spans[..] {
-            let block = self
-                .get_block(obj, span.index, || fetch(span.index))
-                .await?;
+            let block = self.get_block(obj, span.index, || fetch(span.index)).await?;
             return Ok(slice_span(&block, &span));
         }
         let total = blocks::clip(offset, len, size);
         let mut out = BytesMut::with_capacity((total.end - total.start) as usize);
         for span in spans {
-            let block = self
-                .get_block(obj, span.index, || fetch(span.index))
-                .await?;
+            let block = self.get_block(obj, span.index, || fetch(span.index)).await?;
             out.extend_from_slice(&slice_span(&block, &span));
         }
         Ok(out.freeze())
@@ -210,10 +198,7 @@ impl BlockCache {
     /// Whether the block is cached in memory or on disk now (no I/O; for
     /// deciding whether a prefetch is worth spawning).
     pub fn contains(&self, obj: &ObjectId, index: u64) -> bool {
-        let key = BlockKey {
-            object: *obj,
-            index,
-        };
+        let key = BlockKey { object: *obj, index };
         self.memory.contains(&key) || self.disk.as_ref().is_some_and(|d| d.contains(&key))
     }
 

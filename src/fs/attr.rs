@@ -33,6 +33,27 @@ pub struct Attr {
     pub blksize: u32,
 }
 
+impl Attr {
+    /// Placeholder attributes for a negative lookup reply (inode 0).
+    pub fn negative() -> Attr {
+        let t = SystemTime::UNIX_EPOCH;
+        Attr {
+            ino: 0,
+            size: 0,
+            blocks: 0,
+            atime: t,
+            mtime: t,
+            ctime: t,
+            kind: Kind::File,
+            perm: 0,
+            nlink: 0,
+            uid: 0,
+            gid: 0,
+            blksize: BLKSIZE,
+        }
+    }
+}
+
 /// Mount-wide defaults for attributes.
 #[derive(Debug, Clone, Copy)]
 pub struct Owner {

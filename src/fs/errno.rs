@@ -18,6 +18,8 @@ pub enum FsError {
     BadHandle(u64),
     #[error("staging: {0}")]
     Staging(#[from] std::io::Error),
+    #[error("cache: {0}")]
+    Cache(#[from] crate::cache::CacheError),
     #[error("operation not supported")]
     NotSupported,
     #[error("permission denied")]
@@ -42,6 +44,7 @@ impl FsError {
                 Some(libc::EDQUOT) => libc::EDQUOT,
                 _ => libc::EIO,
             },
+            FsError::Cache(_) => libc::EIO,
             FsError::NotSupported => libc::ENOTSUP,
             FsError::Permission => libc::EACCES,
             FsError::Upload { .. } => libc::EIO,
@@ -79,12 +82,14 @@ fn vfs_errno(e: &VfsError) -> i32 {
         VfsError::CrossDevice => libc::EXDEV,
         VfsError::Invalid(_) => libc::EINVAL,
         VfsError::NameTooLong => libc::ENAMETOOLONG,
+        VfsError::Changed => libc::ESTALE,
         VfsError::Backend(b) => match b.kind {
             BackendErrorKind::NotFound => libc::ENOENT,
             BackendErrorKind::AlreadyExists => libc::EEXIST,
             BackendErrorKind::PermissionDenied => libc::EACCES,
             BackendErrorKind::IsDir => libc::EISDIR,
             BackendErrorKind::NotDir => libc::ENOTDIR,
+            BackendErrorKind::Changed => libc::ESTALE,
             BackendErrorKind::Unsupported => libc::ENOTSUP,
             BackendErrorKind::TimedOut => libc::ETIMEDOUT,
             BackendErrorKind::RateLimited => libc::EAGAIN,

@@ -53,6 +53,8 @@ pub enum Handle {
         ino: u64,
         writable: bool,
         state: SharedState,
+        /// The cached read path, for handles opened on an unmodified file.
+        reader: Option<Arc<super::reader::ReadCtx>>,
     },
     /// A listing snapshot taken at opendir, so offsets stay stable while entries change.
     Dir { entries: Arc<Vec<DirEntry>> },

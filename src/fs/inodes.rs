@@ -171,8 +171,8 @@ impl Inodes {
     }
 
     /// Forgets every inode at or under `prefix` (a removed mount): later
-    /// requests on them answer ESTALE. Returns how many were dropped.
-    pub fn drop_under(&self, prefix: &str) -> usize {
+    /// requests on them answer ESTALE. Returns the inodes dropped.
+    pub fn drop_under(&self, prefix: &str) -> Vec<u64> {
         let mut t = self.lock();
         let under = format!("{prefix}/");
         let gone: Vec<(String, u64)> = t
@@ -187,7 +187,7 @@ impl Inodes {
                 t.nodes.remove(ino);
             }
         }
-        gone.len()
+        gone.into_iter().map(|(_, ino)| ino).collect()
     }
 
     /// The attribute overlay of an inode.
@@ -268,7 +268,7 @@ mod tests {
         let a = t.lookup("/m", true);
         let b = t.lookup("/m/x", false);
         let c = t.lookup("/mx", false);
-        assert_eq!(t.drop_under("/m"), 2);
+        assert_eq!(t.drop_under("/m").len(), 2);
         assert!(!t.exists(a) && !t.exists(b));
         assert_eq!(t.path(c).as_deref(), Some("/mx"));
         assert_eq!(t.peek("/m/x"), None);

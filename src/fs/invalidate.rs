@@ -7,4 +7,6 @@ pub trait Invalidator: Send + Sync {
     /// Forgets the cached entry `name` in the directory `parent`. A name the
     /// kernel does not hold is not an error worth reporting.
     fn inval_entry(&self, parent: u64, name: &str) -> std::io::Result<()>;
+    /// Forgets the cached attributes and data pages of `ino`.
+    fn inval_inode(&self, ino: u64) -> std::io::Result<()>;
 }

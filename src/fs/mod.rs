@@ -12,11 +12,13 @@
 //! upload is an error to close/fsync and the staged data stays on disk.
 
 mod attr;
+mod dircache;
 mod drain;
 mod errno;
 mod handles;
 mod inodes;
 pub mod invalidate;
+mod reader;
 mod recover;
 pub mod staging;
 mod table;
@@ -27,14 +29,18 @@ pub use errno::FsError;
 pub use handles::DirEntry;
 pub use inodes::ROOT_INO;
 pub use invalidate::Invalidator;
+pub use reader::Reader;
 pub use recover::Recovery;
 pub use table::TableError;
 
 use crate::vfs::{join_abs, Meta, Resolved, Router, Tree, VfsError};
 use bytes::Bytes;
+use dircache::{parent_of, DirCache, Listing};
 use handles::{FileState, Handle, Handles, SharedState};
 use inodes::Inodes;
+use reader::ReadCtx;
 use staging::{StagingDir, Target};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -97,6 +103,11 @@ pub struct Fs {
     handles: Handles,
     staging: StagingDir,
     opts: FsOptions,
+    reader: Option<Reader>,
+    dirs: DirCache,
+    /// The object each inode was last opened at, to keep the kernel's page
+    /// cache across opens of an unchanged object.
+    last_seen: std::sync::Mutex<HashMap<u64, crate::cache::ObjectId>>,
 }
 
 type Res<T> = Result<T, FsError>;
@@ -116,7 +127,21 @@ impl Fs {
             handles: Handles::new(),
             staging,
             opts,
+            dirs: DirCache::new(opts.ttl),
+            reader: None,
+            last_seen: Default::default(),
         }
+    }
+
+    /// Reads of unmodified files go through `reader` (block cache + readahead).
+    pub fn with_reader(mut self, reader: Reader) -> Self {
+        self.reader = Some(reader);
+        self
+    }
+
+    /// The cached read path, if configured.
+    pub fn reader(&self) -> Option<&Reader> {
+        self.reader.as_ref()
     }
 
     /// The mount table.
@@ -172,9 +197,34 @@ impl Fs {
     async fn meta(&self, vpath: &str) -> Res<(Meta, bool)> {
         match self.router.resolve(vpath) {
             Resolved::Synthetic(_) => Ok((Meta::dir(), false)),
-            Resolved::Tree { tree, rel, .. } => Ok((tree.stat(&rel).await?, !tree.read_only())),
+            Resolved::Tree { tree, rel, .. } => {
+                let writable = !tree.read_only();
+                if let (false, Some(parent)) = (rel.is_empty(), parent_of(vpath)) {
+                    let name = vpath.rsplit('/').next().unwrap_or(vpath);
+                    match self.dirs.child(parent, name) {
+                        Some(Some(meta)) => return Ok((meta, writable)),
+                        Some(None) => return Err(VfsError::NotFound.into()),
+                        None => {}
+                    }
+                }
+                Ok((tree.stat(&rel).await?, writable))
+            }
             Resolved::Missing => Err(VfsError::NotFound.into()),
         }
+    }
+
+    /// The listing of a directory in a tree, from the listing cache when fresh.
+    async fn listing(&self, vpath: &str, tree: &Arc<dyn Tree>, rel: &str) -> Res<Listing> {
+        if let Some(l) = self.dirs.get(vpath) {
+            return Ok(l);
+        }
+        let meta = tree.stat(rel).await?;
+        if !meta.is_dir {
+            return Err(VfsError::NotDir.into());
+        }
+        let l: Listing = Arc::new(tree.list(rel).await?);
+        self.dirs.put(vpath, l.clone());
+        Ok(l)
     }
 
     async fn attr_of(&self, ino: u64, meta: Meta, writable: bool) -> Attr {
@@ -362,6 +412,7 @@ impl Fs {
         match place.tree.upload(&place.rel, staged.data_path()).await {
             Ok(_) => {
                 st.dirty = false;
+                self.dirs.invalidate_parent(&vpath);
                 Ok(())
             }
             Err(source) => {
@@ -381,17 +432,12 @@ impl Fs {
         let vpath = self.vpath(ino)?;
         let children: Vec<(String, bool)> = match self.router.resolve(&vpath) {
             Resolved::Synthetic(names) => names.into_iter().map(|n| (n, true)).collect(),
-            Resolved::Tree { tree, rel, .. } => {
-                let meta = tree.stat(&rel).await?;
-                if !meta.is_dir {
-                    return Err(VfsError::NotDir.into());
-                }
-                tree.list(&rel)
-                    .await?
-                    .into_iter()
-                    .map(|(n, m)| (n, m.is_dir))
-                    .collect()
-            }
+            Resolved::Tree { tree, rel, .. } => self
+                .listing(&vpath, &tree, &rel)
+                .await?
+                .iter()
+                .map(|(n, m)| (n.clone(), m.is_dir))
+                .collect(),
             Resolved::Missing => return Err(VfsError::NotFound.into()),
         };
         let mut entries = Vec::with_capacity(children.len() + 2);
@@ -461,15 +507,29 @@ impl Fs {
             }
             st.opens += 1;
         }
+        let (reader, keep_cache) = self.read_ctx(ino, &vpath, &meta);
         let fh = self.handles.insert(Handle::File {
             ino,
             writable: write,
             state,
+            reader,
         });
-        Ok(Opened {
-            fh,
-            keep_cache: false,
-        })
+        Ok(Opened { fh, keep_cache })
+    }
+
+    /// The cached read context of an open, and whether the kernel may keep
+    /// its pages (the object is the one it saw at the previous open).
+    fn read_ctx(&self, ino: u64, vpath: &str, meta: &Meta) -> (Option<Arc<ReadCtx>>, bool) {
+        let Some(reader) = &self.reader else {
+            return (None, false);
+        };
+        let Resolved::Tree { mount, tree, rel } = self.router.resolve(vpath) else {
+            return (None, false);
+        };
+        let ctx = reader.context(&mount, &rel, tree, meta);
+        let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+        let keep = seen.insert(ino, ctx.obj) == Some(ctx.obj);
+        (Some(Arc::new(ctx)), keep)
     }
 
     /// `create`: a new empty file, opened.
@@ -483,6 +543,7 @@ impl Fs {
             Err(e) => return Err(e.into()),
         }
         place.tree.create_file(&place.rel).await?;
+        self.dirs.invalidate_parent(&vpath);
         let ino = self.inodes.lookup(&vpath, false);
         let now = SystemTime::now();
         self.inodes.update_overlay(ino, |o| {
@@ -507,6 +568,7 @@ impl Fs {
             ino,
             writable: true,
             state,
+            reader: None,
         });
         let meta = Meta {
             is_dir: false,
@@ -526,20 +588,37 @@ impl Fs {
 
     fn file_handle(&self, fh: u64) -> Res<(u64, bool, SharedState)> {
         match self.handles.get(fh) {
-            Some(Handle::File { ino, writable, state }) => Ok((ino, writable, state)),
+            Some(Handle::File {
+                ino, writable, state, ..
+            }) => Ok((ino, writable, state)),
             _ => Err(FsError::BadHandle(fh)),
         }
     }
 
     /// `read`.
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Res<Bytes> {
-        let (ino, _, state) = self.file_handle(fh)?;
+        let Some(Handle::File {
+            ino,
+            state,
+            reader: ctx,
+            ..
+        }) = self.handles.get(fh)
+        else {
+            return Err(FsError::BadHandle(fh));
+        };
         let staged = state.lock().await.staged.as_ref().map(|s| s.file());
         if let Some(file) = staged {
             let data = tokio::task::spawn_blocking(move || staging::read_at(&file, offset, size as usize))
                 .await
                 .map_err(std::io::Error::other)??;
             return Ok(Bytes::from(data));
+        }
+        if let (Some(reader), Some(ctx)) = (&self.reader, &ctx) {
+            if !self.inodes.exists(ino) {
+                // Its mount was removed (see `table.rs`): the context's tree is gone.
+                return Err(FsError::StaleInode(ino));
+            }
+            return reader.read(ctx, offset, size as u64).await;
         }
         let vpath = self.vpath(ino)?;
         match self.router.resolve(&vpath) {
@@ -609,6 +688,7 @@ impl Fs {
             Err(e) => return Err(e.into()),
         }
         place.tree.mkdir(&place.rel).await?;
+        self.dirs.invalidate_parent(&vpath);
         let ino = self.inodes.lookup(&vpath, true);
         self.inodes.update_overlay(ino, |o| {
             *o = inodes::Overlay {
@@ -631,6 +711,7 @@ impl Fs {
             return Err(VfsError::IsDir.into());
         }
         place.tree.remove_file(&place.rel).await?;
+        self.dirs.invalidate_parent(&vpath);
         self.forget_name(&vpath).await;
         Ok(())
     }
@@ -660,6 +741,7 @@ impl Fs {
             return Err(VfsError::NotEmpty.into());
         }
         place.tree.remove_dir(&place.rel).await?;
+        self.dirs.invalidate_tree(&vpath);
         self.inodes.unlink(&vpath);
         Ok(())
     }
@@ -699,6 +781,7 @@ impl Fs {
                     return Err(VfsError::NotEmpty.into());
                 }
                 dst.tree.remove_dir(&dst.rel).await?;
+                self.dirs.invalidate_tree(&to);
             }
             Ok(_) => {}
             Err(VfsError::NotFound) => {}
@@ -715,7 +798,11 @@ impl Fs {
         if let (Some(st), Some(ino)) = (guard.as_deref_mut(), src_ino) {
             self.upload_locked(ino, st).await?;
         }
-        src.tree.rename(&src.rel, &dst.rel, smeta.is_dir).await?;
+        let renamed = src.tree.rename(&src.rel, &dst.rel, smeta.is_dir).await;
+        // Even a failed rename may have done part of its work (emulated renames).
+        self.dirs.invalidate_tree(&from);
+        self.dirs.invalidate_tree(&to);
+        renamed?;
         if let Some(victim) = self.inodes.peek(&to) {
             if let Some(vs) = self.handles.state(victim) {
                 if !state.as_ref().is_some_and(|s| Arc::ptr_eq(s, &vs)) {

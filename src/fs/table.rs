@@ -5,8 +5,9 @@
 //! not yet uploaded was uploaded (else the removal is refused and nothing
 //! changes); after removal its inodes are forgotten, so open files and
 //! working directories under it answer ESTALE instead of reaching a tree
-//! that is gone; the kernel's entries for every component of the changed
-//! path are invalidated, so `ls` shows the change at once.
+//! that is gone (their cached pages are dropped too); the kernel's entries for every component of the changed
+//! path, and the listing cache under it, are invalidated, so `ls` shows the
+//! change at once.
 
 use super::{Fs, FsError, ROOT_INO};
 use crate::fs::invalidate::Invalidator;
@@ -39,8 +40,10 @@ impl Fs {
         if !self.router.add(path, tree) {
             return Err(TableError::Overlap(path.to_string()));
         }
+        // Listings cached under this path belong to whatever was here before.
+        self.dirs.invalidate_tree(path);
         let targets = self.entry_targets(path);
-        invalidate(inval, targets).await;
+        invalidate(inval, targets, Vec::new()).await;
         Ok(())
     }
 
@@ -66,8 +69,13 @@ impl Fs {
         }
         let targets = self.entry_targets(path);
         let dropped = self.inodes.drop_under(path);
-        tracing::debug!(path, dropped, "mount removed; its inodes are stale now");
-        invalidate(inval, targets).await;
+        self.dirs.invalidate_tree(path);
+        tracing::debug!(
+            path,
+            dropped = dropped.len(),
+            "mount removed; its inodes are stale now"
+        );
+        invalidate(inval, targets, dropped).await;
         Ok(())
     }
 
@@ -91,14 +99,21 @@ impl Fs {
     }
 }
 
-/// Runs the invalidations on a blocking thread: the notification is a write
-/// to /dev/fuse that may wait on the kernel's directory lock.
-async fn invalidate(inval: Option<Arc<dyn Invalidator>>, targets: Vec<(u64, String)>) {
+/// Runs the invalidations (entries, then the data and attributes of dropped
+/// inodes, so open files cannot read a removed mount from the page cache) on
+/// a blocking thread: each notification is a write to /dev/fuse that may
+/// wait on the kernel's locks.
+async fn invalidate(inval: Option<Arc<dyn Invalidator>>, targets: Vec<(u64, String)>, inodes: Vec<u64>) {
     let Some(inval) = inval else { return };
     let done = tokio::task::spawn_blocking(move || {
         for (parent, name) in targets {
             if let Err(e) = inval.inval_entry(parent, &name) {
                 tracing::debug!(parent, name, error = %e, "entry invalidation skipped");
+            }
+        }
+        for ino in inodes {
+            if let Err(e) = inval.inval_inode(ino) {
+                tracing::debug!(ino, error = %e, "inode invalidation skipped");
             }
         }
     })

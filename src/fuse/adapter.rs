@@ -128,6 +128,13 @@ impl Filesystem for Adapter {
         self.spawn("lookup", move |fs| async move {
             match fs.lookup(parent.0, &name).await {
                 Ok(e) => reply.entry(&e.ttl, &to_file_attr(&e.attr), Generation(0)),
+                // A negative entry (inode 0) lets the kernel remember the
+                // miss for the TTL; names created through the mount replace it.
+                Err(e) if e.errno() == libc::ENOENT && !fs.ttl().is_zero() => {
+                    let mut attr = to_file_attr(&Attr::negative());
+                    attr.ino = INodeNo(0);
+                    reply.entry(&fs.ttl(), &attr, Generation(0))
+                }
                 Err(e) => reply.error(errno(&e, "lookup")),
             }
         });

@@ -20,4 +20,9 @@ impl Invalidator for NotifierInvalidator {
     fn inval_entry(&self, parent: u64, name: &str) -> std::io::Result<()> {
         self.notifier.inval_entry(INodeNo(parent), OsStr::new(name))
     }
+
+    fn inval_inode(&self, ino: u64) -> std::io::Result<()> {
+        // Offset 0, length 0: every cached page, and the attributes.
+        self.notifier.inval_inode(INodeNo(ino), 0, 0)
+    }
 }

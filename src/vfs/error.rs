@@ -23,6 +23,8 @@ pub enum VfsError {
     Invalid(&'static str),
     #[error("name too long")]
     NameTooLong,
+    #[error("the object changed while it was being read")]
+    Changed,
     #[error("backend: {0}")]
     Backend(#[from] BackendError),
 }

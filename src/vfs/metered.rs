@@ -1,6 +1,7 @@
 //! A [`Tree`] wrapper that counts the bytes a backend mount reads and
 //! uploads, for `stats` and the Prometheus endpoint. It forwards every call
-//! unchanged; only successful transfers are counted.
+//! unchanged (every method of the trait, defaults included, so the wrapped
+//! tree's own behaviour is kept); only successful transfers are counted.
 
 use super::{Meta, Tree, VfsError};
 use crate::metrics::BackendBytes;
@@ -30,6 +31,9 @@ impl Tree for MeteredTree {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn cache_blocks(&self) -> bool {
+        self.inner.cache_blocks()
+    }
     async fn stat(&self, path: &str) -> Result<Meta, VfsError> {
         self.inner.stat(path).await
     }
@@ -38,6 +42,17 @@ impl Tree for MeteredTree {
     }
     async fn read(&self, path: &str, offset: u64, len: u64) -> Result<Bytes, VfsError> {
         let data = self.inner.read(path, offset, len).await?;
+        self.bytes.read.fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(data)
+    }
+    async fn read_version(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        version: Option<&str>,
+    ) -> Result<Bytes, VfsError> {
+        let data = self.inner.read_version(path, offset, len, version).await?;
         self.bytes.read.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(data)
     }

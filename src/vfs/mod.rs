@@ -28,12 +28,29 @@ pub trait Tree: Send + Sync + 'static {
     fn read_only(&self) -> bool;
     /// A short description for logs and status (e.g. the scheme).
     fn describe(&self) -> String;
+    /// Whether reads should go through the block cache (false for trees
+    /// that are local already: caching them would only copy bytes twice).
+    fn cache_blocks(&self) -> bool {
+        true
+    }
     /// Metadata of `path`.
     async fn stat(&self, path: &str) -> Result<Meta, VfsError>;
     /// Direct children of the directory `path`, sorted by name.
     async fn list(&self, path: &str) -> Result<Vec<(String, Meta)>, VfsError>;
     /// Up to `len` bytes at `offset`.
     async fn read(&self, path: &str, offset: u64, len: u64) -> Result<Bytes, VfsError>;
+    /// Like [`Tree::read`], but fails with [`VfsError::Changed`] if the object
+    /// is no longer at `version` (where the tree can tell), so blocks of two
+    /// versions are never mixed.
+    async fn read_version(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        _version: Option<&str>,
+    ) -> Result<Bytes, VfsError> {
+        self.read(path, offset, len).await
+    }
     /// Replaces the file `path` with the contents of a local staged file.
     async fn upload(&self, _path: &str, _staged: &Path) -> Result<u64, VfsError> {
         Err(VfsError::ReadOnly)

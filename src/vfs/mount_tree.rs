@@ -33,6 +33,7 @@ fn not_found_to_vfs(e: crate::backend::BackendError) -> VfsError {
         BackendErrorKind::AlreadyExists => VfsError::Exists,
         BackendErrorKind::IsDir => VfsError::IsDir,
         BackendErrorKind::NotDir => VfsError::NotDir,
+        BackendErrorKind::Changed => VfsError::Changed,
         _ => VfsError::Backend(e),
     }
 }
@@ -47,6 +48,10 @@ impl Tree for MountTree {
         self.backend.scheme().to_string()
     }
 
+    fn cache_blocks(&self) -> bool {
+        !self.backend.is_local()
+    }
+
     async fn stat(&self, path: &str) -> Result<Meta, VfsError> {
         self.backend.stat(path).await.map_err(not_found_to_vfs)
     }
@@ -58,6 +63,19 @@ impl Tree for MountTree {
     async fn read(&self, path: &str, offset: u64, len: u64) -> Result<Bytes, VfsError> {
         self.backend
             .read(path, offset, len)
+            .await
+            .map_err(not_found_to_vfs)
+    }
+
+    async fn read_version(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        version: Option<&str>,
+    ) -> Result<Bytes, VfsError> {
+        self.backend
+            .read_if_match(path, offset, len, version)
             .await
             .map_err(not_found_to_vfs)
     }

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Peer benchmark (issue 4): ipfs-kit-fuse against rclone mount (vfs-cache-mode
+# off and full), s3fs-fuse, bindfs and the raw source, on the same data in one
+# run. Prints one table (median of RUNS runs): seconds, MiB/s, peak RSS of the
+# FUSE daemon, and our ratio to each peer. Not a test: timings never fail.
+#
+#   bash scripts/bench.sh                 # full: 1 GiB files, 10,000 small files, 3 runs
+#   SIZE_MB=64 NFILES=500 RUNS=1 bash scripts/bench.sh   # a quick smoke run
+#
+# S3 figures need Garage (built once by scripts/garage.sh, ~30 min on 2 cores);
+# without it the S3 rows are skipped and say so.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+RUNS="${RUNS:-3}"
+SIZE_MB="${SIZE_MB:-1024}"
+NFILES="${NFILES:-10000}"
+WORK="${BENCH_DIR:-/var/tmp/ikf-bench}"
+GARAGE="${GARAGE_BIN:-$HOME/.cache/ipfs-kit-fuse/garage/bin/garage}"
+BIN="$ROOT/target/release/ipfs-kit-fuse"
+KEY_ID=GK000000000000000000000001
+KEY_SECRET=0000000000000000000000000000000000000000000000000000000000000001
+S3PORT=3900
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need rclone || ! need bindfs || ! need s3fs || ! need fusermount3; then
+  apt-get update -qq && apt-get install -y -qq rclone s3fs bindfs fuse3 curl >/dev/null
+fi
+(cd "$ROOT" && cargo build --release --quiet)
+
+rm -rf "$WORK"; mkdir -p "$WORK"/{src,mnt,home,rc}
+export IPFS_KIT_HOME="$WORK/home"
+RESULTS="$WORK/results.tsv"; : > "$RESULTS"
+MNT="$WORK/mnt"
+
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+peak_rss_mib() { # pid -> VmHWM in MiB
+  awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "-"; }
+fuse_pid() { # mount point -> pid of the daemon serving it
+  pgrep -n -f -- "$1" || echo ""; }
+
+# record SCENARIO TOOL SECONDS MIB RSS
+record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >> "$RESULTS"; }
+
+unmount_all() { fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true; sleep 0.5; }
+
+mount_tool() { # tool -> mounts the source (local or s3) at $MNT; echoes the data dir inside it
+  local tool="$1"
+  case "$tool" in
+    ours-local)
+      printf '[[mount]]\npath = "/l"\nscheme = "fs"\n[mount.options]\nroot = "%s"\n' "$WORK/src" > "$WORK/ours.toml"
+      "$BIN" mount "$MNT" --config "$WORK/ours.toml"; echo "$MNT/l" ;;
+    ours-s3)
+      printf '[[mount]]\npath = "/s"\nscheme = "s3"\n[mount.options]\nbucket = "bench"\nendpoint = "http://127.0.0.1:%s"\nregion = "us-east-1"\naccess_key_id = "%s"\nsecret_access_key = "%s"\ndisable_config_load = "true"\n' \
+        "$S3PORT" "$KEY_ID" "$KEY_SECRET" > "$WORK/ours.toml"
+      "$BIN" mount "$MNT" --config "$WORK/ours.toml"; echo "$MNT/s" ;;
+    rclone-off-local|rclone-full-local)
+      local mode=${tool#rclone-}; mode=${mode%-local}
+      rclone mount ":local:$WORK/src" "$MNT" --vfs-cache-mode "$mode" --cache-dir "$WORK/rc" --daemon; sleep 1; echo "$MNT" ;;
+    rclone-off-s3|rclone-full-s3)
+      local mode=${tool#rclone-}; mode=${mode%-s3}
+      ( unset AWS_CA_BUNDLE
+        RCLONE_S3_PROVIDER=Other RCLONE_S3_ENDPOINT="http://127.0.0.1:$S3PORT" RCLONE_S3_ACCESS_KEY_ID="$KEY_ID" \
+        RCLONE_S3_SECRET_ACCESS_KEY="$KEY_SECRET" RCLONE_S3_REGION=us-east-1 RCLONE_S3_FORCE_PATH_STYLE=true \
+        rclone mount ":s3:bench" "$MNT" --vfs-cache-mode "$mode" --cache-dir "$WORK/rc" --daemon ); sleep 1; echo "$MNT" ;;
+    s3fs)
+      echo "$KEY_ID:$KEY_SECRET" > "$WORK/pw"; chmod 600 "$WORK/pw"
+      s3fs bench "$MNT" -o url="http://127.0.0.1:$S3PORT" -o use_path_request_style -o passwd_file="$WORK/pw" -o endpoint=us-east-1
+      sleep 1; echo "$MNT" ;;
+    bindfs) bindfs "$WORK/src" "$MNT"; echo "$MNT" ;;
+    raw) echo "$WORK/src" ;;
+  esac
+}
+
+seq_read() { # scenario tool file cold|hot
+  local scen="$1" tool="$2" rel="$3" temp="$4" times=() dir pid rss
+  for _ in $(seq "$RUNS"); do
+    dir=$(mount_tool "$tool")
+    if [ "$temp" = hot ]; then cat "$dir/$rel" > /dev/null; fi
+    if [ "$temp" = cold ]; then drop_caches; fi
+    local t0 t1; t0=$(now); cat "$dir/$rel" > /dev/null; t1=$(now)
+    times+=("$(echo "$t1 - $t0" | bc -l)")
+    pid=$(fuse_pid "$MNT"); rss=$([ -n "$pid" ] && [ "$tool" != raw ] && peak_rss_mib "$pid" || echo "-")
+    if [ "$tool" != raw ]; then unmount_all; fi
+  done
+  local med; med=$(printf '%s\n' "${times[@]}" | median)
+  record "$scen" "$tool" "$med" "$SIZE_MB" "$rss"
+}
+
+seq_write() { # scenario tool
+  local scen="$1" tool="$2" times=() dir pid rss
+  for _ in $(seq "$RUNS"); do
+    dir=$(mount_tool "$tool")
+    local t0 t1; t0=$(now); cp "$WORK/big.local" "$dir/big.w"; sync "$dir/big.w" 2>/dev/null || true; t1=$(now)
+    times+=("$(echo "$t1 - $t0" | bc -l)")
+    pid=$(fuse_pid "$MNT"); rss=$([ -n "$pid" ] && peak_rss_mib "$pid" || echo "-")
+    rm -f "$dir/big.w"; unmount_all
+  done
+  record "$scen" "$tool" "$(printf '%s\n' "${times[@]}" | median)" "$SIZE_MB" "$rss"
+}
+
+small_files() { # tool: create NFILES x 4 KiB, ls -lR, read all
+  local tool="$1" dir c l r
+  local tc=() tl=() tr=()
+  for _ in $(seq "$RUNS"); do
+    dir=$(mount_tool "$tool"); rm -rf "$dir/small"; mkdir "$dir/small"
+    local t0 t1
+    t0=$(now); python3 - "$dir/small" "$NFILES" <<'PY'
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2]); blob = os.urandom(4096)
+for i in range(n):
+    with open(os.path.join(d, f"f{i:05d}"), "wb") as f: f.write(blob)
+PY
+    t1=$(now); tc+=("$(echo "$t1 - $t0" | bc -l)")
+    unmount_all; dir=$(mount_tool "$tool")
+    t0=$(now); ls -lR "$dir/small" > /dev/null; t1=$(now); tl+=("$(echo "$t1 - $t0" | bc -l)")
+    t0=$(now); find "$dir/small" -type f -print0 | xargs -0 cat > /dev/null; t1=$(now); tr+=("$(echo "$t1 - $t0" | bc -l)")
+    rm -rf "$dir/small"; if [ "$tool" != raw ]; then unmount_all; fi
+  done
+  record "small-create" "$tool" "$(printf '%s\n' "${tc[@]}" | median)" "-" "-"
+  record "small-ls-lR" "$tool" "$(printf '%s\n' "${tl[@]}" | median)" "-" "-"
+  record "small-read" "$tool" "$(printf '%s\n' "${tr[@]}" | median)" "-" "-"
+}
+
+start_garage() {
+  [ -x "$GARAGE" ] || return 1
+  local G="$WORK/garage"; mkdir -p "$G/meta" "$G/data"
+  cat > "$G/garage.toml" <<EOT
+metadata_dir = "$G/meta"
+data_dir = "$G/data"
+db_engine = "lmdb"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:3901"
+rpc_public_addr = "127.0.0.1:3901"
+rpc_secret = "$(openssl rand -hex 32)"
+[s3_api]
+s3_region = "us-east-1"
+api_bind_addr = "127.0.0.1:$S3PORT"
+root_domain = ".s3.garage.localhost"
+[admin]
+api_bind_addr = "127.0.0.1:3903"
+admin_token = "$(openssl rand -base64 32)"
+EOT
+  chmod 600 "$G/garage.toml"; export GARAGE_CONFIG_FILE="$G/garage.toml"
+  "$GARAGE" server > "$G/log" 2>&1 & echo $! > "$G/pid"; sleep 2
+  local node; node=$("$GARAGE" node id -q | cut -d@ -f1)
+  "$GARAGE" layout assign -z dc1 -c 10G "$node" >/dev/null; "$GARAGE" layout apply --version 1 >/dev/null
+  "$GARAGE" key import --yes -n bench "$KEY_ID" "$KEY_SECRET" >/dev/null
+  "$GARAGE" bucket create bench >/dev/null; "$GARAGE" bucket allow --read --write --owner bench --key bench >/dev/null
+}
+stop_garage() { [ -f "$WORK/garage/pid" ] && kill "$(cat "$WORK/garage/pid")" 2>/dev/null || true; }
+trap 'unmount_all; stop_garage' EXIT
+
+S3CURL=(--aws-sigv4 aws:amz:us-east-1:s3 --user "$KEY_ID:$KEY_SECRET" -H x-amz-content-sha256:UNSIGNED-PAYLOAD -s -o /dev/null)
+
+echo "preparing ${SIZE_MB} MiB of random data in $WORK ..." >&2
+head -c "$((SIZE_MB << 20))" /dev/urandom > "$WORK/src/big.bin"
+cp "$WORK/src/big.bin" "$WORK/big.local"
+
+for tool in raw ours-local bindfs rclone-off-local rclone-full-local; do
+  echo "local sequential read: $tool" >&2
+  seq_read "local-read-cold" "$tool" big.bin cold
+  seq_read "local-read-hot" "$tool" big.bin hot
+done
+for tool in raw ours-local bindfs rclone-off-local; do
+  echo "small files: $tool" >&2
+  small_files "$tool"
+done
+
+if start_garage; then
+  echo "S3 (Garage) ..." >&2
+  times=(); for _ in $(seq "$RUNS"); do t0=$(now); curl "${S3CURL[@]}" -T "$WORK/big.local" "http://127.0.0.1:$S3PORT/bench/big.bin"; t1=$(now); times+=("$(echo "$t1 - $t0" | bc -l)"); done
+  record "s3-write" "raw-curl" "$(printf '%s\n' "${times[@]}" | median)" "$SIZE_MB" "-"
+  times=(); for _ in $(seq "$RUNS"); do t0=$(now); curl "${S3CURL[@]}" "http://127.0.0.1:$S3PORT/bench/big.bin"; t1=$(now); times+=("$(echo "$t1 - $t0" | bc -l)"); done
+  record "s3-read" "raw-curl" "$(printf '%s\n' "${times[@]}" | median)" "$SIZE_MB" "-"
+  for tool in ours-s3 rclone-off-s3 rclone-full-s3 s3fs; do
+    echo "S3 read/write: $tool" >&2
+    rm -rf "$IPFS_KIT_HOME/cache" "$WORK/rc"; mkdir -p "$WORK/rc"
+    seq_read "s3-read" "$tool" big.bin cold
+    seq_write "s3-write" "$tool"
+  done
+else
+  echo "S3 rows skipped: Garage not built ($GARAGE); run scripts/garage.sh once" >&2
+fi
+
+python3 - "$RESULTS" <<'PY'
+import sys, collections
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+by = collections.defaultdict(dict)
+for scen, tool, secs, mib, rss in rows:
+    by[scen][tool] = (float(secs), mib, rss)
+print(f"{'scenario':<18} {'tool':<18} {'seconds':>9} {'MiB/s':>9} {'peak RSS':>9} {'ours/peer':>10}")
+for scen, tools in by.items():
+    ours = next((v for k, v in tools.items() if k.startswith("ours")), None)
+    for tool, (secs, mib, rss) in tools.items():
+        rate = f"{float(mib)/secs:9.1f}" if mib != "-" and secs > 0 else f"{'-':>9}"
+        ratio = "" if ours is None or tool.startswith("ours") else f"{secs/ours[0]:9.2f}x"
+        print(f"{scen:<18} {tool:<18} {secs:9.3f} {rate} {rss:>9} {ratio:>10}")
+print("\nours/peer = peer seconds / our seconds: above 1 means we are faster.")
+PY

@@ -1,0 +1,119 @@
+//! Reads of files that are not being written: through the block cache, with
+//! adaptive readahead.
+//!
+//! Each open gets a [`ReadCtx`] naming one immutable object version (mount +
+//! path + etag, or mtime + size), so blocks of a changed object are never
+//! served; where the backend supports conditional reads every block fetch is
+//! pinned to the etag, so one open never mixes two versions either.
+
+use super::FsError;
+use crate::cache::{blocks, BlockCache, ObjectId, PrefetchBudget, Readahead, Version};
+use crate::vfs::{Meta, Tree};
+use bytes::Bytes;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// What an open handle reads: one version of one object.
+pub struct ReadCtx {
+    pub obj: ObjectId,
+    pub size: u64,
+    version: Option<String>,
+    tree: Arc<dyn Tree>,
+    rel: String,
+    /// False for trees that are local already (their reads bypass the cache).
+    cached: bool,
+    readahead: Mutex<Readahead>,
+}
+
+impl std::fmt::Debug for ReadCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadCtx")
+            .field("rel", &self.rel)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+/// The cached read path shared by all handles.
+pub struct Reader {
+    cache: Arc<BlockCache>,
+    budget: PrefetchBudget,
+}
+
+impl Reader {
+    pub fn new(cache: Arc<BlockCache>, budget: PrefetchBudget) -> Self {
+        Self { cache, budget }
+    }
+
+    /// The cache (for stats and `cache.drop`).
+    pub fn cache(&self) -> &Arc<BlockCache> {
+        &self.cache
+    }
+
+    /// The read context of `rel` in `tree` at the version `meta` describes.
+    pub fn context(&self, mount: &str, rel: &str, tree: Arc<dyn Tree>, meta: &Meta) -> ReadCtx {
+        let tree_ref = tree.clone();
+        let version = match &meta.version {
+            Some(etag) => Version::ETag(etag),
+            None => Version::Modified {
+                modified: meta.mtime.unwrap_or(SystemTime::UNIX_EPOCH),
+                size: meta.size,
+            },
+        };
+        ReadCtx {
+            obj: ObjectId::versioned(mount, rel, version),
+            size: meta.size,
+            version: meta.version.clone(),
+            tree,
+            rel: rel.to_string(),
+            cached: tree_ref.cache_blocks(),
+            readahead: Mutex::new(Readahead::new(self.cache.block_size())),
+        }
+    }
+
+    /// `len` bytes at `offset`, starting prefetches for what comes next.
+    pub async fn read(&self, ctx: &Arc<ReadCtx>, offset: u64, len: u64) -> Result<Bytes, FsError> {
+        if !ctx.cached {
+            return Ok(ctx.tree.read(&ctx.rel, offset, len).await?);
+        }
+        let bs = self.cache.block_size();
+        let ahead = ctx
+            .readahead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .on_read(offset, len, ctx.size);
+        for index in ahead {
+            if self.cache.contains(&ctx.obj, index) {
+                continue;
+            }
+            let Some(permit) = self.budget.try_reserve(bs) else {
+                break;
+            };
+            let (cache, ctx) = (self.cache.clone(), ctx.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                let got = cache.get_block(&ctx.obj, index, || fetch(&ctx, index, bs)).await;
+                if let Err(e) = got {
+                    tracing::debug!(path = %ctx.rel, index, error = %e, "prefetch failed");
+                }
+            });
+        }
+        self.cache
+            .read_range(&ctx.obj, offset, len, ctx.size, |i| fetch(ctx, i, bs))
+            .await
+    }
+}
+
+/// Loads block `index` from the backend.
+async fn fetch(ctx: &ReadCtx, index: u64, bs: u64) -> Result<Bytes, FsError> {
+    let len = blocks::block_len(index, ctx.size, bs);
+    let data = ctx
+        .tree
+        .read_version(&ctx.rel, index * bs, len, ctx.version.as_deref())
+        .await?;
+    if (data.len() as u64) < len {
+        // The object shrank behind our back: do not cache a short block.
+        return Err(crate::vfs::VfsError::Changed.into());
+    }
+    Ok(data)
+}

@@ -1,0 +1,108 @@
+//! Test support for the S3 backend: a real S3-compatible server (moto,
+//! installed by `scripts/moto.sh`) started on 127.0.0.1 for the test and
+//! stopped on drop, plus raw HTTP calls to change objects behind our back.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running moto server.
+pub struct S3Server {
+    child: Child,
+    pub port: u16,
+}
+
+/// Where `scripts/moto.sh` installs moto.
+fn moto_path() -> PathBuf {
+    if let Ok(d) = std::env::var("IPFS_KIT_MOTO_DIR") {
+        return PathBuf::from(d).join("bin/moto_server");
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    PathBuf::from(home).join(".cache/ipfs-kit-fuse/moto/bin/moto_server")
+}
+
+impl S3Server {
+    /// Starts moto, or returns None (after saying why) when it is not
+    /// installed and `IPFS_KIT_REQUIRE_S3` is unset; panics when it is required.
+    pub fn start() -> Option<S3Server> {
+        let bin = moto_path();
+        if !bin.exists() {
+            if std::env::var_os("IPFS_KIT_REQUIRE_S3").is_some() {
+                panic!("moto not installed at {} (run scripts/moto.sh)", bin.display());
+            }
+            eprintln!(
+                "skipped: moto not installed at {} (run scripts/moto.sh)",
+                bin.display()
+            );
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let server = S3Server { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(server)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends a raw HTTP request as the test account (moto reads the access key
+    /// from the header but does not check signatures); returns the status code.
+    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> u16 {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, \
+             SignedHeaders=host, Signature=00\r\nConnection: close\r\n\r\n",
+            self.port,
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        let text = String::from_utf8_lossy(&resp[..resp.len().min(64)]).to_string();
+        text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    }
+
+    /// Creates a bucket.
+    pub fn create_bucket(&self, name: &str) {
+        let code = self.request("PUT", &format!("/{name}"), b"");
+        assert_eq!(code, 200, "create bucket {name}");
+    }
+
+    /// A `[[mount]]` TOML entry for `bucket` at `vpath`.
+    pub fn mount_toml(&self, vpath: &str, bucket: &str) -> String {
+        format!(
+            "[[mount]]\npath = \"{vpath}\"\nscheme = \"s3\"\n[mount.options]\nbucket = \"{bucket}\"\n\
+             endpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\n\
+             secret_access_key = \"test\"\ndisable_config_load = \"true\"\n",
+            self.endpoint()
+        )
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
