@@ -18,6 +18,8 @@ Examples:
   ipfs-kit-fuse backend list                    the mount table (secrets hidden)
   ipfs-kit-fuse stats --json                    cache, backend and operation figures
   ipfs-kit-fuse flush                           wait until every staged write is uploaded
+  ipfs-kit-fuse cid ./photos                    CIDs as `ipfs add --only-hash -r` prints them
+  ipfs-kit-fuse car pack ./photos -o photos.car write a CAR for `ipfs dag import` or Storacha
 
 Data home: $IPFS_KIT_HOME (default ~/.ipfs_kit); config: $IPFS_KIT_HOME/config.toml";
 
@@ -50,6 +52,10 @@ pub enum Command {
     Backend(control::BackendCmd),
     /// Wait until every staged write of a running mount is uploaded.
     Flush(control::Target),
+    /// Print the CID of files and directories (like `ipfs add --only-hash -r`).
+    Cid(crate::car::cli::CidArgs),
+    /// Make, list, verify and unpack CAR files.
+    Car(crate::car::cli::CarArgs),
 }
 
 /// Entry point used by `main.rs`.
@@ -62,6 +68,8 @@ pub fn main() -> ExitCode {
         Command::Stats(t) => control::run_stats(t),
         Command::Backend(c) => control::run_backend(c),
         Command::Flush(t) => control::run_flush(t),
+        Command::Cid(args) => crate::car::cli::run_cid(args),
+        Command::Car(args) => crate::car::cli::run_car(args),
     }
 }
 

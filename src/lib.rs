@@ -2,11 +2,14 @@
 //!
 //! Layout (see DESIGN.md): `fuse/` is the only fuser code, `fs/` the fuser-free
 //! async core, `vfs/` the `Tree` trait and root router, `backend/` the only
-//! opendal code, `cache/` the block cache and readahead, `config` the TOML configuration, `control` the control socket,
-//! `metrics` operation counters, `daemon` the composition root, `cli` the command line.
+//! opendal code, `cache/` the block cache and readahead, `car/` UnixFS DAGs,
+//! CIDs and CAR files, `config` the TOML configuration, `control` the control
+//! socket, `metrics` operation counters, `daemon` the composition root, `cli`
+//! the command line.
 
 pub mod backend;
 pub mod cache;
+pub mod car;
 pub mod cli;
 pub mod config;
 pub mod control;

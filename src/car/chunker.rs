@@ -1,0 +1,159 @@
+//! Fixed-size chunking of a byte stream fed in arbitrary pieces.
+//!
+//! Invariant: every chunk handed out is exactly `size` bytes except the last
+//! one of the stream, which is 1..=size bytes, or 0 bytes for an empty stream
+//! (an empty file is one empty chunk, as kubo and ipfs-car encode it).
+//! Memory: one chunk buffer at a time; a full buffer is given away (moved),
+//! and the caller may hand spent buffers back for reuse.
+
+use std::io::{self, Read};
+
+/// Splits a stream into fixed-size owned chunks.
+///
+/// The current buffer is kept at its full length (`size`) once allocated and
+/// `filled` counts the valid bytes, so reading straight into it needs no
+/// zeroing or intermediate copy.
+#[derive(Debug)]
+pub struct Chunker {
+    size: usize,
+    buf: Vec<u8>,
+    filled: usize,
+    spare: Vec<Vec<u8>>,
+    emitted: bool,
+}
+
+impl Chunker {
+    /// A chunker for `size`-byte chunks (`size` >= 1).
+    pub fn new(size: usize) -> Self {
+        let size = size.max(1);
+        Chunker {
+            size,
+            buf: Vec::new(),
+            filled: 0,
+            spare: Vec::new(),
+            emitted: false,
+        }
+    }
+
+    /// Give back a spent chunk buffer so the next chunk reuses its memory.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        // Keep a couple: enough for steady state without hoarding.
+        if self.spare.len() < 2 && buf.capacity() >= self.size {
+            buf.resize(self.size, 0);
+            self.spare.push(buf);
+        }
+    }
+
+    /// Make sure the current buffer is allocated at full length.
+    fn ready(&mut self) {
+        if self.buf.len() != self.size {
+            self.buf = self.spare.pop().unwrap_or_else(|| vec![0u8; self.size]);
+        }
+    }
+
+    /// Hand out the current buffer if it is full.
+    fn take_full(&mut self) -> Option<Vec<u8>> {
+        if self.filled == self.size {
+            self.filled = 0;
+            self.emitted = true;
+            Some(std::mem::take(&mut self.buf))
+        } else {
+            None
+        }
+    }
+
+    /// Consume bytes from the front of `data` until a chunk is complete and
+    /// return it; `None` when `data` ran out first (the bytes are kept).
+    pub fn fill(&mut self, data: &mut &[u8]) -> Option<Vec<u8>> {
+        if data.is_empty() {
+            return None;
+        }
+        self.ready();
+        let take = (self.size - self.filled).min(data.len());
+        self.buf[self.filled..self.filled + take].copy_from_slice(&data[..take]);
+        self.filled += take;
+        *data = &data[take..];
+        self.take_full()
+    }
+
+    /// Read once from `r` straight into the current chunk. Returns the bytes
+    /// read (0 at end of stream) and the chunk if it is now complete.
+    pub fn read_from(&mut self, r: &mut dyn Read) -> io::Result<(usize, Option<Vec<u8>>)> {
+        self.ready();
+        let n = r.read(&mut self.buf[self.filled..])?;
+        self.filled += n;
+        Ok((n, self.take_full()))
+    }
+
+    /// End of stream: the final partial chunk, or an empty chunk if the stream
+    /// was empty, or `None` if the stream ended on a chunk boundary.
+    pub fn finish(&mut self) -> Option<Vec<u8>> {
+        if self.filled > 0 || !self.emitted {
+            self.emitted = true;
+            let mut last = std::mem::take(&mut self.buf);
+            last.truncate(self.filled);
+            self.filled = 0;
+            Some(last)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(size: usize, pieces: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut c = Chunker::new(size);
+        let mut out = Vec::new();
+        for p in pieces {
+            let mut rest: &[u8] = p;
+            while let Some(ch) = c.fill(&mut rest) {
+                out.push(ch);
+            }
+        }
+        out.extend(c.finish());
+        out
+    }
+
+    #[test]
+    fn yields_one_empty_chunk_when_stream_empty() {
+        assert_eq!(split(4, &[]), vec![Vec::<u8>::new()]);
+    }
+
+    #[test]
+    fn yields_exact_chunks_when_pieces_straddle_boundaries() {
+        let got = split(4, &[b"ab", b"cdefg", b"h", b"ij"]);
+        assert_eq!(
+            got,
+            vec![b"abcd".to_vec(), b"efgh".to_vec(), b"ij".to_vec()]
+        );
+        assert_eq!(split(2, &[b"abcd"]), vec![b"ab".to_vec(), b"cd".to_vec()]);
+    }
+
+    #[test]
+    fn reads_exact_chunks_when_reader_returns_short_reads() {
+        struct Trickle(Vec<u8>);
+        impl Read for Trickle {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let n = out.len().min(self.0.len()).min(3);
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0.drain(..n);
+                Ok(n)
+            }
+        }
+        let mut r = Trickle((0u8..10).collect());
+        let mut c = Chunker::new(4);
+        let mut out = Vec::new();
+        loop {
+            let (n, full) = c.read_from(&mut r).unwrap();
+            out.extend(full);
+            if n == 0 {
+                break;
+            }
+        }
+        out.extend(c.finish());
+        assert_eq!(out, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]);
+    }
+}
