@@ -6,7 +6,8 @@
 mod ops_support;
 
 use ipfs_kit_fuse::control::protocol::{
-    code, AddMount, ChangeReply, FlushReply, MountsReply, RemoveMount, ShutdownReply, StatsReply, StatusReply,
+    code, AddMount, CacheDropReply, ChangeReply, FlushReply, MountsReply, RemoveMount, ShutdownReply,
+    StatsReply, StatusReply,
 };
 use ipfs_kit_fuse::control::{ClientError, Request};
 use ops_support::*;
@@ -273,6 +274,9 @@ fn flush_reports_progress_and_uploads_a_file_still_open() {
         stats.ops.iter().any(|o| o.op == "write" && o.count > 0),
         "{stats:?}"
     );
+    assert!(stats.cache.is_some(), "the mount has a block cache: {stats:?}");
+    let dropped: CacheDropReply = d.client().call(&Request::CacheDrop).expect("cache.drop");
+    assert!(dropped.dropped);
 }
 
 #[test]
