@@ -5,7 +5,9 @@
 //! of the file is kept as parsed (comments are not); the file is replaced
 //! atomically (temp file in the same directory, fsync, rename), so a crash
 //! leaves the old or the new file, never a torn one; a new file is created
-//! with mode 0600 (options may hold secrets), an existing file keeps its mode.
+//! with mode 0600 (options may hold secrets), an existing file keeps its mode
+//! unless the table holds a secret-looking option, when group and other
+//! lose their access.
 
 use super::{ConfigError, MountEntry};
 use std::io::Write;
@@ -34,6 +36,10 @@ pub fn save_mounts(path: &Path, mounts: &[MountEntry]) -> Result<(), ConfigError
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (toml::Table::new(), NEW_FILE_MODE),
         Err(e) => return Err(io(e)),
     };
+    let secret = mounts
+        .iter()
+        .any(|m| m.options.keys().any(|k| crate::control::redact::is_secret(k)));
+    let mode = if secret { mode & 0o700 } else { mode };
     let array = toml::Value::try_from(mounts).map_err(|e| parse(e.to_string()))?;
     doc.insert("mount".into(), array);
     let text = toml::to_string(&doc).map_err(|e| parse(e.to_string()))?;
@@ -86,6 +92,23 @@ mod tests {
         let cfg = Config::parse(&std::fs::read_to_string(&p).unwrap()).unwrap();
         assert_eq!(cfg.mounts, vec![m]);
         assert_eq!(cfg.vfs.attr_ttl_secs, 3.0);
+    }
+
+    #[test]
+    fn save_makes_the_file_private_when_options_hold_secrets() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("config.toml");
+        std::fs::write(&p, "").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let m = MountEntry {
+            path: "/s3".into(),
+            scheme: Some("s3".into()),
+            uri: None,
+            read_only: false,
+            options: BTreeMap::from([("secret_access_key".to_string(), "x".to_string())]),
+        };
+        save_mounts(&p, &[m]).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]
