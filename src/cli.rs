@@ -1,5 +1,6 @@
 //! Command-line interface: argument parsing (clap) and dispatch to subcommands.
 
+mod control;
 mod mount;
 
 use clap::{Parser, Subcommand};
@@ -11,6 +12,12 @@ Examples:
   ipfs-kit-fuse mount /mnt/vfs --foreground     stay attached (systemd, debugging)
   ipfs-kit-fuse mount /mnt/vfs -o ro,allow_other --config ./config.toml
   ipfs-kit-fuse unmount /mnt/vfs                upload what is pending, unmount, stop the daemon
+  ipfs-kit-fuse status                          the running mount: uptime, activity, bytes waiting to upload
+  ipfs-kit-fuse backend add /s3 s3://bucket/prefix?region=eu-west-1 --save
+  ipfs-kit-fuse backend add /data fs -O root=/srv/data --ro
+  ipfs-kit-fuse backend list                    the mount table (secrets hidden)
+  ipfs-kit-fuse stats --json                    cache, backend and operation figures
+  ipfs-kit-fuse flush                           wait until every staged write is uploaded
   ipfs-kit-fuse cid ./photos                    CIDs as `ipfs add --only-hash -r` prints them
   ipfs-kit-fuse car pack ./photos -o photos.car write a CAR for `ipfs dag import` or Storacha
 
@@ -36,6 +43,15 @@ pub enum Command {
     Mount(mount::MountArgs),
     /// Upload pending writes, unmount MOUNTPOINT and stop its daemon.
     Unmount(mount::UnmountArgs),
+    /// Show a running mount: uptime, activity, bytes waiting to upload.
+    Status(control::StatusArgs),
+    /// Cache hits/misses, bytes per backend, operation counts and latencies.
+    Stats(control::Target),
+    /// Change or list the mount table of a running mount.
+    #[command(subcommand)]
+    Backend(control::BackendCmd),
+    /// Wait until every staged write of a running mount is uploaded.
+    Flush(control::Target),
     /// Print the CID of files and directories (like `ipfs add --only-hash -r`).
     Cid(crate::car::cli::CidArgs),
     /// Make, list, verify and unpack CAR files.
@@ -48,7 +64,21 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Mount(a) => mount::run_mount(a),
         Command::Unmount(a) => mount::run_unmount(a),
+        Command::Status(a) => control::run_status(a),
+        Command::Stats(t) => control::run_stats(t),
+        Command::Backend(c) => control::run_backend(c),
+        Command::Flush(t) => control::run_flush(t),
         Command::Cid(args) => crate::car::cli::run_cid(args),
         Command::Car(args) => crate::car::cli::run_car(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
     }
 }

@@ -6,7 +6,11 @@
 //! directory of another. Option values are never printed (they may hold
 //! secrets); errors name the entry by its path and index instead.
 
-use serde::Deserialize;
+mod save;
+
+pub use save::save_mounts;
+
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -31,22 +35,22 @@ pub enum ConfigError {
 }
 
 /// One `[[mount]]` entry: a backend placed at `path` under the mount point.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MountEntry {
     /// Where it appears under the mount point, e.g. `/local` or `/a/b`.
     pub path: String,
     /// An opendal scheme (`fs`, `memory`, ...). Optional when `uri` is given.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
     /// URI shorthand: `fs:///srv/data`, `memory://`, `s3://bucket/prefix?region=x`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
     /// Answer EROFS to every mutation.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
     /// Options handed to the opendal service as they are.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
 }
 
@@ -76,6 +80,10 @@ pub struct VfsSettings {
     /// FUSE worker threads, which is the most FUSE operations running at
     /// once; more wait in the kernel (back-pressure).
     pub max_in_flight: usize,
+    /// Seconds a stop (SIGTERM, `shutdown`, unmount) waits for staged writes
+    /// to upload before it unmounts anyway; what is left stays staged and is
+    /// uploaded at the next start.
+    pub drain_timeout_secs: u64,
 }
 
 impl Default for VfsSettings {
@@ -91,6 +99,9 @@ impl Default for VfsSettings {
             // processes (readahead runs on its own tasks, not on these); each
             // holds at most one 1 MiB buffer, so memory stays small.
             max_in_flight: 16,
+            // Two minutes: a few GiB to a healthy backend; below systemd's
+            // TimeoutStopSec (180 s in our units) so the unit stops cleanly.
+            drain_timeout_secs: 120,
         }
     }
 }

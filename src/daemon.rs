@@ -1,18 +1,25 @@
 //! The composition root: builds backends, the router, the core and the FUSE
-//! session from a [`Config`], serves until unmounted or signalled, then
-//! drains pending uploads. Tests run this same wiring.
+//! session from a [`Config`], recovers staged writes left by a crash, serves
+//! the mount and its control socket until unmounted, signalled or told to
+//! stop, then drains pending uploads. Tests run this same wiring.
 
-use crate::backend::Backend;
+mod lifecycle;
+mod notify;
+
 use crate::cache::readahead::DEFAULT_PREFETCH_BUDGET;
 use crate::cache::{BlockCache, CacheConfig, PrefetchBudget};
 use crate::config::Config;
+use crate::control::table::open_tree;
+use crate::control::{http, paths, server, ControlState, LiveTable, Stopper};
 use crate::fs::{staging::StagingDir, Fs, FsOptions, Owner, Reader};
 use crate::fuse::{self, MountOptions};
-use crate::vfs::{MountTree, Router};
+use crate::metrics::Metrics;
+use crate::vfs::Router;
 use anyhow::{bail, Context, Result};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Everything a mount needs.
 #[derive(Debug, Clone)]
@@ -87,20 +94,18 @@ fn unescape_mountinfo(s: &str) -> String {
 
 /// Builds the mount table from the config.
 pub fn build_router(config: &Config) -> Result<Arc<Router>> {
+    build_router_with(config, &Metrics::default())
+}
+
+/// Builds the mount table from the config, counting each backend's bytes in `metrics`.
+pub fn build_router_with(config: &Config, metrics: &Metrics) -> Result<Arc<Router>> {
     let router = Arc::new(Router::new());
     let timeout = Duration::from_secs(config.vfs.io_timeout_secs.max(1));
     for (i, m) in config.mounts.iter().enumerate() {
         let path = m.normalized_path();
-        let (scheme, options) = m
-            .resolved()
+        let tree = open_tree(&path, m, timeout, metrics)
             .map_err(|e| anyhow::anyhow!("mount entry #{i} ({path}): {e}"))?;
-        let backend = Backend::open(&scheme, &options, timeout).map_err(|e| {
-            anyhow::anyhow!(
-                "mount entry #{i} ({path}): cannot open {scheme} backend: {}",
-                e.message
-            )
-        })?;
-        if !router.add(&path, Arc::new(MountTree::new(backend, m.read_only))) {
+        if !router.add(&path, tree) {
             bail!("mount entry #{i} ({path}) overlaps another mount");
         }
     }
@@ -109,9 +114,17 @@ pub fn build_router(config: &Config) -> Result<Arc<Router>> {
 
 /// Builds the core for `spec`.
 pub fn build_fs(spec: &MountSpec) -> Result<Arc<Fs>> {
+    build_fs_with(spec, &Metrics::default())
+}
+
+/// Builds the core for `spec`, counting backend bytes in `metrics`. Staged
+/// files live in `staging/<escaped mount point>/`, so crash recovery of one
+/// mount never touches another mount's live files.
+pub fn build_fs_with(spec: &MountSpec, metrics: &Metrics) -> Result<Arc<Fs>> {
     spec.config.validate()?;
-    let router = build_router(&spec.config)?;
-    let staging = StagingDir::new(spec.home.join("staging"))
+    let router = build_router_with(&spec.config, metrics)?;
+    let staging_dir = spec.home.join("staging").join(paths::escape(&spec.mountpoint));
+    let staging = StagingDir::new(staging_dir)
         .with_context(|| format!("creating staging dir in {}", spec.home.display()))?;
     let ttl = spec.options.attr_ttl.unwrap_or(spec.config.vfs.attr_ttl_secs);
     let owner = Owner {
@@ -143,9 +156,31 @@ pub fn build_fs(spec: &MountSpec) -> Result<Arc<Fs>> {
     Ok(Arc::new(fs.with_reader(reader)))
 }
 
+/// Settings of a running mount beyond [`MountSpec`] (all optional).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The config file given with `--config`: `save` writes it and SIGHUP
+    /// reloads it (default: `$IPFS_KIT_HOME/config.toml`).
+    pub config_file: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The control socket (default: [`paths::socket_path`] of the mount point).
+    pub socket: Option<PathBuf>,
+}
+
 /// Runs a mount until it is unmounted or the process is signalled.
 /// `ready` is called once: `Ok` when the mount is live, `Err` if it failed.
 pub fn run(spec: MountSpec, ready: impl FnOnce(Result<(), String>)) -> Result<()> {
+    run_with(spec, RunOptions::default(), ready)
+}
+
+/// [`run`] with control socket, metrics endpoint and config file settings.
+///
+/// Order: build the core; upload staged files left by a crash; bind the
+/// metrics endpoint; mount; bind the control socket; report ready (`ready`
+/// and sd_notify READY=1). A stop (SIGTERM/SIGINT or `shutdown`) drains
+/// staged uploads within `[vfs] drain_timeout_secs`, then unmounts.
+pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), String>)) -> Result<()> {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ikf-worker")
@@ -157,12 +192,33 @@ pub fn run(spec: MountSpec, ready: impl FnOnce(Result<(), String>)) -> Result<()
             return Err(e.into());
         }
     };
-    let fs = match rt.block_on(async { build_fs(&spec) }) {
+    let metrics = Metrics::new();
+    let fs = match rt.block_on(async { build_fs_with(&spec, &metrics) }) {
         Ok(fs) => fs,
         Err(e) => {
             ready(Err(format!("{e:#}")));
             return Err(e);
         }
+    };
+    match rt.block_on(fs.recover_leftovers()) {
+        Ok(r) if r.uploaded.is_empty() && r.kept.is_empty() => {}
+        Ok(r) => tracing::info!(
+            uploaded = r.uploaded.len(),
+            kept = r.kept.len(),
+            "crash recovery done"
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot scan the staging directory for leftovers"),
+    }
+    let metrics_listener = match ops.metrics_addr {
+        Some(addr) => match rt.block_on(tokio::net::TcpListener::bind(addr)) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let msg = format!("cannot serve metrics on {addr}: {e}");
+                ready(Err(msg.clone()));
+                bail!(msg);
+            }
+        },
+        None => None,
     };
     let (session, unmounter) = match fuse::mount(
         fs.clone(),
@@ -170,6 +226,7 @@ pub fn run(spec: MountSpec, ready: impl FnOnce(Result<(), String>)) -> Result<()
         &spec.mountpoint,
         &spec.options,
         spec.config.vfs.max_in_flight,
+        metrics.clone(),
     ) {
         Ok(s) => s,
         Err(e) => {
@@ -178,51 +235,105 @@ pub fn run(spec: MountSpec, ready: impl FnOnce(Result<(), String>)) -> Result<()
             bail!(msg);
         }
     };
+    let unmounter = Arc::new(unmounter);
+    let config_path = ops
+        .config_file
+        .clone()
+        .unwrap_or_else(|| spec.home.join("config.toml"));
+    let table = Arc::new(LiveTable::new(
+        fs.clone(),
+        metrics.clone(),
+        &spec.config,
+        config_path,
+    ));
+    table.set_invalidator(session.invalidator());
+    let stopper = Stopper::new();
+    let state = Arc::new(ControlState {
+        fs: fs.clone(),
+        table: table.clone(),
+        cache: fs.reader().map(|r| r.cache().clone()),
+        metrics: metrics.clone(),
+        mountpoint: spec.mountpoint.clone(),
+        owner_uid: nix::unistd::geteuid().as_raw(),
+        started: Instant::now(),
+        stopper: stopper.clone(),
+    });
+    let (ended_tx, ended_rx) = tokio::sync::watch::channel(false);
+    let socket = ops
+        .socket
+        .clone()
+        .unwrap_or_else(|| paths::socket_path(&spec.mountpoint));
+    let bound = rt.block_on(async { server::bind(&socket) });
+    let socket = match bound {
+        Ok(listener) => {
+            rt.spawn(server::run(
+                listener,
+                state.clone(),
+                session_ended(ended_rx.clone()),
+            ));
+            tracing::info!(socket = %socket.display(), "control socket listening");
+            Some(socket)
+        }
+        Err(e) => {
+            tracing::error!(socket = %socket.display(), error = %e, "no control socket; the mount runs without one");
+            None
+        }
+    };
+    if let Some(l) = metrics_listener {
+        rt.spawn(http::run(l, state.clone(), session_ended(ended_rx.clone())));
+    }
     tracing::info!(mountpoint = %spec.mountpoint.display(), mounts = spec.config.mounts.len(), "mounted");
     ready(Ok(()));
+    notify::ready(&format!("mounted at {}", spec.mountpoint.display()));
 
-    let fs_sig = fs.clone();
-    rt.spawn(async move {
-        wait_for_stop_signal().await;
-        tracing::info!("stop signal: draining uploads, then unmounting");
-        for e in fs_sig.flush_all().await {
-            tracing::error!(error = %e, "upload failed during drain");
-        }
-        if let Err(e) = unmounter.unmount() {
-            tracing::warn!(error = %e, "unmount busy; detaching lazily");
-            if let Err(e) = unmounter.unmount_lazy() {
-                tracing::error!(error = %e, "could not detach the mount");
-            }
-        }
-    });
+    let drain_timeout = Duration::from_secs(spec.config.vfs.drain_timeout_secs);
+    rt.spawn(lifecycle::signals(
+        stopper.clone(),
+        unmounter.clone(),
+        lifecycle::Reload {
+            file: ops.config_file.clone(),
+            home: spec.home.clone(),
+            table,
+        },
+    ));
+    rt.spawn(lifecycle::stop_when_asked(
+        stopper.clone(),
+        fs.clone(),
+        unmounter,
+        drain_timeout,
+    ));
 
     let joined = session.join();
-    let failures = rt.block_on(fs.flush_all());
-    for e in &failures {
-        tracing::error!(error = %e, "upload failed at unmount; staged data kept");
+    let _ = ended_tx.send(true);
+    if stopper.reason().is_none() {
+        notify::stopping("unmounted; uploading what is left");
+    }
+    let left = rt.block_on(lifecycle::drain(&fs, drain_timeout, "unmounted"));
+    if let Some(s) = socket {
+        let _ = std::fs::remove_file(s);
     }
     rt.shutdown_timeout(Duration::from_secs(5));
     tracing::info!("unmounted");
-    joined.context("FUSE session ended with an error")?;
-    if !failures.is_empty() {
-        bail!(
-            "{} file(s) could not be uploaded; their data is kept in the staging directory",
-            failures.len()
-        );
+    match joined {
+        // A stop we asked for may race the kernel tearing the connection
+        // down; the data is drained, so the stop still succeeds.
+        Err(e) if stopper.reason().is_some() => {
+            tracing::warn!(error = %e, "FUSE session ended with an error during the stop")
+        }
+        other => other.context("FUSE session ended with an error")?,
+    }
+    if left > 0 && stopper.reason().is_none() {
+        bail!("{left} file(s) could not be uploaded; their data is kept in the staging directory");
     }
     Ok(())
 }
 
-async fn wait_for_stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+/// Completes when the FUSE session has ended.
+async fn session_ended(mut rx: tokio::sync::watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
     }
 }
 

@@ -3,15 +3,18 @@
 //! Layout (see DESIGN.md): `fuse/` is the only fuser code, `fs/` the fuser-free
 //! async core, `vfs/` the `Tree` trait and root router, `backend/` the only
 //! opendal code, `cache/` the block cache and readahead, `car/` UnixFS DAGs,
-//! CIDs and CAR files, `config` the TOML configuration, `daemon` the
-//! composition root, `cli` the command line.
+//! CIDs and CAR files, `config` the TOML configuration, `control` the control
+//! socket, `metrics` operation counters, `daemon` the composition root, `cli`
+//! the command line.
 
 pub mod backend;
 pub mod cache;
 pub mod car;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod fs;
 pub mod fuse;
+pub mod metrics;
 pub mod vfs;

@@ -6,7 +6,8 @@
 //! does the parent exit (0 or 1 with the reason).
 
 use crate::config::{data_home, Config};
-use crate::daemon::{self, MountSpec};
+use crate::control::paths;
+use crate::daemon::{self, MountSpec, RunOptions};
 use crate::fuse::MountOptions;
 use clap::Args;
 use std::fs::File;
@@ -33,6 +34,12 @@ pub struct MountArgs {
     /// Log filter (e.g. info, debug, ipfs_kit_fuse=trace); RUST_LOG also works.
     #[arg(long)]
     pub log_level: Option<String>,
+    /// Serve Prometheus metrics (the `stats` figures) on this address, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Control socket path (default: the runtime directory, named after the mount point).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 }
 
 /// Arguments of `unmount`.
@@ -43,6 +50,9 @@ pub struct UnmountArgs {
     /// Seconds to wait for the daemon to finish uploads and exit.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
+    /// The mount's control socket (default: found from the mount point).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -50,30 +60,33 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// File-name form of a mount point (`/mnt/vfs` -> `mnt-vfs`).
 fn escape(mp: &Path) -> String {
-    let s = mp.to_string_lossy();
-    let t = s.trim_matches('/');
-    if t.is_empty() {
-        "root".into()
-    } else {
-        t.replace('-', "--").replace('/', "-")
-    }
+    paths::escape(mp)
 }
 
 fn pid_file(home: &Path, mp: &Path) -> PathBuf {
     home.join("run").join(format!("{}.pid", escape(mp)))
 }
 
-fn init_tracing(level: Option<&str>) {
+/// Logs to stderr. Under systemd (`JOURNAL_STREAM` set) lines carry no
+/// timestamp (journald adds its own) and no colours; a daemon writing to its
+/// log file gets no colours either.
+fn init_tracing(level: Option<&str>, to_file: bool) {
     let filter = level
         .map(tracing_subscriber::EnvFilter::new)
         .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let ansi = !journald && !to_file && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    let _ = if journald {
+        builder.without_time().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// `ipfs-kit-fuse mount`.
@@ -86,7 +99,12 @@ pub fn run_mount(a: MountArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
-    let config = match Config::load(a.config.as_deref(), &home) {
+    // The daemon runs in `/`: keep the config path valid there (save, SIGHUP).
+    let config_file = match a.config.as_deref().map(std::path::absolute).transpose() {
+        Ok(p) => p,
+        Err(e) => return fail(format!("--config: {e}")),
+    };
+    let config = match Config::load(config_file.as_deref(), &home) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -100,17 +118,28 @@ pub fn run_mount(a: MountArgs) -> ExitCode {
         options,
         home: home.clone(),
     };
+    let run_opts = RunOptions {
+        config_file,
+        metrics_addr: a.metrics,
+        socket: a.socket.clone(),
+    };
     if a.foreground {
-        init_tracing(a.log_level.as_deref());
-        return match daemon::run(spec, |_| {}) {
+        init_tracing(a.log_level.as_deref(), false);
+        return match daemon::run_with(spec, run_opts, |_| {}) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(format!("{e:#}")),
         };
     }
-    daemonize_and_run(spec, &home, &mountpoint, a.log_level)
+    daemonize_and_run(spec, run_opts, &home, &mountpoint, a.log_level)
 }
 
-fn daemonize_and_run(spec: MountSpec, home: &Path, mountpoint: &Path, log_level: Option<String>) -> ExitCode {
+fn daemonize_and_run(
+    spec: MountSpec,
+    run_opts: RunOptions,
+    home: &Path,
+    mountpoint: &Path,
+    log_level: Option<String>,
+) -> ExitCode {
     for d in ["run", "logs"] {
         if let Err(e) = std::fs::create_dir_all(home.join(d)) {
             return fail(format!("cannot create {}: {e}", home.join(d).display()));
@@ -153,9 +182,9 @@ fn daemonize_and_run(spec: MountSpec, home: &Path, mountpoint: &Path, log_level:
         }
         daemonize::Outcome::Child(Ok(_)) => {
             drop(rx);
-            init_tracing(log_level.as_deref());
+            init_tracing(log_level.as_deref(), true);
             let mut tx = Some(File::from(tx));
-            let res = daemon::run(spec, |r| {
+            let res = daemon::run_with(spec, run_opts, |r| {
                 if let Some(mut tx) = tx.take() {
                     let _ = match r {
                         Ok(()) => writeln!(tx, "OK"),
@@ -212,8 +241,14 @@ pub fn run_unmount(a: UnmountArgs) -> ExitCode {
         .ok()
         .and_then(|h| std::fs::read_to_string(pid_file(&h, &mp)).ok());
     let pid: Option<i32> = pid.and_then(|p| p.trim().parse().ok());
-    // Closed files are already uploaded; the daemon drains anything left
-    // (failed uploads) after the kernel ends the session.
+    // Drain first over the control socket (with progress), so nothing waits
+    // on the unmount; the daemon drains again after the kernel ends the session.
+    let socket = a.socket.clone().unwrap_or_else(|| paths::socket_path(&mp));
+    if socket.exists() {
+        if let Err(e) = super::control::flush_socket(&socket, false) {
+            eprintln!("ipfs-kit-fuse: flush before unmount: {e}; unmounting anyway (staged data is kept)");
+        }
+    }
     if let Err(e) = crate::fuse::unmount_path(&mp, false) {
         return fail(format!("cannot unmount {}: {e}", mp.display()));
     }

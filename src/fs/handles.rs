@@ -31,6 +31,18 @@ pub struct FileState {
     pub mtime: Option<SystemTime>,
 }
 
+impl FileState {
+    /// Marks the file as holding data not yet uploaded, on disk too (the
+    /// staged copy's dirty marker, read by crash recovery).
+    pub fn set_dirty(&mut self) -> std::io::Result<()> {
+        if let Some(s) = &self.staged {
+            s.mark_dirty()?;
+        }
+        self.dirty = true;
+        Ok(())
+    }
+}
+
 /// A file state behind an async lock (held across staging and upload I/O).
 pub type SharedState = Arc<tokio::sync::Mutex<FileState>>;
 

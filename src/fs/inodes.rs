@@ -170,6 +170,26 @@ impl Inodes {
         }
     }
 
+    /// Forgets every inode at or under `prefix` (a removed mount): later
+    /// requests on them answer ESTALE. Returns the inodes dropped.
+    pub fn drop_under(&self, prefix: &str) -> Vec<u64> {
+        let mut t = self.lock();
+        let under = format!("{prefix}/");
+        let gone: Vec<(String, u64)> = t
+            .by_path
+            .iter()
+            .filter(|(p, _)| p.as_str() == prefix || p.starts_with(&under))
+            .map(|(p, i)| (p.clone(), *i))
+            .collect();
+        for (p, ino) in &gone {
+            t.by_path.remove(p);
+            if *ino != ROOT_INO {
+                t.nodes.remove(ino);
+            }
+        }
+        gone.into_iter().map(|(_, ino)| ino).collect()
+    }
+
     /// The attribute overlay of an inode.
     pub fn overlay(&self, ino: u64) -> Overlay {
         self.lock().nodes.get(&ino).map(|n| n.overlay).unwrap_or_default()
@@ -240,5 +260,17 @@ mod tests {
         let t = Inodes::new();
         t.forget(ROOT_INO, 100);
         assert_eq!(t.path(ROOT_INO).as_deref(), Some("/"));
+    }
+
+    #[test]
+    fn drop_under_forgets_the_subtree_only() {
+        let t = Inodes::new();
+        let a = t.lookup("/m", true);
+        let b = t.lookup("/m/x", false);
+        let c = t.lookup("/mx", false);
+        assert_eq!(t.drop_under("/m").len(), 2);
+        assert!(!t.exists(a) && !t.exists(b));
+        assert_eq!(t.path(c).as_deref(), Some("/mx"));
+        assert_eq!(t.peek("/m/x"), None);
     }
 }

@@ -13,17 +13,25 @@
 
 mod attr;
 mod dircache;
+mod drain;
 mod errno;
 mod handles;
 mod inodes;
+pub mod invalidate;
 mod reader;
+mod recover;
 pub mod staging;
+mod table;
 
 pub use attr::{Attr, Kind, Owner, BLKSIZE};
+pub use drain::{Pending, PendingFile};
 pub use errno::FsError;
 pub use handles::DirEntry;
 pub use inodes::ROOT_INO;
+pub use invalidate::Invalidator;
 pub use reader::Reader;
+pub use recover::Recovery;
+pub use table::TableError;
 
 use crate::vfs::{join_abs, Meta, Resolved, Router, Tree, VfsError};
 use bytes::Bytes;
@@ -266,6 +274,10 @@ impl Fs {
 
     /// Attributes of an open file whose name is gone.
     async fn unlinked_attr(&self, ino: u64) -> Res<Attr> {
+        if !self.inodes.exists(ino) {
+            // Forgotten with its mount (see `table.rs`): stale, not unlinked.
+            return Err(FsError::StaleInode(ino));
+        }
         let st = self.handles.state(ino).ok_or(FsError::StaleInode(ino))?;
         let size = {
             let st = st.lock().await;
@@ -332,7 +344,7 @@ impl Fs {
         tokio::task::spawn_blocking(move || file.set_len(size))
             .await
             .map_err(std::io::Error::other)??;
-        st.dirty = true;
+        st.set_dirty()?;
         st.mtime = Some(SystemTime::now());
         if st.opens == 0 {
             // Truncate by path: nobody will flush, so upload now.
@@ -490,7 +502,7 @@ impl Fs {
                     old.discard();
                 }
                 st.staged = Some(self.new_staged(place)?);
-                st.dirty = true;
+                st.set_dirty()?;
                 st.mtime = Some(SystemTime::now());
             }
             st.opens += 1;
@@ -602,6 +614,10 @@ impl Fs {
             return Ok(Bytes::from(data));
         }
         if let (Some(reader), Some(ctx)) = (&self.reader, &ctx) {
+            if !self.inodes.exists(ino) {
+                // Its mount was removed (see `table.rs`): the context's tree is gone.
+                return Err(FsError::StaleInode(ino));
+            }
             return reader.read(ctx, offset, size as u64).await;
         }
         let vpath = self.vpath(ino)?;
@@ -629,7 +645,7 @@ impl Fs {
         tokio::task::spawn_blocking(move || staging::write_at(&file, offset, &buf))
             .await
             .map_err(std::io::Error::other)??;
-        st.dirty = true;
+        st.set_dirty()?;
         st.mtime = Some(SystemTime::now());
         Ok(data.len() as u32)
     }

@@ -6,6 +6,10 @@
 //! Each staged file `<id>.data` has a sidecar `<id>.json` naming its target
 //! (mount path and path inside the mount). A staged file whose upload failed
 //! stays on disk with its sidecar, so it can be found and retried later.
+//! A third file, `<id>.dirty`, marks a staged copy that holds data the backend
+//! lacks (written or truncated). Only marked leftovers are uploaded by crash
+//! recovery; an unmarked one is a clean (possibly half-made) copy and is
+//! dropped, so a crash while copying an object in never truncates it.
 //! All calls here block; the core runs them with `spawn_blocking`.
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +17,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Where a staged file must go.
@@ -36,6 +41,8 @@ pub struct Staged {
     file: Arc<File>,
     data: PathBuf,
     meta: PathBuf,
+    /// True once the `<id>.dirty` marker exists.
+    marked: AtomicBool,
 }
 
 impl StagingDir {
@@ -64,6 +71,7 @@ impl StagingDir {
             file: Arc::new(file),
             data,
             meta,
+            marked: AtomicBool::new(false),
         };
         s.set_target(target)?;
         Ok(s)
@@ -90,12 +98,38 @@ impl StagingDir {
     }
 }
 
+impl StagingDir {
+    /// True when the leftover `data` carries the dirty marker (it holds
+    /// data the backend may lack).
+    pub fn leftover_is_dirty(&self, data: &Path) -> bool {
+        data.with_extension("dirty").exists()
+    }
+
+    /// Deletes a leftover found by [`StagingDir::leftovers`] (after it was
+    /// uploaded, or because it was a clean copy).
+    pub fn remove_leftover(&self, data: &Path) -> io::Result<()> {
+        let _ = std::fs::remove_file(data.with_extension("dirty"));
+        std::fs::remove_file(data.with_extension("json"))?;
+        std::fs::remove_file(data)
+    }
+}
+
 impl Staged {
     /// Records (or re-records after a rename) where this file must go.
     pub fn set_target(&self, target: &Target) -> io::Result<()> {
         let tmp = self.meta.with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::to_vec(target).map_err(io::Error::other)?)?;
         std::fs::rename(&tmp, &self.meta)
+    }
+
+    /// Records that this copy holds data the backend lacks (idempotent; one
+    /// file creation the first time).
+    pub fn mark_dirty(&self) -> io::Result<()> {
+        if !self.marked.load(Ordering::Relaxed) {
+            File::create(self.data.with_extension("dirty"))?;
+            self.marked.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// The data file's path (for uploads and log lines).
@@ -121,6 +155,7 @@ impl Staged {
     /// Removes the data file and its sidecar (after a successful upload).
     pub fn discard(self) {
         let _ = std::fs::remove_file(&self.meta);
+        let _ = std::fs::remove_file(self.data.with_extension("dirty"));
         let _ = std::fs::remove_file(&self.data);
     }
 }

@@ -2,6 +2,7 @@
 //! core's async method on tokio, and converts the answer back.
 
 use crate::fs::{Attr, Fs, FsError, Kind, SetAttr};
+use crate::metrics::Metrics;
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
@@ -21,28 +22,37 @@ pub struct Adapter {
     fs: Arc<Fs>,
     rt: tokio::runtime::Handle,
     read_only: bool,
+    metrics: Arc<Metrics>,
 }
 
 impl Adapter {
-    pub fn new(fs: Arc<Fs>, rt: tokio::runtime::Handle, read_only: bool) -> Self {
-        Self { fs, rt, read_only }
+    pub fn new(fs: Arc<Fs>, rt: tokio::runtime::Handle, read_only: bool, metrics: Arc<Metrics>) -> Self {
+        Self {
+            fs,
+            rt,
+            read_only,
+            metrics,
+        }
     }
 
     /// The async seam: runs the core's future to completion on this FUSE
-    /// worker thread, with I/O driven by the tokio runtime. In-flight work is
+    /// worker thread, with I/O driven by the tokio runtime, timing it as the
+    /// operation `op` (see [`crate::metrics::OPS`]). In-flight work is
     /// bounded by the number of worker threads. Measured against spawning a
     /// task per request and replying from it: one thread hand-off less per
     /// request halved `ls -lR` and small-file read times on a loaded 2-core
-    /// machine. A panic is caught here; the dropped reply answers EIO.
-    fn spawn<F, Fut>(&self, work: F)
+    /// machine. A panic is caught here; the dropped reply answers EIO (and the
+    /// operation is still counted).
+    fn spawn<F, Fut>(&self, op: &'static str, work: F)
     where
         F: FnOnce(Arc<Fs>) -> Fut,
         Fut: Future<Output = ()>,
     {
         let fs = self.fs.clone();
+        let _timer = self.metrics.start(op);
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.rt.block_on(work(fs))));
         if ran.is_err() {
-            tracing::error!("a filesystem operation panicked; answered EIO");
+            tracing::error!(op, "a filesystem operation panicked; answered EIO");
         }
     }
 }
@@ -108,7 +118,7 @@ impl Filesystem for Adapter {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name_or_reply!(name, reply);
-        self.spawn(move |fs| async move {
+        self.spawn("lookup", move |fs| async move {
             match fs.lookup(parent.0, &name).await {
                 Ok(e) => reply.entry(&e.ttl, &to_file_attr(&e.attr), Generation(0)),
                 // A negative entry (inode 0) lets the kernel remember the
@@ -128,7 +138,7 @@ impl Filesystem for Adapter {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        self.spawn(move |fs| async move {
+        self.spawn("getattr", move |fs| async move {
             match fs.getattr(ino.0).await {
                 Ok(a) => reply.attr(&fs_ttl(&fs), &to_file_attr(&a)),
                 Err(e) => reply.error(errno(&e, "getattr")),
@@ -163,7 +173,7 @@ impl Filesystem for Adapter {
             mtime: time(mtime),
             fh: fh.map(|f| f.0),
         };
-        self.spawn(move |fs| async move {
+        self.spawn("setattr", move |fs| async move {
             match fs.setattr(ino.0, set).await {
                 Ok(a) => reply.attr(&fs_ttl(&fs), &to_file_attr(&a)),
                 Err(e) => reply.error(errno(&e, "setattr")),
@@ -186,7 +196,7 @@ impl Filesystem for Adapter {
             return reply.error(Errno::EPERM);
         }
         let name = name_or_reply!(name, reply);
-        self.spawn(move |fs| async move {
+        self.spawn("mknod", move |fs| async move {
             match fs.create(parent.0, &name, mode & !umask, true).await {
                 Ok((e, opened)) => {
                     let _ = fs.release(opened.fh).await;
@@ -199,7 +209,7 @@ impl Filesystem for Adapter {
 
     fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         let name = name_or_reply!(name, reply);
-        self.spawn(move |fs| async move {
+        self.spawn("mkdir", move |fs| async move {
             match fs.mkdir(parent.0, &name, mode & !umask).await {
                 Ok(e) => reply.entry(&e.ttl, &to_file_attr(&e.attr), Generation(0)),
                 Err(e) => reply.error(errno(&e, "mkdir")),
@@ -209,7 +219,7 @@ impl Filesystem for Adapter {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name_or_reply!(name, reply);
-        self.spawn(move |fs| async move {
+        self.spawn("unlink", move |fs| async move {
             match fs.unlink(parent.0, &name).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e, "unlink")),
@@ -219,7 +229,7 @@ impl Filesystem for Adapter {
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name_or_reply!(name, reply);
-        self.spawn(move |fs| async move {
+        self.spawn("rmdir", move |fs| async move {
             match fs.rmdir(parent.0, &name).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e, "rmdir")),
@@ -243,7 +253,7 @@ impl Filesystem for Adapter {
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         let name = name_or_reply!(name, reply);
         let newname = name_or_reply!(newname, reply);
-        self.spawn(move |fs| async move {
+        self.spawn("rename", move |fs| async move {
             match fs.rename(parent.0, &name, newparent.0, &newname, noreplace).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e, "rename")),
@@ -258,7 +268,7 @@ impl Filesystem for Adapter {
             return reply.error(Errno::EROFS);
         }
         let truncate = flags.0 & libc::O_TRUNC != 0;
-        self.spawn(move |fs| async move {
+        self.spawn("open", move |fs| async move {
             match fs.open(ino.0, write, truncate).await {
                 Ok(o) => reply.opened(FileHandle(o.fh), fopen(o.keep_cache)),
                 Err(e) => reply.error(errno(&e, "open")),
@@ -277,7 +287,7 @@ impl Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.spawn(move |fs| async move {
+        self.spawn("read", move |fs| async move {
             match fs.read(fh.0, offset, size).await {
                 Ok(data) => reply.data(&data),
                 Err(e) => reply.error(errno(&e, "read")),
@@ -298,7 +308,7 @@ impl Filesystem for Adapter {
         reply: ReplyWrite,
     ) {
         let data = data.to_vec();
-        self.spawn(move |fs| async move {
+        self.spawn("write", move |fs| async move {
             match fs.write(fh.0, offset, &data).await {
                 Ok(n) => reply.written(n),
                 Err(e) => reply.error(errno(&e, "write")),
@@ -314,7 +324,7 @@ impl Filesystem for Adapter {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.spawn(move |fs| async move {
+        self.spawn("flush", move |fs| async move {
             match fs.flush(fh.0).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e, "flush")),
@@ -332,7 +342,7 @@ impl Filesystem for Adapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(move |fs| async move {
+        self.spawn("release", move |fs| async move {
             match fs.release(fh.0).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e, "release")),
@@ -341,7 +351,7 @@ impl Filesystem for Adapter {
     }
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        self.spawn(move |fs| async move {
+        self.spawn("fsync", move |fs| async move {
             match fs.fsync(fh.0).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e, "fsync")),
@@ -350,7 +360,7 @@ impl Filesystem for Adapter {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        self.spawn(move |fs| async move {
+        self.spawn("opendir", move |fs| async move {
             match fs.opendir(ino.0).await {
                 Ok(o) => reply.opened(FileHandle(o.fh), FopenFlags::empty()),
                 Err(e) => reply.error(errno(&e, "opendir")),
@@ -402,7 +412,7 @@ impl Filesystem for Adapter {
 
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         let want_write = mask.contains(AccessFlags::W_OK);
-        self.spawn(move |fs| async move {
+        self.spawn("access", move |fs| async move {
             match fs.access(ino.0, want_write).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e, "access")),
@@ -422,7 +432,7 @@ impl Filesystem for Adapter {
     ) {
         let name = name_or_reply!(name, reply);
         let exclusive = flags & libc::O_EXCL != 0;
-        self.spawn(move |fs| async move {
+        self.spawn("create", move |fs| async move {
             match fs.create(parent.0, &name, mode & !umask, exclusive).await {
                 Ok((e, o)) => reply.created(
                     &e.ttl,

@@ -8,12 +8,14 @@
 //! waits forever.
 
 mod adapter;
+mod invalidator;
 mod options;
 
 pub use adapter::Adapter;
 pub use options::{MountOptions, OptionError};
 
-use crate::fs::Fs;
+use crate::fs::{Fs, Invalidator};
+use crate::metrics::Metrics;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -76,8 +78,9 @@ pub fn mount(
     mountpoint: &Path,
     opts: &MountOptions,
     worker_threads: usize,
+    metrics: Arc<Metrics>,
 ) -> std::io::Result<(Session, Unmounter)> {
-    let adapter = Adapter::new(fs, rt, opts.read_only);
+    let adapter = Adapter::new(fs, rt, opts.read_only, metrics);
     let config = opts.fuser_config(worker_threads);
     let bg = fuser::spawn_mount(adapter, mountpoint, &config)?;
     Ok((
@@ -89,6 +92,12 @@ pub fn mount(
 }
 
 impl Session {
+    /// A handle that invalidates kernel-cached entries of this session
+    /// (after a mount-table change).
+    pub fn invalidator(&self) -> Arc<dyn Invalidator> {
+        Arc::new(invalidator::NotifierInvalidator::new(self.bg.notifier()))
+    }
+
     /// Waits until the kernel ends the session (after an unmount).
     pub fn join(self) -> std::io::Result<()> {
         self.bg.join()

@@ -5,11 +5,13 @@
 //! tree's root). Virtual paths seen by the core are absolute (`/local/a`).
 
 mod error;
+mod metered;
 mod mount_tree;
 mod router;
 
 pub use crate::backend::Meta;
 pub use error::VfsError;
+pub use metered::MeteredTree;
 pub use mount_tree::MountTree;
 pub use router::{Resolved, Router};
 

@@ -1,0 +1,79 @@
+//! A [`Tree`] wrapper that counts the bytes a backend mount reads and
+//! uploads, for `stats` and the Prometheus endpoint. It forwards every call
+//! unchanged (every method of the trait, defaults included, so the wrapped
+//! tree's own behaviour is kept); only successful transfers are counted.
+
+use super::{Meta, Tree, VfsError};
+use crate::metrics::BackendBytes;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Counts bytes through `inner`.
+pub struct MeteredTree {
+    inner: Arc<dyn Tree>,
+    bytes: Arc<BackendBytes>,
+}
+
+impl MeteredTree {
+    pub fn new(inner: Arc<dyn Tree>, bytes: Arc<BackendBytes>) -> Self {
+        Self { inner, bytes }
+    }
+}
+
+#[async_trait]
+impl Tree for MeteredTree {
+    fn read_only(&self) -> bool {
+        self.inner.read_only()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn cache_blocks(&self) -> bool {
+        self.inner.cache_blocks()
+    }
+    async fn stat(&self, path: &str) -> Result<Meta, VfsError> {
+        self.inner.stat(path).await
+    }
+    async fn list(&self, path: &str) -> Result<Vec<(String, Meta)>, VfsError> {
+        self.inner.list(path).await
+    }
+    async fn read(&self, path: &str, offset: u64, len: u64) -> Result<Bytes, VfsError> {
+        let data = self.inner.read(path, offset, len).await?;
+        self.bytes.read.fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(data)
+    }
+    async fn read_version(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        version: Option<&str>,
+    ) -> Result<Bytes, VfsError> {
+        let data = self.inner.read_version(path, offset, len, version).await?;
+        self.bytes.read.fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(data)
+    }
+    async fn upload(&self, path: &str, staged: &Path) -> Result<u64, VfsError> {
+        let n = self.inner.upload(path, staged).await?;
+        self.bytes.written.fetch_add(n, Ordering::Relaxed);
+        Ok(n)
+    }
+    async fn create_file(&self, path: &str) -> Result<(), VfsError> {
+        self.inner.create_file(path).await
+    }
+    async fn mkdir(&self, path: &str) -> Result<(), VfsError> {
+        self.inner.mkdir(path).await
+    }
+    async fn remove_file(&self, path: &str) -> Result<(), VfsError> {
+        self.inner.remove_file(path).await
+    }
+    async fn remove_dir(&self, path: &str) -> Result<(), VfsError> {
+        self.inner.remove_dir(path).await
+    }
+    async fn rename(&self, from: &str, to: &str, is_dir: bool) -> Result<(), VfsError> {
+        self.inner.rename(from, to, is_dir).await
+    }
+}
