@@ -111,6 +111,11 @@ impl Backend {
         matches!(self.scheme.as_str(), "fs" | "memory")
     }
 
+    /// Where `path` lives on this machine, for a local directory backend.
+    pub fn local_path(&self, path: &str) -> Option<std::path::PathBuf> {
+        self.fs_root.as_ref().map(|r| r.0.join(path))
+    }
+
     /// The opendal scheme name.
     pub fn scheme(&self) -> &str {
         &self.scheme

@@ -57,11 +57,15 @@ pub struct Entry {
 }
 
 /// An opened file or directory.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Opened {
     pub fh: u64,
     /// Let the kernel keep cached pages from earlier opens.
     pub keep_cache: bool,
+    /// A local file holding exactly these bytes, which the kernel may read
+    /// directly (FUSE passthrough); only for read-only opens of unmodified
+    /// files on local backends.
+    pub local: Option<std::path::PathBuf>,
 }
 
 /// What `statfs` reports.
@@ -470,6 +474,7 @@ impl Fs {
         Ok(Opened {
             fh,
             keep_cache: false,
+            local: None,
         })
     }
 
@@ -495,7 +500,7 @@ impl Fs {
         }
         let place = if write { Some(self.place(&vpath)?) } else { None };
         let state = self.handles.state_or_new(ino);
-        {
+        let unmodified = {
             let mut st = state.lock().await;
             if let (Some(place), true) = (&place, truncate) {
                 if let Some(old) = st.staged.take() {
@@ -506,15 +511,24 @@ impl Fs {
                 st.mtime = Some(SystemTime::now());
             }
             st.opens += 1;
-        }
+            st.staged.is_none()
+        };
         let (reader, keep_cache) = self.read_ctx(ino, &vpath, &meta);
+        let local = match (write, unmodified, self.router.resolve(&vpath)) {
+            (false, true, Resolved::Tree { tree, rel, .. }) => tree.local_path(&rel),
+            _ => None,
+        };
         let fh = self.handles.insert(Handle::File {
             ino,
             writable: write,
             state,
             reader,
         });
-        Ok(Opened { fh, keep_cache })
+        Ok(Opened {
+            fh,
+            keep_cache,
+            local,
+        })
     }
 
     /// The cached read context of an open, and whether the kernel may keep
@@ -582,6 +596,7 @@ impl Fs {
             Opened {
                 fh,
                 keep_cache: false,
+                local: None,
             },
         ))
     }

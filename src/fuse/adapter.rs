@@ -1,12 +1,14 @@
 //! `impl fuser::Filesystem`: converts each request's arguments, runs the
 //! core's async method on tokio, and converts the answer back.
 
+use super::passthrough::Backings;
 use crate::fs::{Attr, Fs, FsError, Kind, SetAttr};
 use crate::metrics::Metrics;
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
+    WriteFlags,
 };
 use std::ffi::OsStr;
 use std::future::Future;
@@ -20,15 +22,26 @@ const MAX_IO: u32 = 1 << 20;
 /// The fuser side of the mount.
 pub struct Adapter {
     fs: Arc<Fs>,
+    backings: Arc<Backings>,
+    /// Ask the kernel for passthrough at init (`-o nopassthrough` turns it off).
+    want_passthrough: bool,
     rt: tokio::runtime::Handle,
     read_only: bool,
     metrics: Arc<Metrics>,
 }
 
 impl Adapter {
-    pub fn new(fs: Arc<Fs>, rt: tokio::runtime::Handle, read_only: bool, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        fs: Arc<Fs>,
+        rt: tokio::runtime::Handle,
+        read_only: bool,
+        metrics: Arc<Metrics>,
+        want_passthrough: bool,
+    ) -> Self {
         Self {
             fs,
+            backings: Arc::default(),
+            want_passthrough,
             rt,
             read_only,
             metrics,
@@ -113,6 +126,11 @@ impl Filesystem for Adapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(MAX_IO);
         let _ = config.set_max_readahead(MAX_IO);
+        if self.want_passthrough && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok() {
+            // Depth 1: our backing files sit on ordinary filesystems.
+            let _ = config.set_max_stack_depth(1);
+            self.backings.set_enabled(true);
+        }
         Ok(())
     }
 
@@ -268,9 +286,26 @@ impl Filesystem for Adapter {
             return reply.error(Errno::EROFS);
         }
         let truncate = flags.0 & libc::O_TRUNC != 0;
+        let backings = self.backings.clone();
         self.spawn("open", move |fs| async move {
             match fs.open(ino.0, write, truncate).await {
-                Ok(o) => reply.opened(FileHandle(o.fh), fopen(o.keep_cache)),
+                Ok(o) => match o.local.filter(|_| backings.enabled()) {
+                    Some(path) => {
+                        let id = backings.get_or_open(ino.0, o.fh, || {
+                            let file = std::fs::File::open(&path)?;
+                            reply.open_backing(&file)
+                        });
+                        match id {
+                            Ok(id) => reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id),
+                            Err(e) => {
+                                tracing::info!(error = %e, "kernel refused passthrough; serving reads ourselves");
+                                backings.set_enabled(false);
+                                reply.opened(FileHandle(o.fh), fopen(o.keep_cache))
+                            }
+                        }
+                    }
+                    None => reply.opened(FileHandle(o.fh), fopen(o.keep_cache)),
+                },
                 Err(e) => reply.error(errno(&e, "open")),
             }
         });
@@ -342,6 +377,7 @@ impl Filesystem for Adapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.backings.release(fh.0);
         self.spawn("release", move |fs| async move {
             match fs.release(fh.0).await {
                 Ok(()) => reply.ok(),

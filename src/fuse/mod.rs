@@ -10,6 +10,7 @@
 mod adapter;
 mod invalidator;
 mod options;
+mod passthrough;
 
 pub use adapter::Adapter;
 pub use options::{MountOptions, OptionError};
@@ -80,7 +81,7 @@ pub fn mount(
     worker_threads: usize,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<(Session, Unmounter)> {
-    let adapter = Adapter::new(fs, rt, opts.read_only, metrics);
+    let adapter = Adapter::new(fs, rt, opts.read_only, metrics, opts.passthrough);
     let config = opts.fuser_config(worker_threads);
     let bg = fuser::spawn_mount(adapter, mountpoint, &config)?;
     Ok((

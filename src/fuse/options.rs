@@ -15,6 +15,8 @@ pub struct MountOptions {
     pub gid: Option<u32>,
     /// Kernel attribute/entry cache time, seconds (overrides the config).
     pub attr_ttl: Option<f64>,
+    /// Let the kernel read unmodified local files directly (FUSE passthrough).
+    pub passthrough: bool,
 }
 
 /// A bad `-o` value.
@@ -25,7 +27,10 @@ pub struct OptionError(pub String, pub &'static str);
 impl MountOptions {
     /// Parses comma-separated option lists (several `-o` allowed).
     pub fn parse<S: AsRef<str>>(lists: &[S]) -> Result<MountOptions, OptionError> {
-        let mut o = MountOptions::default();
+        let mut o = MountOptions {
+            passthrough: true,
+            ..MountOptions::default()
+        };
         for list in lists {
             for opt in list.as_ref().split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 let (k, v) = match opt.split_once('=') {
@@ -38,6 +43,8 @@ impl MountOptions {
                 };
                 match k {
                     "ro" => o.read_only = true,
+                    "passthrough" => o.passthrough = true,
+                    "nopassthrough" => o.passthrough = false,
                     "rw" => o.read_only = false,
                     "allow_other" => o.allow_other = true,
                     "allow_root" => o.allow_root = true,

@@ -34,6 +34,12 @@ impl Tree for MeteredTree {
     fn cache_blocks(&self) -> bool {
         self.inner.cache_blocks()
     }
+    fn local_path(&self, path: &str) -> Option<std::path::PathBuf> {
+        self.inner.local_path(path)
+    }
+    async fn sync(&self, path: &str) -> Result<(), VfsError> {
+        self.inner.sync(path).await
+    }
     async fn stat(&self, path: &str) -> Result<Meta, VfsError> {
         self.inner.stat(path).await
     }

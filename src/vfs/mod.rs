@@ -55,6 +55,11 @@ pub trait Tree: Send + Sync + 'static {
     async fn upload(&self, _path: &str, _staged: &Path) -> Result<u64, VfsError> {
         Err(VfsError::ReadOnly)
     }
+    /// The local file that holds `path`, for trees that are a local
+    /// directory (the kernel may then read it directly).
+    fn local_path(&self, _path: &str) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Makes an uploaded file durable (fsync); a no-op where uploads are.
     async fn sync(&self, _path: &str) -> Result<(), VfsError> {
         Ok(())

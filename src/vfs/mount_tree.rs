@@ -48,6 +48,10 @@ impl Tree for MountTree {
         self.backend.scheme().to_string()
     }
 
+    fn local_path(&self, path: &str) -> Option<std::path::PathBuf> {
+        self.backend.local_path(path)
+    }
+
     fn cache_blocks(&self) -> bool {
         !self.backend.is_local()
     }
