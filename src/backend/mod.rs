@@ -246,7 +246,9 @@ impl Backend {
     /// Renames a directory and everything under it (`to` must not exist or be empty).
     pub async fn rename_dir(&self, from: &str, to: &str) -> Result<(), BackendError> {
         if self.native_rename {
-            self.op.rename(&dir_key(from), &dir_key(to)).await?;
+            // opendal's rename refuses paths ending in '/', but services with
+            // a native rename (fs) move directories given their bare paths.
+            self.op.rename(from, to).await?;
             return Ok(());
         }
         let src = dir_key(from);
