@@ -665,11 +665,11 @@ impl Fs {
         let to = self.child(newparent, newname)?;
         let src = self.place(&from)?;
         let dst = self.place(&to)?;
-        if src.mount != dst.mount {
-            return Err(VfsError::CrossDevice.into());
-        }
         if src.rel.is_empty() || dst.rel.is_empty() {
             return Err(VfsError::ReadOnly.into());
+        }
+        if src.mount != dst.mount {
+            return Err(VfsError::CrossDevice.into());
         }
         if from == to {
             return Ok(());
