@@ -138,8 +138,9 @@ impl Mounted {
         out
     }
 
-    /// Unmounts with the CLI and returns its output (the guard then does nothing on drop).
-    pub fn unmount(mut self) -> Output {
+    /// Unmounts with the CLI and returns its output; the temp dir lives on
+    /// until the guard is dropped, which then only removes it.
+    pub fn unmount(&mut self) -> Output {
         self.done = true;
         let out = run_cli(
             &self.home,
