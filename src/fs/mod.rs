@@ -615,6 +615,10 @@ impl Fs {
     pub async fn unlink(&self, parent: u64, name: &str) -> Res<()> {
         let vpath = self.child(parent, name)?;
         let place = self.place(&vpath)?;
+        if place.rel.is_empty() {
+            // A mount's root lives in the read-only synthetic directory.
+            return Err(VfsError::ReadOnly.into());
+        }
         if place.tree.stat(&place.rel).await?.is_dir {
             return Err(VfsError::IsDir.into());
         }
