@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ipfs_kit_fuse::cache::{BlockCache, CacheConfig, CacheError, FreeSpaceMargin, ObjectId, Version};
+use ipfs_kit_fuse::cache::{
+    BlockCache, CacheConfig, CacheError, FreeSpaceMargin, ObjectId, Version,
+};
 
 const BS: u64 = 64 * 1024;
 
@@ -120,7 +122,9 @@ async fn single_flight_hands_over_when_the_loader_fails() {
     let cache = BlockCache::open(&config(dir.path(), 16 * BS, 0)).unwrap();
     let id = obj("flaky", "v1");
     let err = cache
-        .get_block(&id, 0, || async { Err::<Bytes, _>(TestError::Backend("boom")) })
+        .get_block(&id, 0, || async {
+            Err::<Bytes, _>(TestError::Backend("boom"))
+        })
         .await
         .unwrap_err();
     assert!(matches!(err, TestError::Backend("boom")));
@@ -221,7 +225,11 @@ async fn corrupt_then_read(damage: impl FnOnce(&Path)) {
     damage(&file_of(dir.path(), &id, 2));
     let cache = BlockCache::open(&cfg).unwrap();
     assert_eq!(get(&cache, &id, 2, 2, &calls).await, block(2, BS));
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "damaged block must be refetched");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "damaged block must be refetched"
+    );
     let s = cache.stats();
     assert_eq!(s.disk_hits, 0);
     // The refetched block is written again and then served from disk.
@@ -395,7 +403,10 @@ async fn oversized_fetch_is_an_error_when_backend_returns_too_much() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(err, TestError::Cache(CacheError::OversizedBlock { .. })));
+    assert!(matches!(
+        err,
+        TestError::Cache(CacheError::OversizedBlock { .. })
+    ));
 }
 
 #[test]

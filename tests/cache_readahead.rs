@@ -49,7 +49,9 @@ async fn fuse_read(
         let (cache, backend) = (cache.clone(), backend.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let _ = cache.get_block(&id, index, || backend.read_block(index)).await;
+            let _ = cache
+                .get_block(&id, index, || backend.read_block(index))
+                .await;
         });
     }
     cache
@@ -68,7 +70,10 @@ async fn sequential_reads_are_served_exactly_once_per_block_when_readahead_runs(
     };
     let cache = BlockCache::open(&cfg).unwrap();
     let size = 200 * BS + 123;
-    let data: Bytes = (0..size).map(|i| (i % 241) as u8).collect::<Vec<_>>().into();
+    let data: Bytes = (0..size)
+        .map(|i| (i % 241) as u8)
+        .collect::<Vec<_>>()
+        .into();
     let backend = Arc::new(Backend {
         data: data.clone(),
         requests: AtomicU64::new(0),
