@@ -170,9 +170,15 @@ impl Fs {
     }
 
     async fn attr_of(&self, ino: u64, meta: Meta, writable: bool) -> Attr {
-        let mut meta = meta;
-        if let Some(st) = self.handles.state(ino) {
-            let st = st.lock().await;
+        match self.handles.state(ino) {
+            Some(st) => self.attr_with(ino, meta, writable, Some(&*st.lock().await)),
+            None => self.attr_with(ino, meta, writable, None),
+        }
+    }
+
+    /// Attributes from backend metadata, corrected by the staged copy of an open file.
+    fn attr_with(&self, ino: u64, mut meta: Meta, writable: bool, st: Option<&FileState>) -> Attr {
+        if let Some(st) = st {
             if let Some(s) = &st.staged {
                 if let Ok(len) = s.len() {
                     meta.size = len;
@@ -181,6 +187,27 @@ impl Fs {
             }
         }
         attr::build(ino, &meta, &self.inodes.overlay(ino), &self.opts.owner, writable)
+    }
+
+    /// Stats `vpath` and builds the attributes of `ino`. The state of an open
+    /// file is locked across the backend stat: otherwise a release could
+    /// upload and drop its staged copy in between, and the answer would carry
+    /// the size from before the upload (which the kernel then caches).
+    async fn stat_attr(&self, ino: Option<u64>, vpath: &str) -> Res<(Meta, Attr)> {
+        let state = ino.and_then(|i| self.handles.state(i));
+        let guard = match &state {
+            Some(s) => Some(s.lock().await),
+            None => None,
+        };
+        let (meta, writable) = self.meta(vpath).await?;
+        let attr = match (ino, guard) {
+            (Some(ino), Some(st)) => self.attr_with(ino, meta.clone(), writable, Some(&*st)),
+            (ino, _) => {
+                let ino = ino.unwrap_or_else(|| self.inodes.lookup(vpath, meta.is_dir));
+                self.attr_of(ino, meta.clone(), writable).await
+            }
+        };
+        Ok((meta, attr))
     }
 
     fn entry(&self, attr: Attr) -> Entry {
@@ -193,9 +220,17 @@ impl Fs {
     /// `lookup`: a name in a directory.
     pub async fn lookup(&self, parent: u64, name: &str) -> Res<Entry> {
         let vpath = self.child(parent, name)?;
-        let (meta, writable) = self.meta(&vpath).await?;
-        let ino = self.inodes.lookup(&vpath, meta.is_dir);
-        Ok(self.entry(self.attr_of(ino, meta, writable).await))
+        let known = self.inodes.peek(&vpath);
+        let (meta, attr) = self.stat_attr(known, &vpath).await?;
+        if known.is_some() {
+            // Count the kernel's lookup (stat_attr only does for a new inode).
+            let ino = self.inodes.lookup(&vpath, meta.is_dir);
+            if ino != attr.ino {
+                let (_, attr) = self.stat_attr(Some(ino), &vpath).await?;
+                return Ok(self.entry(attr));
+            }
+        }
+        Ok(self.entry(attr))
     }
 
     /// `forget`: the kernel dropped `n` references.
@@ -206,10 +241,7 @@ impl Fs {
     /// `getattr`.
     pub async fn getattr(&self, ino: u64) -> Res<Attr> {
         match self.inodes.path(ino) {
-            Some(vpath) => {
-                let (meta, writable) = self.meta(&vpath).await?;
-                Ok(self.attr_of(ino, meta, writable).await)
-            }
+            Some(vpath) => Ok(self.stat_attr(Some(ino), &vpath).await?.1),
             None => self.unlinked_attr(ino).await,
         }
     }
