@@ -333,3 +333,19 @@ fn rsync_a_round_trips_a_tree_unchanged() {
         assert!(got == want, "{mount}: bytes differ after the round trip");
     }
 }
+
+#[test]
+fn size_set_by_truncate_right_after_close_is_seen_by_the_next_read() {
+    // close() does not wait for FUSE's release: the release (which uploads)
+    // races the truncate and the getattr that follows it.
+    let m = Mounted::new();
+    for mount in MOUNTS {
+        for i in 0..100 {
+            let f = m.path(&format!("{mount}/t{i}"));
+            std::fs::File::create(&f).unwrap();
+            nix::unistd::truncate(&f, 14_736).unwrap();
+            std::fs::create_dir(m.path(&format!("{mount}/d{i}"))).unwrap();
+            assert_eq!(std::fs::read(&f).unwrap().len(), 14_736, "{mount} round {i}");
+        }
+    }
+}
