@@ -33,6 +33,9 @@ fn not_found_to_vfs(e: crate::backend::BackendError) -> VfsError {
         BackendErrorKind::AlreadyExists => VfsError::Exists,
         BackendErrorKind::IsDir => VfsError::IsDir,
         BackendErrorKind::NotDir => VfsError::NotDir,
+        // The backing path (root + path) outgrew PATH_MAX on the host; opendal
+        // folds that into an unexpected error, which would read as EIO.
+        _ if e.message.contains("File name too long") => VfsError::NameTooLong,
         _ => VfsError::Backend(e),
     }
 }
