@@ -349,3 +349,25 @@ fn size_set_by_truncate_right_after_close_is_seen_by_the_next_read() {
         }
     }
 }
+
+#[test]
+fn files_created_by_another_user_are_owned_by_that_user_when_allow_other() {
+    use std::os::unix::fs::MetadataExt;
+    let m = Mounted::with_config(|_| None, &["allow_other"]);
+    for mount in MOUNTS {
+        let dir = m.path(&format!("{mount}/shared"));
+        std::fs::create_dir(&dir).unwrap();
+        let (f, d) = (dir.join("theirs"), dir.join("their-dir"));
+        sh(Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c"])
+            .arg(format!("echo hi > '{}' && mkdir '{}'", f.display(), d.display())));
+        for p in [&f, &d] {
+            let md = std::fs::metadata(p).unwrap();
+            assert_eq!((md.uid(), md.gid()), (65534, 65534), "{}", p.display());
+        }
+        // What root (the mounting user) creates stays the mount owner's.
+        std::fs::write(dir.join("mine"), b"x").unwrap();
+        assert_eq!(std::fs::metadata(dir.join("mine")).unwrap().uid(), 0);
+        assert_eq!(std::fs::read(&f).unwrap(), b"hi\n");
+    }
+}

@@ -619,6 +619,21 @@ impl Fs {
         uploaded
     }
 
+    /// Records who created a new file or directory: someone other than the
+    /// mounting user (possible with `allow_other`) owns what they create, in
+    /// the in-memory overlay like `chown`. Patches `attr` to match.
+    pub fn adopt(&self, attr: &mut Attr, uid: u32, gid: u32) {
+        if uid == nix::unistd::geteuid().as_raw() {
+            return;
+        }
+        self.inodes.update_overlay(attr.ino, |o| {
+            o.uid = Some(uid);
+            o.gid = Some(gid);
+        });
+        attr.uid = uid;
+        attr.gid = gid;
+    }
+
     /// `mkdir`.
     pub async fn mkdir(&self, parent: u64, name: &str, mode: u32) -> Res<Entry> {
         let vpath = self.child(parent, name)?;

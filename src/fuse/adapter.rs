@@ -171,7 +171,7 @@ impl Filesystem for Adapter {
 
     fn mknod(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -184,9 +184,11 @@ impl Filesystem for Adapter {
             return reply.error(Errno::EPERM);
         }
         let name = name_or_reply!(name, reply);
+        let (uid, gid) = (req.uid(), req.gid());
         self.spawn(move |fs| async move {
             match fs.create(parent.0, &name, mode & !umask, true).await {
-                Ok((e, opened)) => {
+                Ok((mut e, opened)) => {
+                    fs.adopt(&mut e.attr, uid, gid);
                     let _ = fs.release(opened.fh).await;
                     reply.entry(&e.ttl, &to_file_attr(&e.attr), Generation(0))
                 }
@@ -195,11 +197,15 @@ impl Filesystem for Adapter {
         });
     }
 
-    fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         let name = name_or_reply!(name, reply);
+        let (uid, gid) = (req.uid(), req.gid());
         self.spawn(move |fs| async move {
             match fs.mkdir(parent.0, &name, mode & !umask).await {
-                Ok(e) => reply.entry(&e.ttl, &to_file_attr(&e.attr), Generation(0)),
+                Ok(mut e) => {
+                    fs.adopt(&mut e.attr, uid, gid);
+                    reply.entry(&e.ttl, &to_file_attr(&e.attr), Generation(0))
+                }
                 Err(e) => reply.error(errno(&e, "mkdir")),
             }
         });
@@ -410,7 +416,7 @@ impl Filesystem for Adapter {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -420,15 +426,19 @@ impl Filesystem for Adapter {
     ) {
         let name = name_or_reply!(name, reply);
         let exclusive = flags & libc::O_EXCL != 0;
+        let (uid, gid) = (req.uid(), req.gid());
         self.spawn(move |fs| async move {
             match fs.create(parent.0, &name, mode & !umask, exclusive).await {
-                Ok((e, o)) => reply.created(
-                    &e.ttl,
-                    &to_file_attr(&e.attr),
-                    Generation(0),
-                    FileHandle(o.fh),
-                    fopen(o.keep_cache),
-                ),
+                Ok((mut e, o)) => {
+                    fs.adopt(&mut e.attr, uid, gid);
+                    reply.created(
+                        &e.ttl,
+                        &to_file_attr(&e.attr),
+                        Generation(0),
+                        FileHandle(o.fh),
+                        fopen(o.keep_cache),
+                    )
+                }
                 Err(e) => reply.error(errno(&e, "create")),
             }
         });
