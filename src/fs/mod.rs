@@ -504,7 +504,8 @@ impl Fs {
         }
         place.tree.create_file(&place.rel).await?;
         let ino = self.inodes.lookup(&vpath, false);
-        let now = SystemTime::now();
+        // The backend's own time, so the mtime seen now is the one seen after close.
+        let created = place.tree.stat(&place.rel).await.ok().and_then(|m| m.mtime);
         self.inodes.update_overlay(ino, |o| {
             *o = inodes::Overlay {
                 mode: Some(mode & 0o7777),
@@ -520,7 +521,7 @@ impl Fs {
             st.staged = Some(self.new_staged(&place)?);
             st.dirty = false;
             st.unlinked = false;
-            st.mtime = Some(now);
+            st.mtime = created;
             st.opens += 1;
         }
         let fh = self.handles.insert(Handle::File {
@@ -531,7 +532,7 @@ impl Fs {
         let meta = Meta {
             is_dir: false,
             size: 0,
-            mtime: Some(now),
+            mtime: created,
             version: None,
         };
         let attr = self.attr_of(ino, meta, true).await;
@@ -652,7 +653,7 @@ impl Fs {
             };
         });
         let meta = Meta {
-            mtime: Some(SystemTime::now()),
+            mtime: place.tree.stat(&place.rel).await.ok().and_then(|m| m.mtime),
             ..Meta::dir()
         };
         Ok(self.entry(self.attr_of(ino, meta, true).await))
