@@ -43,6 +43,7 @@ ikf_binary() {
 ikf_mount() {
   local bin=$1 opts=${2:-}
   IKF_TMP=$(mktemp -d /tmp/ikf-suite.XXXXXX)
+  chmod 755 "$IKF_TMP" # other users (pjdfstest switches uid) must reach the mount
   IKF_MNT=$IKF_TMP/mnt
   mkdir -p "$IKF_MNT" "$IKF_TMP/home"
   export IPFS_KIT_HOME=$IKF_TMP/home
