@@ -592,6 +592,44 @@ impl Fs {
         Ok(data.len() as u32)
     }
 
+    /// `fallocate` with mode 0 or `FALLOC_FL_KEEP_SIZE`: backends have no
+    /// preallocation, so this only grows the file (mode 0) like a truncate
+    /// that never shrinks. Other modes (punch hole, zero range) are ENOTSUP.
+    pub async fn fallocate(&self, fh: u64, offset: u64, len: u64, mode: i32) -> Res<()> {
+        let (ino, writable, state) = self.file_handle(fh)?;
+        if !writable {
+            return Err(FsError::BadHandle(fh));
+        }
+        if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
+            return Err(FsError::NotSupported);
+        }
+        let end = offset.checked_add(len).ok_or(VfsError::Invalid("offset + length overflows"))?;
+        if mode & libc::FALLOC_FL_KEEP_SIZE != 0 {
+            return Ok(());
+        }
+        let mut st = state.lock().await;
+        if st.staged.is_none() {
+            let vpath = self.vpath(ino)?;
+            let place = self.place(&vpath)?;
+            self.materialize(&mut st, &place).await?;
+        }
+        let file = st.staged.as_ref().expect("materialized").file();
+        let grew = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+            let grow = file.metadata()?.len() < end;
+            if grow {
+                file.set_len(end)?;
+            }
+            Ok(grow)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        if grew {
+            st.dirty = true;
+            st.mtime = Some(SystemTime::now());
+        }
+        Ok(())
+    }
+
     /// `flush` / `fsync`: uploads pending data of the handle's file.
     pub async fn flush(&self, fh: u64) -> Res<()> {
         let (ino, _, state) = self.file_handle(fh)?;
