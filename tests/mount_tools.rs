@@ -381,16 +381,26 @@ fn fallocate_grows_a_file_with_zeros_and_keep_size_leaves_it_alone() {
         sh(Command::new("fallocate").args(["-l", "10000"]).arg(&f));
         let got = std::fs::read(&f).unwrap();
         assert_eq!(got.len(), 10_000, "{mount}");
-        assert!(got.starts_with(b"abc") && got[3..].iter().all(|b| *b == 0), "{mount}");
+        assert!(
+            got.starts_with(b"abc") && got[3..].iter().all(|b| *b == 0),
+            "{mount}"
+        );
         // Never shrinks.
         sh(Command::new("fallocate").args(["-l", "5"]).arg(&f));
         assert_eq!(std::fs::metadata(&f).unwrap().len(), 10_000, "{mount}");
         sh(Command::new("fallocate").args(["-n", "-l", "99999"]).arg(&f));
         assert_eq!(std::fs::metadata(&f).unwrap().len(), 10_000, "{mount}");
         // Punching holes is not supported, and says so.
-        let out = Command::new("fallocate").args(["-p", "-o", "0", "-l", "3"]).arg(&f).output().unwrap();
+        let out = Command::new("fallocate")
+            .args(["-p", "-o", "0", "-l", "3"])
+            .arg(&f)
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{mount}: punch hole succeeded");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("support"), "{mount}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("support"),
+            "{mount}: {out:?}"
+        );
         assert!(std::fs::read(&f).unwrap().starts_with(b"abc"));
     }
 }

@@ -603,7 +603,9 @@ impl Fs {
         if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
             return Err(FsError::NotSupported);
         }
-        let end = offset.checked_add(len).ok_or(VfsError::Invalid("offset + length overflows"))?;
+        let end = offset
+            .checked_add(len)
+            .ok_or(VfsError::Invalid("offset + length overflows"))?;
         if mode & libc::FALLOC_FL_KEEP_SIZE != 0 {
             return Ok(());
         }
