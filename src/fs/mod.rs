@@ -233,6 +233,15 @@ impl Fs {
         Ok(self.entry(attr))
     }
 
+    /// How long the kernel may remember that a name is missing from `parent`:
+    /// the attribute TTL inside a mounted tree; never in synthetic directories,
+    /// whose names change with the mount table.
+    pub fn negative_ttl(&self, parent: u64) -> Option<Duration> {
+        let vpath = self.inodes.path(parent)?;
+        let in_tree = matches!(self.router.resolve(&vpath), Resolved::Tree { .. });
+        (in_tree && !self.opts.ttl.is_zero()).then_some(self.opts.ttl)
+    }
+
     /// `forget`: the kernel dropped `n` references.
     pub fn forget(&self, ino: u64, n: u64) {
         self.inodes.forget(ino, n);

@@ -84,6 +84,27 @@ fn to_file_attr(a: &Attr) -> FileAttr {
     }
 }
 
+/// Attributes sent with a negative entry; the kernel reads only the inode (0).
+fn negative_attr() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: SystemTime::UNIX_EPOCH,
+        mtime: SystemTime::UNIX_EPOCH,
+        ctime: SystemTime::UNIX_EPOCH,
+        crtime: SystemTime::UNIX_EPOCH,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        flags: 0,
+        blksize: 0,
+    }
+}
+
 fn time(t: Option<TimeOrNow>) -> Option<SystemTime> {
     t.map(|t| match t {
         TimeOrNow::SpecificTime(t) => t,
@@ -116,7 +137,12 @@ impl Filesystem for Adapter {
         self.spawn(move |fs| async move {
             match fs.lookup(parent.0, &name).await {
                 Ok(e) => reply.entry(&e.ttl, &to_file_attr(&e.attr), Generation(0)),
-                Err(e) => reply.error(errno(&e, "lookup")),
+                Err(e) => match (e.errno() == libc::ENOENT, fs.negative_ttl(parent.0)) {
+                    // A negative entry (inode 0): the kernel keeps the miss for
+                    // the TTL instead of asking the backend again on every stat.
+                    (true, Some(ttl)) => reply.entry(&ttl, &negative_attr(), Generation(0)),
+                    _ => reply.error(errno(&e, "lookup")),
+                },
             }
         });
     }
