@@ -404,3 +404,29 @@ fn fallocate_grows_a_file_with_zeros_and_keep_size_leaves_it_alone() {
         assert!(std::fs::read(&f).unwrap().starts_with(b"abc"));
     }
 }
+
+#[test]
+fn missing_names_are_remembered_inside_a_mount_until_changed_through_it() {
+    // A long TTL so the cached miss outlives any scheduling delay.
+    let m = Mounted::with_config(|_| None, &["attr_timeout=30"]);
+    let ghost = m.path("local/ghost");
+    assert_eq!(support::errno(&std::fs::metadata(&ghost)), libc::ENOENT);
+    // Created behind the mount's back: the cached miss hides it (for up to the TTL).
+    std::fs::write(m.local_backing().join("ghost"), b"boo").unwrap();
+    assert_eq!(support::errno(&std::fs::metadata(&ghost)), libc::ENOENT);
+    // Changes through the mount replace the cached miss at once.
+    for mount in MOUNTS {
+        let p = m.path(&format!("{mount}/n"));
+        assert_eq!(support::errno(&std::fs::metadata(&p)), libc::ENOENT);
+        std::fs::write(&p, b"x").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"x", "{mount}");
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(support::errno(&std::fs::metadata(&p)), libc::ENOENT, "{mount}");
+        std::fs::create_dir(&p).unwrap();
+        assert!(p.is_dir(), "{mount}");
+        let q = m.path(&format!("{mount}/q"));
+        assert_eq!(support::errno(&std::fs::metadata(&q)), libc::ENOENT);
+        std::fs::rename(&p, &q).unwrap();
+        assert!(q.is_dir() && !p.exists(), "{mount}");
+    }
+}
