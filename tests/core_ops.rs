@@ -92,7 +92,7 @@ async fn names(fs: &Fs, dir: u64) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn written_bytes_read_back_while_open_and_after_close_on_memory() {
+async fn written_bytes_read_back_when_still_open_and_after_close() {
     let t = tempfile::tempdir().unwrap();
     let fs = default_core(t.path());
     let mem = ino(&fs, "memory").await;
@@ -117,7 +117,7 @@ async fn written_bytes_read_back_while_open_and_after_close_on_memory() {
 }
 
 #[tokio::test]
-async fn writes_reach_the_fs_backend_on_flush_not_before() {
+async fn writes_reach_the_fs_backend_only_when_flushed() {
     let t = tempfile::tempdir().unwrap();
     let fs = default_core(t.path());
     let local = ino(&fs, "local").await;
@@ -133,7 +133,7 @@ async fn writes_reach_the_fs_backend_on_flush_not_before() {
 }
 
 #[tokio::test]
-async fn random_write_and_truncate_keep_the_rest_of_an_existing_file() {
+async fn rest_of_a_file_is_kept_when_writing_at_an_offset_or_truncating() {
     let t = tempfile::tempdir().unwrap();
     let fs = default_core(t.path());
     let mem = ino(&fs, "memory").await;
@@ -162,7 +162,7 @@ async fn random_write_and_truncate_keep_the_rest_of_an_existing_file() {
 }
 
 #[tokio::test]
-async fn rename_moves_a_file_and_replaces_the_target_inside_one_mount() {
+async fn rename_replaces_the_target_when_inside_one_mount() {
     let t = tempfile::tempdir().unwrap();
     let fs = default_core(t.path());
     for mount in ["memory", "local"] {
@@ -186,7 +186,7 @@ async fn rename_moves_a_file_and_replaces_the_target_inside_one_mount() {
 }
 
 #[tokio::test]
-async fn rename_of_an_open_dirty_file_uploads_under_the_new_name() {
+async fn dirty_file_uploads_under_the_new_name_when_renamed_while_open() {
     let t = tempfile::tempdir().unwrap();
     let fs = default_core(t.path());
     let local = ino(&fs, "local").await;
@@ -204,7 +204,7 @@ async fn rename_of_an_open_dirty_file_uploads_under_the_new_name() {
 }
 
 #[tokio::test]
-async fn rename_of_a_directory_moves_its_contents_on_both_backends() {
+async fn directory_contents_move_when_the_directory_is_renamed() {
     let t = tempfile::tempdir().unwrap();
     let fs = default_core(t.path());
     for mount in ["memory", "local"] {
@@ -231,7 +231,7 @@ async fn rename_of_a_directory_moves_its_contents_on_both_backends() {
 }
 
 #[tokio::test]
-async fn rename_across_mounts_is_exdev_and_changes_nothing() {
+async fn rename_is_exdev_and_changes_nothing_when_crossing_mounts() {
     let t = tempfile::tempdir().unwrap();
     let fs = default_core(t.path());
     let mem = ino(&fs, "memory").await;
@@ -243,7 +243,7 @@ async fn rename_across_mounts_is_exdev_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn unlink_and_rmdir_remove_names_and_rmdir_refuses_non_empty_directories() {
+async fn rmdir_is_enotempty_when_the_directory_has_entries() {
     let t = tempfile::tempdir().unwrap();
     let fs = default_core(t.path());
     for mount in ["memory", "local"] {
@@ -264,7 +264,7 @@ async fn unlink_and_rmdir_remove_names_and_rmdir_refuses_non_empty_directories()
 }
 
 #[tokio::test]
-async fn unlinked_open_file_stays_readable_and_is_never_uploaded() {
+async fn file_stays_readable_and_is_never_uploaded_when_unlinked_while_open() {
     let t = tempfile::tempdir().unwrap();
     let fs = default_core(t.path());
     let local = ino(&fs, "local").await;
@@ -282,7 +282,7 @@ async fn unlinked_open_file_stays_readable_and_is_never_uploaded() {
 }
 
 #[tokio::test]
-async fn synthetic_root_is_read_only_and_lists_the_mounts() {
+async fn mutations_are_erofs_when_aimed_at_the_synthetic_root() {
     let t = tempfile::tempdir().unwrap();
     let fs = default_core(t.path());
     assert_eq!(names(&fs, ROOT_INO).await, ["local", "memory"]);
@@ -301,7 +301,7 @@ async fn synthetic_root_is_read_only_and_lists_the_mounts() {
 }
 
 #[tokio::test]
-async fn read_only_mount_refuses_every_mutation_with_erofs() {
+async fn mutations_are_erofs_when_the_mount_is_read_only() {
     let t = tempfile::tempdir().unwrap();
     let backing = t.path().join("ro");
     std::fs::create_dir_all(backing.join("d")).unwrap();
@@ -354,7 +354,7 @@ async fn readdir_offsets_stay_stable_when_entries_change_after_opendir() {
 }
 
 #[tokio::test]
-async fn bad_names_are_rejected_before_reaching_a_backend() {
+async fn requests_are_rejected_when_names_are_too_long_or_handles_unknown() {
     let t = tempfile::tempdir().unwrap();
     let fs = default_core(t.path());
     let mem = ino(&fs, "memory").await;
@@ -370,7 +370,7 @@ async fn bad_names_are_rejected_before_reaching_a_backend() {
 }
 
 #[tokio::test]
-async fn chmod_chown_and_utimens_show_in_attributes_while_the_inode_lives() {
+async fn attributes_show_chmod_chown_utimens_when_set_while_the_inode_lives() {
     let t = tempfile::tempdir().unwrap();
     let fs = default_core(t.path());
     let mem = ino(&fs, "memory").await;
@@ -436,7 +436,7 @@ impl Tree for FlakyTree {
 }
 
 #[tokio::test]
-async fn failed_upload_is_eio_and_keeps_the_staged_file_until_a_retry_succeeds() {
+async fn staged_file_is_kept_and_close_is_eio_when_the_upload_fails() {
     let t = tempfile::tempdir().unwrap();
     let backend = Backend::open("memory", &BTreeMap::new(), Duration::from_secs(5)).unwrap();
     let flaky = Arc::new(FlakyTree {

@@ -189,7 +189,7 @@ fn assert_read_only(dir: &Path) {
 }
 
 #[test]
-fn read_only_mount_answers_erofs_to_mutations_and_still_reads() {
+fn mutations_are_erofs_and_reads_work_when_the_mount_is_read_only() {
     let m = Mounted::with_config(
         |root| {
             let ro = root.join("ro-backing");
@@ -220,7 +220,7 @@ fn read_only_mount_answers_erofs_to_mutations_and_still_reads() {
 }
 
 #[test]
-fn ro_option_makes_every_mount_read_only() {
+fn mutations_are_erofs_when_mounted_with_the_ro_option() {
     let m = Mounted::with_config(
         |root| {
             let b = root.join("backing");
@@ -238,7 +238,7 @@ fn ro_option_makes_every_mount_read_only() {
 }
 
 #[test]
-fn synthetic_root_answers_erofs_to_mutations() {
+fn mutations_are_erofs_when_aimed_at_the_synthetic_root() {
     let m = Mounted::new();
     use std::fs;
     erofs(fs::write(m.path("new"), b"x"), "create in root");
@@ -258,7 +258,7 @@ fn synthetic_root_answers_erofs_to_mutations() {
 }
 
 #[test]
-fn nested_mount_paths_show_read_only_intermediate_directories() {
+fn intermediate_directories_are_read_only_when_mount_paths_are_nested() {
     let m = Mounted::with_config(
         |_| Some("[[mount]]\npath = \"/a/b\"\nuri = \"memory://\"\n".into()),
         &[],

@@ -147,11 +147,11 @@ fn check_against_model(mount: &str) {
 }
 
 #[test]
-fn random_operation_sequences_match_a_plain_directory_on_local() {
+fn errnos_and_trees_match_a_plain_directory_when_random_ops_run_on_local() {
     check_against_model("local");
 }
 
 #[test]
-fn random_operation_sequences_match_a_plain_directory_on_memory() {
+fn errnos_and_trees_match_a_plain_directory_when_random_ops_run_on_memory() {
     check_against_model("memory");
 }

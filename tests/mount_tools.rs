@@ -35,7 +35,7 @@ fn large_random_file_round_trips_with_equal_sha256_when_copied_in_and_out() {
 }
 
 #[test]
-fn ls_la_lists_mounts_and_files_with_sizes() {
+fn ls_la_shows_mounts_and_file_sizes_when_listing() {
     let m = Mounted::new();
     std::fs::write(m.path("local/hello.txt"), b"hello world\n").unwrap();
     let root = sh(Command::new("ls").arg("-la").arg(&m.mnt));
@@ -127,7 +127,7 @@ fn mv_copies_and_removes_when_moving_across_mounts() {
 }
 
 #[test]
-fn rm_r_removes_a_whole_tree() {
+fn whole_tree_is_gone_when_removed_with_rm_r() {
     let m = Mounted::new();
     for mount in MOUNTS {
         let top = m.path(mount);
@@ -171,7 +171,7 @@ fn shell_append_adds_to_the_end_when_redirected_with_double_angle() {
 }
 
 #[test]
-fn truncate_shrinks_grows_and_empties_files() {
+fn file_shrinks_grows_and_empties_when_truncated() {
     let m = Mounted::new();
     for mount in MOUNTS {
         let f = m.path(&format!("{mount}/t"));
@@ -191,7 +191,7 @@ fn truncate_shrinks_grows_and_empties_files() {
 }
 
 #[test]
-fn dd_notrunc_overwrites_only_the_sought_block() {
+fn only_the_sought_block_changes_when_dd_writes_with_notrunc() {
     let m = Mounted::new();
     let base = random_bytes(1, 64 * 1024);
     let patch = random_bytes(2, 4096);
@@ -294,7 +294,7 @@ fn parallel_writers_each_keep_their_own_file_when_eight_threads_write_at_once() 
 }
 
 #[test]
-fn rsync_a_round_trips_a_tree_unchanged() {
+fn tree_is_unchanged_when_rsynced_in_and_back_out() {
     let m = Mounted::new();
     let src = m.root().join("src");
     for d in ["a/b/c", "empty", "x"] {
@@ -335,7 +335,7 @@ fn rsync_a_round_trips_a_tree_unchanged() {
 }
 
 #[test]
-fn size_set_by_truncate_right_after_close_is_seen_by_the_next_read() {
+fn next_read_sees_the_new_size_when_truncated_right_after_close() {
     // close() does not wait for FUSE's release: the release (which uploads)
     // races the truncate and the getattr that follows it.
     let m = Mounted::new();
@@ -373,7 +373,7 @@ fn files_created_by_another_user_are_owned_by_that_user_when_allow_other() {
 }
 
 #[test]
-fn fallocate_grows_a_file_with_zeros_and_keep_size_leaves_it_alone() {
+fn file_grows_with_zeros_when_fallocated_and_keep_size_is_a_no_op() {
     let m = Mounted::new();
     for mount in MOUNTS {
         let f = m.path(&format!("{mount}/fa"));
@@ -406,7 +406,7 @@ fn fallocate_grows_a_file_with_zeros_and_keep_size_leaves_it_alone() {
 }
 
 #[test]
-fn missing_names_are_remembered_inside_a_mount_until_changed_through_it() {
+fn missing_names_are_cached_until_changed_when_inside_a_mount() {
     // A long TTL so the cached miss outlives any scheduling delay.
     let m = Mounted::with_config(|_| None, &["attr_timeout=30"]);
     let ghost = m.path("local/ghost");
