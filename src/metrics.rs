@@ -16,8 +16,24 @@ use std::time::Instant;
 /// FUSE operations that go through the async seam (the others answer inline
 /// and cost nothing worth measuring).
 pub const OPS: &[&str] = &[
-    "lookup", "getattr", "setattr", "mknod", "mkdir", "unlink", "rmdir", "rename", "open", "read", "write",
-    "flush", "release", "fsync", "opendir", "access", "create",
+    "lookup",
+    "getattr",
+    "setattr",
+    "mknod",
+    "mkdir",
+    "unlink",
+    "rmdir",
+    "rename",
+    "open",
+    "read",
+    "write",
+    "flush",
+    "release",
+    "fsync",
+    "opendir",
+    "access",
+    "create",
+    "fallocate",
 ];
 
 /// Upper bounds of the latency buckets, in microseconds: one per decade from

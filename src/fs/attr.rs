@@ -33,27 +33,6 @@ pub struct Attr {
     pub blksize: u32,
 }
 
-impl Attr {
-    /// Placeholder attributes for a negative lookup reply (inode 0).
-    pub fn negative() -> Attr {
-        let t = SystemTime::UNIX_EPOCH;
-        Attr {
-            ino: 0,
-            size: 0,
-            blocks: 0,
-            atime: t,
-            mtime: t,
-            ctime: t,
-            kind: Kind::File,
-            perm: 0,
-            nlink: 0,
-            uid: 0,
-            gid: 0,
-            blksize: BLKSIZE,
-        }
-    }
-}
-
 /// Mount-wide defaults for attributes.
 #[derive(Debug, Clone, Copy)]
 pub struct Owner {
@@ -80,7 +59,13 @@ pub fn build(ino: u64, meta: &Meta, ov: &Overlay, owner: &Owner, writable: bool)
         blocks: meta.size.div_ceil(512),
         atime: ov.atime.unwrap_or(mtime),
         mtime,
-        ctime: ov.ctime.unwrap_or(mtime),
+        // A change of the contents is a change of the inode too: the later of
+        // the last attribute change and the backend's modification time.
+        ctime: match (ov.ctime, meta.mtime) {
+            (Some(c), Some(m)) => c.max(m),
+            (Some(c), None) => c,
+            (None, _) => mtime,
+        },
         kind,
         perm: ov.mode.map(|m| (m & 0o7777) as u16).unwrap_or(default_perm),
         nlink: if meta.is_dir { 2 } else { 1 },
@@ -114,6 +99,26 @@ mod tests {
         };
         let a = build(3, &f, &Overlay::default(), &owner(), false);
         assert_eq!((a.perm, a.blocks, a.nlink), (0o444, 2, 1));
+    }
+
+    #[test]
+    fn ctime_follows_a_backend_change_newer_than_the_last_chmod() {
+        let t = |s| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s);
+        let f = |m| Meta {
+            is_dir: true,
+            size: 0,
+            mtime: Some(t(m)),
+            version: None,
+        };
+        let ov = Overlay {
+            ctime: Some(t(100)),
+            mtime: Some(t(5000)),
+            ..Default::default()
+        };
+        // The contents changed after the chmod: ctime moves with them.
+        assert_eq!(build(2, &f(200), &ov, &owner(), true).ctime, t(200));
+        // An older backend time (or a utimens into the future) leaves the chmod time.
+        assert_eq!(build(2, &f(50), &ov, &owner(), true).ctime, t(100));
     }
 
     #[test]

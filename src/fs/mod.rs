@@ -232,9 +232,15 @@ impl Fs {
     }
 
     async fn attr_of(&self, ino: u64, meta: Meta, writable: bool) -> Attr {
-        let mut meta = meta;
-        if let Some(st) = self.handles.state(ino) {
-            let st = st.lock().await;
+        match self.handles.state(ino) {
+            Some(st) => self.attr_with(ino, meta, writable, Some(&*st.lock().await)),
+            None => self.attr_with(ino, meta, writable, None),
+        }
+    }
+
+    /// Attributes from backend metadata, corrected by the staged copy of an open file.
+    fn attr_with(&self, ino: u64, mut meta: Meta, writable: bool, st: Option<&FileState>) -> Attr {
+        if let Some(st) = st {
             if let Some(s) = &st.staged {
                 if let Ok(len) = s.len() {
                     meta.size = len;
@@ -243,6 +249,27 @@ impl Fs {
             }
         }
         attr::build(ino, &meta, &self.inodes.overlay(ino), &self.opts.owner, writable)
+    }
+
+    /// Stats `vpath` and builds the attributes of `ino`. The state of an open
+    /// file is locked across the backend stat: otherwise a release could
+    /// upload and drop its staged copy in between, and the answer would carry
+    /// the size from before the upload (which the kernel then caches).
+    async fn stat_attr(&self, ino: Option<u64>, vpath: &str) -> Res<(Meta, Attr)> {
+        let state = ino.and_then(|i| self.handles.state(i));
+        let guard = match &state {
+            Some(s) => Some(s.lock().await),
+            None => None,
+        };
+        let (meta, writable) = self.meta(vpath).await?;
+        let attr = match (ino, guard) {
+            (Some(ino), Some(st)) => self.attr_with(ino, meta.clone(), writable, Some(&*st)),
+            (ino, _) => {
+                let ino = ino.unwrap_or_else(|| self.inodes.lookup(vpath, meta.is_dir));
+                self.attr_of(ino, meta.clone(), writable).await
+            }
+        };
+        Ok((meta, attr))
     }
 
     fn entry(&self, attr: Attr) -> Entry {
@@ -255,9 +282,26 @@ impl Fs {
     /// `lookup`: a name in a directory.
     pub async fn lookup(&self, parent: u64, name: &str) -> Res<Entry> {
         let vpath = self.child(parent, name)?;
-        let (meta, writable) = self.meta(&vpath).await?;
-        let ino = self.inodes.lookup(&vpath, meta.is_dir);
-        Ok(self.entry(self.attr_of(ino, meta, writable).await))
+        let known = self.inodes.peek(&vpath);
+        let (meta, attr) = self.stat_attr(known, &vpath).await?;
+        if known.is_some() {
+            // Count the kernel's lookup (stat_attr only does for a new inode).
+            let ino = self.inodes.lookup(&vpath, meta.is_dir);
+            if ino != attr.ino {
+                let (_, attr) = self.stat_attr(Some(ino), &vpath).await?;
+                return Ok(self.entry(attr));
+            }
+        }
+        Ok(self.entry(attr))
+    }
+
+    /// How long the kernel may remember that a name is missing from `parent`:
+    /// the attribute TTL inside a mounted tree; never in synthetic directories,
+    /// whose names change with the mount table.
+    pub fn negative_ttl(&self, parent: u64) -> Option<Duration> {
+        let vpath = self.inodes.path(parent)?;
+        let in_tree = matches!(self.router.resolve(&vpath), Resolved::Tree { .. });
+        (in_tree && !self.opts.ttl.is_zero()).then_some(self.opts.ttl)
     }
 
     /// `forget`: the kernel dropped `n` references.
@@ -268,10 +312,7 @@ impl Fs {
     /// `getattr`.
     pub async fn getattr(&self, ino: u64) -> Res<Attr> {
         match self.inodes.path(ino) {
-            Some(vpath) => {
-                let (meta, writable) = self.meta(&vpath).await?;
-                Ok(self.attr_of(ino, meta, writable).await)
-            }
+            Some(vpath) => Ok(self.stat_attr(Some(ino), &vpath).await?.1),
             None => self.unlinked_attr(ino).await,
         }
     }
@@ -553,13 +594,23 @@ impl Fs {
         match place.tree.stat(&place.rel).await {
             Ok(m) if m.is_dir => return Err(VfsError::IsDir.into()),
             Ok(_) if exclusive => return Err(VfsError::Exists.into()),
-            Ok(_) | Err(VfsError::NotFound) => {}
+            Ok(_) => {
+                // The kernel thought the name was free (a negative entry made
+                // stale by a change behind our back): open what is there,
+                // never truncate it.
+                self.dirs.invalidate_parent(&vpath);
+                let entry = self.lookup(parent, name).await?;
+                let opened = self.open(entry.attr.ino, true, false).await?;
+                return Ok((entry, opened));
+            }
+            Err(VfsError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
         place.tree.create_file(&place.rel).await?;
         self.dirs.invalidate_parent(&vpath);
         let ino = self.inodes.lookup(&vpath, false);
-        let now = SystemTime::now();
+        // The backend's own time, so the mtime seen now is the one seen after close.
+        let created = place.tree.stat(&place.rel).await.ok().and_then(|m| m.mtime);
         self.inodes.update_overlay(ino, |o| {
             *o = inodes::Overlay {
                 mode: Some(mode & 0o7777),
@@ -575,7 +626,7 @@ impl Fs {
             st.staged = Some(self.new_staged(&place)?);
             st.dirty = false;
             st.unlinked = false;
-            st.mtime = Some(now);
+            st.mtime = created;
             st.opens += 1;
         }
         let fh = self.handles.insert(Handle::File {
@@ -587,7 +638,7 @@ impl Fs {
         let meta = Meta {
             is_dir: false,
             size: 0,
-            mtime: Some(now),
+            mtime: created,
             version: None,
         };
         let attr = self.attr_of(ino, meta, true).await;
@@ -665,6 +716,46 @@ impl Fs {
         Ok(data.len() as u32)
     }
 
+    /// `fallocate` with mode 0 or `FALLOC_FL_KEEP_SIZE`: backends have no
+    /// preallocation, so this only grows the file (mode 0) like a truncate
+    /// that never shrinks. Other modes (punch hole, zero range) are ENOTSUP.
+    pub async fn fallocate(&self, fh: u64, offset: u64, len: u64, mode: i32) -> Res<()> {
+        let (ino, writable, state) = self.file_handle(fh)?;
+        if !writable {
+            return Err(FsError::BadHandle(fh));
+        }
+        if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
+            return Err(FsError::NotSupported);
+        }
+        let end = offset
+            .checked_add(len)
+            .ok_or(VfsError::Invalid("offset + length overflows"))?;
+        if mode & libc::FALLOC_FL_KEEP_SIZE != 0 {
+            return Ok(());
+        }
+        let mut st = state.lock().await;
+        if st.staged.is_none() {
+            let vpath = self.vpath(ino)?;
+            let place = self.place(&vpath)?;
+            self.materialize(&mut st, &place).await?;
+        }
+        let file = st.staged.as_ref().expect("materialized").file();
+        let grew = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+            let grow = file.metadata()?.len() < end;
+            if grow {
+                file.set_len(end)?;
+            }
+            Ok(grow)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        if grew {
+            st.dirty = true;
+            st.mtime = Some(SystemTime::now());
+        }
+        Ok(())
+    }
+
     /// `flush` / `fsync`: uploads pending data of the handle's file.
     pub async fn flush(&self, fh: u64) -> Res<()> {
         let (ino, _, state) = self.file_handle(fh)?;
@@ -702,6 +793,21 @@ impl Fs {
         uploaded
     }
 
+    /// Records who created a new file or directory: someone other than the
+    /// mounting user (possible with `allow_other`) owns what they create, in
+    /// the in-memory overlay like `chown`. Patches `attr` to match.
+    pub fn adopt(&self, attr: &mut Attr, uid: u32, gid: u32) {
+        if uid == nix::unistd::geteuid().as_raw() {
+            return;
+        }
+        self.inodes.update_overlay(attr.ino, |o| {
+            o.uid = Some(uid);
+            o.gid = Some(gid);
+        });
+        attr.uid = uid;
+        attr.gid = gid;
+    }
+
     /// `mkdir`.
     pub async fn mkdir(&self, parent: u64, name: &str, mode: u32) -> Res<Entry> {
         let vpath = self.child(parent, name)?;
@@ -721,7 +827,7 @@ impl Fs {
             };
         });
         let meta = Meta {
-            mtime: Some(SystemTime::now()),
+            mtime: place.tree.stat(&place.rel).await.ok().and_then(|m| m.mtime),
             ..Meta::dir()
         };
         Ok(self.entry(self.attr_of(ino, meta, true).await))
@@ -731,6 +837,10 @@ impl Fs {
     pub async fn unlink(&self, parent: u64, name: &str) -> Res<()> {
         let vpath = self.child(parent, name)?;
         let place = self.place(&vpath)?;
+        if place.rel.is_empty() {
+            // A mount's root lives in the read-only synthetic directory.
+            return Err(VfsError::ReadOnly.into());
+        }
         if place.tree.stat(&place.rel).await?.is_dir {
             return Err(VfsError::IsDir.into());
         }
@@ -783,11 +893,11 @@ impl Fs {
         let to = self.child(newparent, newname)?;
         let src = self.place(&from)?;
         let dst = self.place(&to)?;
-        if src.mount != dst.mount {
-            return Err(VfsError::CrossDevice.into());
-        }
         if src.rel.is_empty() || dst.rel.is_empty() {
             return Err(VfsError::ReadOnly.into());
+        }
+        if src.mount != dst.mount {
+            return Err(VfsError::CrossDevice.into());
         }
         if from == to {
             return Ok(());

@@ -102,6 +102,27 @@ fn to_file_attr(a: &Attr) -> FileAttr {
     }
 }
 
+/// Attributes sent with a negative entry; the kernel reads only the inode (0).
+fn negative_attr() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: SystemTime::UNIX_EPOCH,
+        mtime: SystemTime::UNIX_EPOCH,
+        ctime: SystemTime::UNIX_EPOCH,
+        crtime: SystemTime::UNIX_EPOCH,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        flags: 0,
+        blksize: 0,
+    }
+}
+
 fn time(t: Option<TimeOrNow>) -> Option<SystemTime> {
     t.map(|t| match t {
         TimeOrNow::SpecificTime(t) => t,
@@ -139,14 +160,12 @@ impl Filesystem for Adapter {
         self.spawn("lookup", move |fs| async move {
             match fs.lookup(parent.0, &name).await {
                 Ok(e) => reply.entry(&e.ttl, &to_file_attr(&e.attr), Generation(0)),
-                // A negative entry (inode 0) lets the kernel remember the
-                // miss for the TTL; names created through the mount replace it.
-                Err(e) if e.errno() == libc::ENOENT && !fs.ttl().is_zero() => {
-                    let mut attr = to_file_attr(&Attr::negative());
-                    attr.ino = INodeNo(0);
-                    reply.entry(&fs.ttl(), &attr, Generation(0))
-                }
-                Err(e) => reply.error(errno(&e, "lookup")),
+                Err(e) => match (e.errno() == libc::ENOENT, fs.negative_ttl(parent.0)) {
+                    // A negative entry (inode 0): the kernel keeps the miss for
+                    // the TTL instead of asking the backend again on every stat.
+                    (true, Some(ttl)) => reply.entry(&ttl, &negative_attr(), Generation(0)),
+                    _ => reply.error(errno(&e, "lookup")),
+                },
             }
         });
     }
@@ -201,7 +220,7 @@ impl Filesystem for Adapter {
 
     fn mknod(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -214,9 +233,11 @@ impl Filesystem for Adapter {
             return reply.error(Errno::EPERM);
         }
         let name = name_or_reply!(name, reply);
+        let (uid, gid) = (req.uid(), req.gid());
         self.spawn("mknod", move |fs| async move {
             match fs.create(parent.0, &name, mode & !umask, true).await {
-                Ok((e, opened)) => {
+                Ok((mut e, opened)) => {
+                    fs.adopt(&mut e.attr, uid, gid);
                     let _ = fs.release(opened.fh).await;
                     reply.entry(&e.ttl, &to_file_attr(&e.attr), Generation(0))
                 }
@@ -225,11 +246,15 @@ impl Filesystem for Adapter {
         });
     }
 
-    fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         let name = name_or_reply!(name, reply);
+        let (uid, gid) = (req.uid(), req.gid());
         self.spawn("mkdir", move |fs| async move {
             match fs.mkdir(parent.0, &name, mode & !umask).await {
-                Ok(e) => reply.entry(&e.ttl, &to_file_attr(&e.attr), Generation(0)),
+                Ok(mut e) => {
+                    fs.adopt(&mut e.attr, uid, gid);
+                    reply.entry(&e.ttl, &to_file_attr(&e.attr), Generation(0))
+                }
                 Err(e) => reply.error(errno(&e, "mkdir")),
             }
         });
@@ -395,6 +420,24 @@ impl Filesystem for Adapter {
         });
     }
 
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        self.spawn("fallocate", move |fs| async move {
+            match fs.fallocate(fh.0, offset, length, mode).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e, "fallocate")),
+            }
+        });
+    }
+
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.spawn("opendir", move |fs| async move {
             match fs.opendir(ino.0).await {
@@ -458,7 +501,7 @@ impl Filesystem for Adapter {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -468,15 +511,19 @@ impl Filesystem for Adapter {
     ) {
         let name = name_or_reply!(name, reply);
         let exclusive = flags & libc::O_EXCL != 0;
+        let (uid, gid) = (req.uid(), req.gid());
         self.spawn("create", move |fs| async move {
             match fs.create(parent.0, &name, mode & !umask, exclusive).await {
-                Ok((e, o)) => reply.created(
-                    &e.ttl,
-                    &to_file_attr(&e.attr),
-                    Generation(0),
-                    FileHandle(o.fh),
-                    fopen(o.keep_cache),
-                ),
+                Ok((mut e, o)) => {
+                    fs.adopt(&mut e.attr, uid, gid);
+                    reply.created(
+                        &e.ttl,
+                        &to_file_attr(&e.attr),
+                        Generation(0),
+                        FileHandle(o.fh),
+                        fopen(o.keep_cache),
+                    )
+                }
                 Err(e) => reply.error(errno(&e, "create")),
             }
         });
