@@ -3,6 +3,7 @@
 //! changed behind our back, and the block cache surviving a restart.
 
 mod common_s3;
+mod support;
 
 use common_s3::S3Server;
 use ipfs_kit_fuse::config::Config;
@@ -10,7 +11,6 @@ use ipfs_kit_fuse::daemon::{build_fs, MountSpec};
 use ipfs_kit_fuse::fs::ROOT_INO;
 use ipfs_kit_fuse::fuse::MountOptions;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -96,21 +96,6 @@ impl Drop for Mount {
     }
 }
 
-fn sha(path: &Path) -> Vec<u8> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).unwrap();
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    h.finalize().to_vec()
-}
-
 fn random_file(path: &Path, len: usize) {
     let mut buf = vec![0u8; len];
     rand::rng().fill_bytes(&mut buf);
@@ -143,7 +128,7 @@ fn large_file_round_trips_with_equal_sha256_when_on_s3() {
     std::fs::copy(&file, m.path("s3/f.bin")).unwrap();
     let back = src.path().join("back.bin");
     std::fs::copy(m.path("s3/f.bin"), &back).unwrap();
-    assert_eq!(sha(&file), sha(&back));
+    assert_eq!(support::sha256_file(&file), support::sha256_file(&back));
     assert_eq!(std::fs::metadata(m.path("s3/f.bin")).unwrap().len(), 200 << 20);
 }
 

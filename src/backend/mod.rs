@@ -128,9 +128,11 @@ impl Backend {
         }
         match self.op.stat(path).await {
             Ok(m) => return Ok(to_meta(&m)),
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            // A local directory has one namespace: a miss is a miss.
+            Err(e) if e.kind() == ErrorKind::NotFound && self.fs_root.is_none() => {}
             Err(e) => return Err(e.into()),
         }
+        // Object stores keep directories as `dir/` markers or prefixes.
         let m = self.op.stat(&dir_key(path)).await?;
         Ok(Meta {
             is_dir: true,

@@ -694,19 +694,30 @@ impl Fs {
         }
     }
 
-    /// `write`: into the staged copy.
-    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Res<u32> {
-        let (ino, writable, state) = self.file_handle(fh)?;
-        if !writable {
-            return Err(FsError::BadHandle(fh));
+    /// The shared state behind a handle opened for writing.
+    fn writable_state(&self, fh: u64) -> Res<SharedState> {
+        match self.file_handle(fh)? {
+            (_, true, state) => Ok(state),
+            (_, false, _) => Err(FsError::BadHandle(fh)),
         }
-        let mut st = state.lock().await;
+    }
+
+    /// The staged copy of the handle's file (made on first use), its state locked by the caller.
+    async fn staged_file(&self, fh: u64, st: &mut FileState) -> Res<Arc<std::fs::File>> {
         if st.staged.is_none() {
+            let (ino, _, _) = self.file_handle(fh)?;
             let vpath = self.vpath(ino)?;
             let place = self.place(&vpath)?;
-            self.materialize(&mut st, &place).await?;
+            self.materialize(st, &place).await?;
         }
-        let file = st.staged.as_ref().expect("materialized").file();
+        Ok(st.staged.as_ref().expect("materialized").file())
+    }
+
+    /// `write`: into the staged copy.
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Res<u32> {
+        let state = self.writable_state(fh)?;
+        let mut st = state.lock().await;
+        let file = self.staged_file(fh, &mut st).await?;
         let buf = data.to_vec();
         tokio::task::spawn_blocking(move || staging::write_at(&file, offset, &buf))
             .await
@@ -720,10 +731,7 @@ impl Fs {
     /// preallocation, so this only grows the file (mode 0) like a truncate
     /// that never shrinks. Other modes (punch hole, zero range) are ENOTSUP.
     pub async fn fallocate(&self, fh: u64, offset: u64, len: u64, mode: i32) -> Res<()> {
-        let (ino, writable, state) = self.file_handle(fh)?;
-        if !writable {
-            return Err(FsError::BadHandle(fh));
-        }
+        let state = self.writable_state(fh)?;
         if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
             return Err(FsError::NotSupported);
         }
@@ -734,12 +742,7 @@ impl Fs {
             return Ok(());
         }
         let mut st = state.lock().await;
-        if st.staged.is_none() {
-            let vpath = self.vpath(ino)?;
-            let place = self.place(&vpath)?;
-            self.materialize(&mut st, &place).await?;
-        }
-        let file = st.staged.as_ref().expect("materialized").file();
+        let file = self.staged_file(fh, &mut st).await?;
         let grew = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
             let grow = file.metadata()?.len() < end;
             if grow {
