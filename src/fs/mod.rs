@@ -12,16 +12,19 @@
 //! upload is an error to close/fsync and the staged data stays on disk.
 
 mod attr;
+mod dir;
 mod dircache;
 mod drain;
 mod errno;
 mod handles;
 mod inodes;
 pub mod invalidate;
+mod namespace;
 mod reader;
 mod recover;
 pub mod staging;
 mod table;
+mod write;
 
 pub use attr::{Attr, Kind, Owner, BLKSIZE};
 pub use drain::{Pending, PendingFile};
@@ -374,164 +377,6 @@ impl Fs {
         self.getattr(ino).await
     }
 
-    async fn truncate(&self, ino: u64, place: &Place, size: u64) -> Res<()> {
-        let state = self.handles.state_or_new(ino);
-        let mut st = state.lock().await;
-        if size == 0 {
-            if let Some(old) = st.staged.take() {
-                old.discard();
-            }
-            st.staged = Some(self.new_staged(place)?);
-        } else {
-            self.materialize(&mut st, place).await?;
-        }
-        let file = st.staged.as_ref().expect("materialized").file();
-        tokio::task::spawn_blocking(move || file.set_len(size))
-            .await
-            .map_err(std::io::Error::other)??;
-        st.set_dirty()?;
-        st.mtime = Some(SystemTime::now());
-        if st.opens == 0 {
-            // Truncate by path: nobody will flush, so upload now.
-            self.upload_locked(ino, &mut st).await?;
-            if let Some(s) = st.staged.take() {
-                s.discard();
-            }
-            drop(st);
-            self.handles.drop_state(ino, &state);
-        }
-        Ok(())
-    }
-
-    fn new_staged(&self, place: &Place) -> Res<staging::Staged> {
-        let target = Target {
-            mount: place.mount.clone(),
-            path: place.rel.clone(),
-        };
-        Ok(self.staging.create(&target)?)
-    }
-
-    /// Copies the object into staging unless it is there already.
-    async fn materialize(&self, st: &mut FileState, place: &Place) -> Res<()> {
-        if st.staged.is_some() {
-            return Ok(());
-        }
-        let staged = self.new_staged(place)?;
-        let file = staged.file();
-        let mut offset = 0u64;
-        loop {
-            let piece = match place.tree.read(&place.rel, offset, COPY_CHUNK).await {
-                Ok(p) => p,
-                Err(VfsError::NotFound) if offset == 0 => Bytes::new(),
-                Err(e) => {
-                    staged.discard();
-                    return Err(e.into());
-                }
-            };
-            if piece.is_empty() {
-                break;
-            }
-            let n = piece.len() as u64;
-            let f = file.clone();
-            let at = offset;
-            tokio::task::spawn_blocking(move || staging::write_at(&f, at, &piece))
-                .await
-                .map_err(std::io::Error::other)??;
-            offset += n;
-            if n < COPY_CHUNK {
-                break;
-            }
-        }
-        st.staged = Some(staged);
-        Ok(())
-    }
-
-    /// Uploads the staged copy of `ino` if it is dirty (the state is locked by the caller).
-    async fn upload_locked(&self, ino: u64, st: &mut FileState) -> Res<()> {
-        if !st.dirty || st.unlinked {
-            return Ok(());
-        }
-        let staged = st.staged.as_ref().expect("dirty implies staged");
-        let vpath = self.inodes.path(ino).ok_or(FsError::StaleInode(ino))?;
-        let place = self.place(&vpath)?;
-        match place.tree.upload(&place.rel, staged.data_path()).await {
-            Ok(_) => {
-                st.dirty = false;
-                self.dirs.invalidate_parent(&vpath);
-                Ok(())
-            }
-            Err(source) => {
-                let staged = staged.data_path().display().to_string();
-                tracing::error!(path = %vpath, %staged, error = %source, "upload failed; staged data kept");
-                Err(FsError::Upload {
-                    path: vpath,
-                    staged,
-                    source,
-                })
-            }
-        }
-    }
-
-    /// `opendir`: snapshots the listing so offsets stay stable.
-    pub async fn opendir(&self, ino: u64) -> Res<Opened> {
-        let vpath = self.vpath(ino)?;
-        let children: Vec<(String, bool)> = match self.router.resolve(&vpath) {
-            Resolved::Synthetic(names) => names.into_iter().map(|n| (n, true)).collect(),
-            Resolved::Tree { tree, rel, .. } => self
-                .listing(&vpath, &tree, &rel)
-                .await?
-                .iter()
-                .map(|(n, m)| (n.clone(), m.is_dir))
-                .collect(),
-            Resolved::Missing => return Err(VfsError::NotFound.into()),
-        };
-        let mut entries = Vec::with_capacity(children.len() + 2);
-        entries.push(DirEntry {
-            ino,
-            offset: 1,
-            is_dir: true,
-            name: ".".into(),
-        });
-        entries.push(DirEntry {
-            ino,
-            offset: 2,
-            is_dir: true,
-            name: "..".into(),
-        });
-        for (name, is_dir) in children {
-            let cpath = join_abs(&vpath, &name);
-            let cino = self.inodes.peek(&cpath).unwrap_or_else(|| pseudo_ino(&cpath));
-            let offset = entries.len() as u64 + 1;
-            entries.push(DirEntry {
-                ino: cino,
-                offset,
-                is_dir,
-                name,
-            });
-        }
-        let fh = self.handles.insert(Handle::Dir {
-            entries: Arc::new(entries),
-        });
-        Ok(Opened {
-            fh,
-            keep_cache: false,
-            local: None,
-        })
-    }
-
-    /// `readdir`: entries after `offset` (0 = from the start).
-    pub fn readdir(&self, fh: u64, offset: u64) -> Res<Vec<DirEntry>> {
-        match self.handles.get(fh) {
-            Some(Handle::Dir { entries }) => Ok(entries.iter().skip(offset as usize).cloned().collect()),
-            _ => Err(FsError::BadHandle(fh)),
-        }
-    }
-
-    /// `releasedir`.
-    pub fn releasedir(&self, fh: u64) {
-        self.handles.remove(fh);
-    }
-
     /// `open`: `write` asks for a writable handle, `truncate` for O_TRUNC.
     pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> Res<Opened> {
         let vpath = self.vpath(ino)?;
@@ -587,71 +432,6 @@ impl Fs {
         (Some(Arc::new(ctx)), keep)
     }
 
-    /// `create`: a new empty file, opened.
-    pub async fn create(&self, parent: u64, name: &str, mode: u32, exclusive: bool) -> Res<(Entry, Opened)> {
-        let vpath = self.child(parent, name)?;
-        let place = self.place(&vpath)?;
-        match place.tree.stat(&place.rel).await {
-            Ok(m) if m.is_dir => return Err(VfsError::IsDir.into()),
-            Ok(_) if exclusive => return Err(VfsError::Exists.into()),
-            Ok(_) => {
-                // The kernel thought the name was free (a negative entry made
-                // stale by a change behind our back): open what is there,
-                // never truncate it.
-                self.dirs.invalidate_parent(&vpath);
-                let entry = self.lookup(parent, name).await?;
-                let opened = self.open(entry.attr.ino, true, false).await?;
-                return Ok((entry, opened));
-            }
-            Err(VfsError::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
-        place.tree.create_file(&place.rel).await?;
-        self.dirs.invalidate_parent(&vpath);
-        let ino = self.inodes.lookup(&vpath, false);
-        // The backend's own time, so the mtime seen now is the one seen after close.
-        let created = place.tree.stat(&place.rel).await.ok().and_then(|m| m.mtime);
-        self.inodes.update_overlay(ino, |o| {
-            *o = inodes::Overlay {
-                mode: Some(mode & 0o7777),
-                ..Default::default()
-            };
-        });
-        let state = self.handles.state_or_new(ino);
-        {
-            let mut st = state.lock().await;
-            if let Some(old) = st.staged.take() {
-                old.discard();
-            }
-            st.staged = Some(self.new_staged(&place)?);
-            st.dirty = false;
-            st.unlinked = false;
-            st.mtime = created;
-            st.opens += 1;
-        }
-        let fh = self.handles.insert(Handle::File {
-            ino,
-            writable: true,
-            state,
-            reader: None,
-        });
-        let meta = Meta {
-            is_dir: false,
-            size: 0,
-            mtime: created,
-            version: None,
-        };
-        let attr = self.attr_of(ino, meta, true).await;
-        Ok((
-            self.entry(attr),
-            Opened {
-                fh,
-                keep_cache: false,
-                local: None,
-            },
-        ))
-    }
-
     fn file_handle(&self, fh: u64) -> Res<(u64, bool, SharedState)> {
         match self.handles.get(fh) {
             Some(Handle::File {
@@ -694,108 +474,6 @@ impl Fs {
         }
     }
 
-    /// The shared state behind a handle opened for writing.
-    fn writable_state(&self, fh: u64) -> Res<SharedState> {
-        match self.file_handle(fh)? {
-            (_, true, state) => Ok(state),
-            (_, false, _) => Err(FsError::BadHandle(fh)),
-        }
-    }
-
-    /// The staged copy of the handle's file (made on first use), its state locked by the caller.
-    async fn staged_file(&self, fh: u64, st: &mut FileState) -> Res<Arc<std::fs::File>> {
-        if st.staged.is_none() {
-            let (ino, _, _) = self.file_handle(fh)?;
-            let vpath = self.vpath(ino)?;
-            let place = self.place(&vpath)?;
-            self.materialize(st, &place).await?;
-        }
-        Ok(st.staged.as_ref().expect("materialized").file())
-    }
-
-    /// `write`: into the staged copy.
-    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Res<u32> {
-        let state = self.writable_state(fh)?;
-        let mut st = state.lock().await;
-        let file = self.staged_file(fh, &mut st).await?;
-        let buf = data.to_vec();
-        tokio::task::spawn_blocking(move || staging::write_at(&file, offset, &buf))
-            .await
-            .map_err(std::io::Error::other)??;
-        st.set_dirty()?;
-        st.mtime = Some(SystemTime::now());
-        Ok(data.len() as u32)
-    }
-
-    /// `fallocate` with mode 0 or `FALLOC_FL_KEEP_SIZE`: backends have no
-    /// preallocation, so this only grows the file (mode 0) like a truncate
-    /// that never shrinks. Other modes (punch hole, zero range) are ENOTSUP.
-    pub async fn fallocate(&self, fh: u64, offset: u64, len: u64, mode: i32) -> Res<()> {
-        let state = self.writable_state(fh)?;
-        if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
-            return Err(FsError::NotSupported);
-        }
-        let end = offset
-            .checked_add(len)
-            .ok_or(VfsError::Invalid("offset + length overflows"))?;
-        if mode & libc::FALLOC_FL_KEEP_SIZE != 0 {
-            return Ok(());
-        }
-        let mut st = state.lock().await;
-        let file = self.staged_file(fh, &mut st).await?;
-        let grew = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-            let grow = file.metadata()?.len() < end;
-            if grow {
-                file.set_len(end)?;
-            }
-            Ok(grow)
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        if grew {
-            st.dirty = true;
-            st.mtime = Some(SystemTime::now());
-        }
-        Ok(())
-    }
-
-    /// `flush` / `fsync`: uploads pending data of the handle's file.
-    pub async fn flush(&self, fh: u64) -> Res<()> {
-        let (ino, _, state) = self.file_handle(fh)?;
-        let mut st = state.lock().await;
-        self.upload_locked(ino, &mut st).await
-    }
-
-    /// `fsync`: uploads pending data and makes it durable on the backend.
-    pub async fn fsync(&self, fh: u64) -> Res<()> {
-        self.flush(fh).await?;
-        let (ino, _, _) = self.file_handle(fh)?;
-        let vpath = self.vpath(ino)?;
-        let place = self.place(&vpath)?;
-        Ok(place.tree.sync(&place.rel).await?)
-    }
-
-    /// `release`: the last close uploads what is left and frees the staged copy.
-    pub async fn release(&self, fh: u64) -> Res<()> {
-        let Some(Handle::File { ino, state, .. }) = self.handles.remove(fh) else {
-            return Ok(());
-        };
-        let mut st = state.lock().await;
-        st.opens = st.opens.saturating_sub(1);
-        if st.opens > 0 {
-            return Ok(());
-        }
-        let uploaded = self.upload_locked(ino, &mut st).await;
-        if uploaded.is_ok() || st.unlinked {
-            if let Some(s) = st.staged.take() {
-                s.discard();
-            }
-            drop(st);
-            self.handles.drop_state(ino, &state);
-        }
-        uploaded
-    }
-
     /// Records who created a new file or directory: someone other than the
     /// mounting user (possible with `allow_other`) owns what they create, in
     /// the in-memory overlay like `chown`. Patches `attr` to match.
@@ -809,163 +487,6 @@ impl Fs {
         });
         attr.uid = uid;
         attr.gid = gid;
-    }
-
-    /// `mkdir`.
-    pub async fn mkdir(&self, parent: u64, name: &str, mode: u32) -> Res<Entry> {
-        let vpath = self.child(parent, name)?;
-        let place = self.place(&vpath)?;
-        match place.tree.stat(&place.rel).await {
-            Ok(_) => return Err(VfsError::Exists.into()),
-            Err(VfsError::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
-        place.tree.mkdir(&place.rel).await?;
-        self.dirs.invalidate_parent(&vpath);
-        let ino = self.inodes.lookup(&vpath, true);
-        self.inodes.update_overlay(ino, |o| {
-            *o = inodes::Overlay {
-                mode: Some(mode & 0o7777),
-                ..Default::default()
-            };
-        });
-        let meta = Meta {
-            mtime: place.tree.stat(&place.rel).await.ok().and_then(|m| m.mtime),
-            ..Meta::dir()
-        };
-        Ok(self.entry(self.attr_of(ino, meta, true).await))
-    }
-
-    /// `unlink`.
-    pub async fn unlink(&self, parent: u64, name: &str) -> Res<()> {
-        let vpath = self.child(parent, name)?;
-        let place = self.place(&vpath)?;
-        if place.rel.is_empty() {
-            // A mount's root lives in the read-only synthetic directory.
-            return Err(VfsError::ReadOnly.into());
-        }
-        if place.tree.stat(&place.rel).await?.is_dir {
-            return Err(VfsError::IsDir.into());
-        }
-        place.tree.remove_file(&place.rel).await?;
-        self.dirs.invalidate_parent(&vpath);
-        self.forget_name(&vpath).await;
-        Ok(())
-    }
-
-    async fn forget_name(&self, vpath: &str) {
-        if let Some(ino) = self.inodes.peek(vpath) {
-            if let Some(st) = self.handles.state(ino) {
-                let mut st = st.lock().await;
-                st.unlinked = true;
-                st.dirty = false;
-            }
-        }
-        self.inodes.unlink(vpath);
-    }
-
-    /// `rmdir`.
-    pub async fn rmdir(&self, parent: u64, name: &str) -> Res<()> {
-        let vpath = self.child(parent, name)?;
-        let place = self.place(&vpath)?;
-        if place.rel.is_empty() {
-            return Err(VfsError::ReadOnly.into());
-        }
-        if !place.tree.stat(&place.rel).await?.is_dir {
-            return Err(VfsError::NotDir.into());
-        }
-        if !place.tree.list(&place.rel).await?.is_empty() {
-            return Err(VfsError::NotEmpty.into());
-        }
-        place.tree.remove_dir(&place.rel).await?;
-        self.dirs.invalidate_tree(&vpath);
-        self.inodes.unlink(&vpath);
-        Ok(())
-    }
-
-    /// `rename`; `noreplace` is RENAME_NOREPLACE.
-    pub async fn rename(
-        &self,
-        parent: u64,
-        name: &str,
-        newparent: u64,
-        newname: &str,
-        noreplace: bool,
-    ) -> Res<()> {
-        let from = self.child(parent, name)?;
-        let to = self.child(newparent, newname)?;
-        let src = self.place(&from)?;
-        let dst = self.place(&to)?;
-        if src.rel.is_empty() || dst.rel.is_empty() {
-            return Err(VfsError::ReadOnly.into());
-        }
-        if src.mount != dst.mount {
-            return Err(VfsError::CrossDevice.into());
-        }
-        if from == to {
-            return Ok(());
-        }
-        if to.starts_with(&format!("{from}/")) {
-            return Err(VfsError::Invalid("cannot move a directory into itself").into());
-        }
-        let smeta = src.tree.stat(&src.rel).await?;
-        match dst.tree.stat(&dst.rel).await {
-            Ok(_) if noreplace => return Err(VfsError::Exists.into()),
-            Ok(d) if d.is_dir && !smeta.is_dir => return Err(VfsError::IsDir.into()),
-            Ok(d) if !d.is_dir && smeta.is_dir => return Err(VfsError::NotDir.into()),
-            Ok(d) if d.is_dir => {
-                if !dst.tree.list(&dst.rel).await?.is_empty() {
-                    return Err(VfsError::NotEmpty.into());
-                }
-                dst.tree.remove_dir(&dst.rel).await?;
-                self.dirs.invalidate_tree(&to);
-            }
-            Ok(_) => {}
-            Err(VfsError::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
-        // A file with data not yet uploaded goes up first, under its lock, so
-        // no flush can race the rename.
-        let src_ino = self.inodes.peek(&from);
-        let state = src_ino.and_then(|i| self.handles.state(i));
-        let mut guard = match &state {
-            Some(s) => Some(s.lock().await),
-            None => None,
-        };
-        if let (Some(st), Some(ino)) = (guard.as_deref_mut(), src_ino) {
-            self.upload_locked(ino, st).await?;
-        }
-        let renamed = src.tree.rename(&src.rel, &dst.rel, smeta.is_dir).await;
-        // Even a failed rename may have done part of its work (emulated renames).
-        self.dirs.invalidate_tree(&from);
-        self.dirs.invalidate_tree(&to);
-        renamed?;
-        if let Some(victim) = self.inodes.peek(&to) {
-            if let Some(vs) = self.handles.state(victim) {
-                if !state.as_ref().is_some_and(|s| Arc::ptr_eq(s, &vs)) {
-                    let mut vs = vs.lock().await;
-                    vs.unlinked = true;
-                    vs.dirty = false;
-                }
-            }
-        }
-        self.inodes.rename(&from, &to);
-        if let Some(st) = guard.as_deref_mut() {
-            if let Some(s) = &st.staged {
-                let target = Target {
-                    mount: dst.mount.clone(),
-                    path: dst.rel.clone(),
-                };
-                if let Err(e) = s.set_target(&target) {
-                    tracing::warn!(error = %e, "could not update staging sidecar after rename");
-                }
-            }
-        }
-        if let Some(ino) = src_ino {
-            self.inodes
-                .update_overlay(ino, |o| o.ctime = Some(SystemTime::now()));
-        }
-        Ok(())
     }
 
     /// `statfs`: backends have no fixed size; report a large free space
@@ -999,18 +520,6 @@ impl Fs {
         Ok(())
     }
 
-    /// Uploads every file with pending data; returns the failures.
-    pub async fn flush_all(&self) -> Vec<FsError> {
-        let mut errors = Vec::new();
-        for (ino, state) in self.handles.all_states() {
-            let mut st = state.lock().await;
-            if let Err(e) = self.upload_locked(ino, &mut st).await {
-                errors.push(e);
-            }
-        }
-        errors
-    }
-
     /// Numbers for status: open handles, live inodes, files waiting to upload.
     pub async fn counters(&self) -> (usize, usize, usize) {
         let mut dirty = 0;
@@ -1021,13 +530,4 @@ impl Fs {
         }
         (self.handles.open_count(), self.inodes.count(), dirty)
     }
-}
-
-/// An inode number for a listed entry the kernel has not looked up yet (only
-/// shown in `d_ino`; the top bit keeps it apart from table numbers).
-fn pseudo_ino(path: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    path.hash(&mut h);
-    h.finish() | (1 << 63)
 }

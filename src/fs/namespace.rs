@@ -1,0 +1,228 @@
+//! Namespace changes of the core: create, mkdir, unlink, rmdir, rename.
+//! Each invalidates the listing cache entries it touches before answering.
+
+use super::*;
+
+impl Fs {
+    /// `create`: a new empty file, opened.
+    pub async fn create(&self, parent: u64, name: &str, mode: u32, exclusive: bool) -> Res<(Entry, Opened)> {
+        let vpath = self.child(parent, name)?;
+        let place = self.place(&vpath)?;
+        match place.tree.stat(&place.rel).await {
+            Ok(m) if m.is_dir => return Err(VfsError::IsDir.into()),
+            Ok(_) if exclusive => return Err(VfsError::Exists.into()),
+            Ok(_) => {
+                // The kernel thought the name was free (a negative entry made
+                // stale by a change behind our back): open what is there,
+                // never truncate it.
+                self.dirs.invalidate_parent(&vpath);
+                let entry = self.lookup(parent, name).await?;
+                let opened = self.open(entry.attr.ino, true, false).await?;
+                return Ok((entry, opened));
+            }
+            Err(VfsError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        place.tree.create_file(&place.rel).await?;
+        self.dirs.invalidate_parent(&vpath);
+        let ino = self.inodes.lookup(&vpath, false);
+        // The backend's own time, so the mtime seen now is the one seen after close.
+        let created = place.tree.stat(&place.rel).await.ok().and_then(|m| m.mtime);
+        self.inodes.update_overlay(ino, |o| {
+            *o = inodes::Overlay {
+                mode: Some(mode & 0o7777),
+                ..Default::default()
+            };
+        });
+        let state = self.handles.state_or_new(ino);
+        {
+            let mut st = state.lock().await;
+            if let Some(old) = st.staged.take() {
+                old.discard();
+            }
+            st.staged = Some(self.new_staged(&place)?);
+            st.dirty = false;
+            st.unlinked = false;
+            st.mtime = created;
+            st.opens += 1;
+        }
+        let fh = self.handles.insert(Handle::File {
+            ino,
+            writable: true,
+            state,
+            reader: None,
+        });
+        let meta = Meta {
+            is_dir: false,
+            size: 0,
+            mtime: created,
+            version: None,
+        };
+        let attr = self.attr_of(ino, meta, true).await;
+        Ok((
+            self.entry(attr),
+            Opened {
+                fh,
+                keep_cache: false,
+                local: None,
+            },
+        ))
+    }
+
+    /// `mkdir`.
+    pub async fn mkdir(&self, parent: u64, name: &str, mode: u32) -> Res<Entry> {
+        let vpath = self.child(parent, name)?;
+        let place = self.place(&vpath)?;
+        match place.tree.stat(&place.rel).await {
+            Ok(_) => return Err(VfsError::Exists.into()),
+            Err(VfsError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        place.tree.mkdir(&place.rel).await?;
+        self.dirs.invalidate_parent(&vpath);
+        let ino = self.inodes.lookup(&vpath, true);
+        self.inodes.update_overlay(ino, |o| {
+            *o = inodes::Overlay {
+                mode: Some(mode & 0o7777),
+                ..Default::default()
+            };
+        });
+        let meta = Meta {
+            mtime: place.tree.stat(&place.rel).await.ok().and_then(|m| m.mtime),
+            ..Meta::dir()
+        };
+        Ok(self.entry(self.attr_of(ino, meta, true).await))
+    }
+
+    /// `unlink`.
+    pub async fn unlink(&self, parent: u64, name: &str) -> Res<()> {
+        let vpath = self.child(parent, name)?;
+        let place = self.place(&vpath)?;
+        if place.rel.is_empty() {
+            // A mount's root lives in the read-only synthetic directory.
+            return Err(VfsError::ReadOnly.into());
+        }
+        if place.tree.stat(&place.rel).await?.is_dir {
+            return Err(VfsError::IsDir.into());
+        }
+        place.tree.remove_file(&place.rel).await?;
+        self.dirs.invalidate_parent(&vpath);
+        self.forget_name(&vpath).await;
+        Ok(())
+    }
+
+    pub(super) async fn forget_name(&self, vpath: &str) {
+        if let Some(ino) = self.inodes.peek(vpath) {
+            if let Some(st) = self.handles.state(ino) {
+                let mut st = st.lock().await;
+                st.unlinked = true;
+                st.dirty = false;
+            }
+        }
+        self.inodes.unlink(vpath);
+    }
+
+    /// `rmdir`.
+    pub async fn rmdir(&self, parent: u64, name: &str) -> Res<()> {
+        let vpath = self.child(parent, name)?;
+        let place = self.place(&vpath)?;
+        if place.rel.is_empty() {
+            return Err(VfsError::ReadOnly.into());
+        }
+        if !place.tree.stat(&place.rel).await?.is_dir {
+            return Err(VfsError::NotDir.into());
+        }
+        if !place.tree.list(&place.rel).await?.is_empty() {
+            return Err(VfsError::NotEmpty.into());
+        }
+        place.tree.remove_dir(&place.rel).await?;
+        self.dirs.invalidate_tree(&vpath);
+        self.inodes.unlink(&vpath);
+        Ok(())
+    }
+
+    /// `rename`; `noreplace` is RENAME_NOREPLACE.
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: &str,
+        newparent: u64,
+        newname: &str,
+        noreplace: bool,
+    ) -> Res<()> {
+        let from = self.child(parent, name)?;
+        let to = self.child(newparent, newname)?;
+        let src = self.place(&from)?;
+        let dst = self.place(&to)?;
+        if src.rel.is_empty() || dst.rel.is_empty() {
+            return Err(VfsError::ReadOnly.into());
+        }
+        if src.mount != dst.mount {
+            return Err(VfsError::CrossDevice.into());
+        }
+        if from == to {
+            return Ok(());
+        }
+        if to.starts_with(&format!("{from}/")) {
+            return Err(VfsError::Invalid("cannot move a directory into itself").into());
+        }
+        let smeta = src.tree.stat(&src.rel).await?;
+        match dst.tree.stat(&dst.rel).await {
+            Ok(_) if noreplace => return Err(VfsError::Exists.into()),
+            Ok(d) if d.is_dir && !smeta.is_dir => return Err(VfsError::IsDir.into()),
+            Ok(d) if !d.is_dir && smeta.is_dir => return Err(VfsError::NotDir.into()),
+            Ok(d) if d.is_dir => {
+                if !dst.tree.list(&dst.rel).await?.is_empty() {
+                    return Err(VfsError::NotEmpty.into());
+                }
+                dst.tree.remove_dir(&dst.rel).await?;
+                self.dirs.invalidate_tree(&to);
+            }
+            Ok(_) => {}
+            Err(VfsError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // A file with data not yet uploaded goes up first, under its lock, so
+        // no flush can race the rename.
+        let src_ino = self.inodes.peek(&from);
+        let state = src_ino.and_then(|i| self.handles.state(i));
+        let mut guard = match &state {
+            Some(s) => Some(s.lock().await),
+            None => None,
+        };
+        if let (Some(st), Some(ino)) = (guard.as_deref_mut(), src_ino) {
+            self.upload_locked(ino, st).await?;
+        }
+        let renamed = src.tree.rename(&src.rel, &dst.rel, smeta.is_dir).await;
+        // Even a failed rename may have done part of its work (emulated renames).
+        self.dirs.invalidate_tree(&from);
+        self.dirs.invalidate_tree(&to);
+        renamed?;
+        if let Some(victim) = self.inodes.peek(&to) {
+            if let Some(vs) = self.handles.state(victim) {
+                if !state.as_ref().is_some_and(|s| Arc::ptr_eq(s, &vs)) {
+                    let mut vs = vs.lock().await;
+                    vs.unlinked = true;
+                    vs.dirty = false;
+                }
+            }
+        }
+        self.inodes.rename(&from, &to);
+        if let Some(st) = guard.as_deref_mut() {
+            if let Some(s) = &st.staged {
+                let target = Target {
+                    mount: dst.mount.clone(),
+                    path: dst.rel.clone(),
+                };
+                if let Err(e) = s.set_target(&target) {
+                    tracing::warn!(error = %e, "could not update staging sidecar after rename");
+                }
+            }
+        }
+        if let Some(ino) = src_ino {
+            self.inodes
+                .update_overlay(ino, |o| o.ctime = Some(SystemTime::now()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,219 @@
+//! The write path of the core: staged copies, writes, truncation,
+//! fallocate, and uploads on flush/fsync/release (see the module doc of
+//! `fs` for the contract: nothing acknowledged is dropped).
+
+use super::*;
+
+impl Fs {
+    pub(super) async fn truncate(&self, ino: u64, place: &Place, size: u64) -> Res<()> {
+        let state = self.handles.state_or_new(ino);
+        let mut st = state.lock().await;
+        if size == 0 {
+            if let Some(old) = st.staged.take() {
+                old.discard();
+            }
+            st.staged = Some(self.new_staged(place)?);
+        } else {
+            self.materialize(&mut st, place).await?;
+        }
+        let file = st.staged.as_ref().expect("materialized").file();
+        tokio::task::spawn_blocking(move || file.set_len(size))
+            .await
+            .map_err(std::io::Error::other)??;
+        st.set_dirty()?;
+        st.mtime = Some(SystemTime::now());
+        if st.opens == 0 {
+            // Truncate by path: nobody will flush, so upload now.
+            self.upload_locked(ino, &mut st).await?;
+            if let Some(s) = st.staged.take() {
+                s.discard();
+            }
+            drop(st);
+            self.handles.drop_state(ino, &state);
+        }
+        Ok(())
+    }
+
+    pub(super) fn new_staged(&self, place: &Place) -> Res<staging::Staged> {
+        let target = Target {
+            mount: place.mount.clone(),
+            path: place.rel.clone(),
+        };
+        Ok(self.staging.create(&target)?)
+    }
+
+    /// Copies the object into staging unless it is there already.
+    pub(super) async fn materialize(&self, st: &mut FileState, place: &Place) -> Res<()> {
+        if st.staged.is_some() {
+            return Ok(());
+        }
+        let staged = self.new_staged(place)?;
+        let file = staged.file();
+        let mut offset = 0u64;
+        loop {
+            let piece = match place.tree.read(&place.rel, offset, COPY_CHUNK).await {
+                Ok(p) => p,
+                Err(VfsError::NotFound) if offset == 0 => Bytes::new(),
+                Err(e) => {
+                    staged.discard();
+                    return Err(e.into());
+                }
+            };
+            if piece.is_empty() {
+                break;
+            }
+            let n = piece.len() as u64;
+            let f = file.clone();
+            let at = offset;
+            tokio::task::spawn_blocking(move || staging::write_at(&f, at, &piece))
+                .await
+                .map_err(std::io::Error::other)??;
+            offset += n;
+            if n < COPY_CHUNK {
+                break;
+            }
+        }
+        st.staged = Some(staged);
+        Ok(())
+    }
+
+    /// Uploads the staged copy of `ino` if it is dirty (the state is locked by the caller).
+    pub(super) async fn upload_locked(&self, ino: u64, st: &mut FileState) -> Res<()> {
+        if !st.dirty || st.unlinked {
+            return Ok(());
+        }
+        let staged = st.staged.as_ref().expect("dirty implies staged");
+        let vpath = self.inodes.path(ino).ok_or(FsError::StaleInode(ino))?;
+        let place = self.place(&vpath)?;
+        match place.tree.upload(&place.rel, staged.data_path()).await {
+            Ok(_) => {
+                st.dirty = false;
+                self.dirs.invalidate_parent(&vpath);
+                Ok(())
+            }
+            Err(source) => {
+                let staged = staged.data_path().display().to_string();
+                tracing::error!(path = %vpath, %staged, error = %source, "upload failed; staged data kept");
+                Err(FsError::Upload {
+                    path: vpath,
+                    staged,
+                    source,
+                })
+            }
+        }
+    }
+
+    /// The shared state behind a handle opened for writing.
+    pub(super) fn writable_state(&self, fh: u64) -> Res<SharedState> {
+        match self.file_handle(fh)? {
+            (_, true, state) => Ok(state),
+            (_, false, _) => Err(FsError::BadHandle(fh)),
+        }
+    }
+
+    /// The staged copy of the handle's file (made on first use), its state locked by the caller.
+    pub(super) async fn staged_file(&self, fh: u64, st: &mut FileState) -> Res<Arc<std::fs::File>> {
+        if st.staged.is_none() {
+            let (ino, _, _) = self.file_handle(fh)?;
+            let vpath = self.vpath(ino)?;
+            let place = self.place(&vpath)?;
+            self.materialize(st, &place).await?;
+        }
+        Ok(st.staged.as_ref().expect("materialized").file())
+    }
+
+    /// `write`: into the staged copy.
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Res<u32> {
+        let state = self.writable_state(fh)?;
+        let mut st = state.lock().await;
+        let file = self.staged_file(fh, &mut st).await?;
+        let buf = data.to_vec();
+        tokio::task::spawn_blocking(move || staging::write_at(&file, offset, &buf))
+            .await
+            .map_err(std::io::Error::other)??;
+        st.set_dirty()?;
+        st.mtime = Some(SystemTime::now());
+        Ok(data.len() as u32)
+    }
+
+    /// `fallocate` with mode 0 or `FALLOC_FL_KEEP_SIZE`: backends have no
+    /// preallocation, so this only grows the file (mode 0) like a truncate
+    /// that never shrinks. Other modes (punch hole, zero range) are ENOTSUP.
+    pub async fn fallocate(&self, fh: u64, offset: u64, len: u64, mode: i32) -> Res<()> {
+        let state = self.writable_state(fh)?;
+        if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
+            return Err(FsError::NotSupported);
+        }
+        let end = offset
+            .checked_add(len)
+            .ok_or(VfsError::Invalid("offset + length overflows"))?;
+        if mode & libc::FALLOC_FL_KEEP_SIZE != 0 {
+            return Ok(());
+        }
+        let mut st = state.lock().await;
+        let file = self.staged_file(fh, &mut st).await?;
+        let grew = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+            let grow = file.metadata()?.len() < end;
+            if grow {
+                file.set_len(end)?;
+            }
+            Ok(grow)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        if grew {
+            st.dirty = true;
+            st.mtime = Some(SystemTime::now());
+        }
+        Ok(())
+    }
+
+    /// `flush` / `fsync`: uploads pending data of the handle's file.
+    pub async fn flush(&self, fh: u64) -> Res<()> {
+        let (ino, _, state) = self.file_handle(fh)?;
+        let mut st = state.lock().await;
+        self.upload_locked(ino, &mut st).await
+    }
+
+    /// `fsync`: uploads pending data and makes it durable on the backend.
+    pub async fn fsync(&self, fh: u64) -> Res<()> {
+        self.flush(fh).await?;
+        let (ino, _, _) = self.file_handle(fh)?;
+        let vpath = self.vpath(ino)?;
+        let place = self.place(&vpath)?;
+        Ok(place.tree.sync(&place.rel).await?)
+    }
+
+    /// `release`: the last close uploads what is left and frees the staged copy.
+    pub async fn release(&self, fh: u64) -> Res<()> {
+        let Some(Handle::File { ino, state, .. }) = self.handles.remove(fh) else {
+            return Ok(());
+        };
+        let mut st = state.lock().await;
+        st.opens = st.opens.saturating_sub(1);
+        if st.opens > 0 {
+            return Ok(());
+        }
+        let uploaded = self.upload_locked(ino, &mut st).await;
+        if uploaded.is_ok() || st.unlinked {
+            if let Some(s) = st.staged.take() {
+                s.discard();
+            }
+            drop(st);
+            self.handles.drop_state(ino, &state);
+        }
+        uploaded
+    }
+
+    /// Uploads every file with pending data; returns the failures.
+    pub async fn flush_all(&self) -> Vec<FsError> {
+        let mut errors = Vec::new();
+        for (ino, state) in self.handles.all_states() {
+            let mut st = state.lock().await;
+            if let Err(e) = self.upload_locked(ino, &mut st).await {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+}
