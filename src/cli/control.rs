@@ -279,17 +279,7 @@ fn backend_add(a: AddArgs) -> ExitCode {
         read_only: a.ro,
         save: a.save,
     });
-    let socket = match resolve_socket(&a.target, None) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    match call::<ChangeReply>(&socket, &req) {
-        Ok(r) => {
-            print_change(&r, "added", a.target.json);
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(e),
-    }
+    change(&a.target, &req, "added")
 }
 
 fn backend_remove(a: RemoveArgs) -> ExitCode {
@@ -297,13 +287,18 @@ fn backend_remove(a: RemoveArgs) -> ExitCode {
         path: a.vpath,
         save: a.save,
     });
-    let socket = match resolve_socket(&a.target, None) {
+    change(&a.target, &req, "removed")
+}
+
+/// Sends a mount-table change and prints its reply.
+fn change(target: &Target, req: &Request, verb: &str) -> ExitCode {
+    let socket = match resolve_socket(target, None) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    match call::<ChangeReply>(&socket, &req) {
+    match call::<ChangeReply>(&socket, req) {
         Ok(r) => {
-            print_change(&r, "removed", a.target.json);
+            print_change(&r, verb, target.json);
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),
