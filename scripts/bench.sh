@@ -51,7 +51,7 @@ mount_tool() { # tool -> mounts the source (local or s3) at $MNT; echoes the dat
   case "$tool" in
     ours-local)
       printf '[[mount]]\npath = "/l"\nscheme = "fs"\n[mount.options]\nroot = "%s"\n' "$WORK/src" > "$WORK/ours.toml"
-      "$BIN" mount "$MNT" --config "$WORK/ours.toml"; echo "$MNT/l" ;;
+      "$BIN" mount "$MNT" --config "$WORK/ours.toml" -o passthrough; echo "$MNT/l" ;;
     ours-s3)
       printf '[[mount]]\npath = "/s"\nscheme = "s3"\n[mount.options]\nbucket = "bench"\nendpoint = "http://127.0.0.1:%s"\nregion = "us-east-1"\naccess_key_id = "%s"\nsecret_access_key = "%s"\ndisable_config_load = "true"\n' \
         "$S3PORT" "$KEY_ID" "$KEY_SECRET" > "$WORK/ours.toml"

@@ -1,7 +1,7 @@
 //! `impl fuser::Filesystem`: converts each request's arguments, runs the
 //! core's async method on tokio, and converts the answer back.
 
-use super::passthrough::Backings;
+use super::passthrough::{Backings, IoMode};
 use crate::fs::{Attr, Fs, FsError, Kind, SetAttr};
 use crate::metrics::Metrics;
 use fuser::{
@@ -314,23 +314,21 @@ impl Filesystem for Adapter {
         let backings = self.backings.clone();
         self.spawn("open", move |fs| async move {
             match fs.open(ino.0, write, truncate).await {
-                Ok(o) => match o.local.filter(|_| backings.enabled()) {
-                    Some(path) => {
-                        let id = backings.get_or_open(ino.0, o.fh, || {
-                            let file = std::fs::File::open(&path)?;
-                            reply.open_backing(&file)
-                        });
-                        match id {
-                            Ok(id) => reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id),
-                            Err(e) => {
-                                tracing::info!(error = %e, "kernel refused passthrough; serving reads ourselves");
-                                backings.set_enabled(false);
-                                reply.opened(FileHandle(o.fh), fopen(o.keep_cache))
-                            }
+                Ok(o) => {
+                    let (mode, id) = backings.open(ino.0, o.fh, o.local.is_some(), || {
+                        let path = o
+                            .local
+                            .as_deref()
+                            .ok_or_else(|| std::io::Error::other("no local file"))?;
+                        reply.open_backing(&std::fs::File::open(path)?)
+                    });
+                    match (mode, id) {
+                        (IoMode::Passthrough, Some(id)) => {
+                            reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id)
                         }
+                        (mode, _) => reply.opened(FileHandle(o.fh), fopen(o.keep_cache, mode)),
                     }
-                    None => reply.opened(FileHandle(o.fh), fopen(o.keep_cache)),
-                },
+                }
                 Err(e) => reply.error(errno(&e, "open")),
             }
         });
@@ -512,16 +510,24 @@ impl Filesystem for Adapter {
         let name = name_or_reply!(name, reply);
         let exclusive = flags & libc::O_EXCL != 0;
         let (uid, gid) = (req.uid(), req.gid());
+        let backings = self.backings.clone();
         self.spawn("create", move |fs| async move {
             match fs.create(parent.0, &name, mode & !umask, exclusive).await {
                 Ok((mut e, o)) => {
                     fs.adopt(&mut e.attr, uid, gid);
+                    // A created handle writes: never passthrough, but direct
+                    // I/O if the inode has passthrough readers already.
+                    let (mode, _) = backings.open(e.attr.ino, o.fh, false, || {
+                        Err(std::io::Error::other(
+                            "a created file is not read through passthrough",
+                        ))
+                    });
                     reply.created(
                         &e.ttl,
                         &to_file_attr(&e.attr),
                         Generation(0),
                         FileHandle(o.fh),
-                        fopen(o.keep_cache),
+                        fopen(o.keep_cache, mode),
                     )
                 }
                 Err(e) => reply.error(errno(&e, "create")),
@@ -530,11 +536,11 @@ impl Filesystem for Adapter {
     }
 }
 
-fn fopen(keep_cache: bool) -> FopenFlags {
-    if keep_cache {
-        FopenFlags::FOPEN_KEEP_CACHE
-    } else {
-        FopenFlags::empty()
+fn fopen(keep_cache: bool, mode: IoMode) -> FopenFlags {
+    match mode {
+        IoMode::Direct => FopenFlags::FOPEN_DIRECT_IO,
+        _ if keep_cache => FopenFlags::FOPEN_KEEP_CACHE,
+        _ => FopenFlags::empty(),
     }
 }
 

@@ -16,6 +16,8 @@ pub struct MountOptions {
     /// Kernel attribute/entry cache time, seconds (overrides the config).
     pub attr_ttl: Option<f64>,
     /// Let the kernel read unmodified local files directly (FUSE passthrough).
+    /// Opt-in: while such a reader is open the kernel refuses (EIO) a
+    /// non-passthrough open of the same file, which a writer needs.
     pub passthrough: bool,
 }
 
@@ -27,10 +29,7 @@ pub struct OptionError(pub String, pub &'static str);
 impl MountOptions {
     /// Parses comma-separated option lists (several `-o` allowed).
     pub fn parse<S: AsRef<str>>(lists: &[S]) -> Result<MountOptions, OptionError> {
-        let mut o = MountOptions {
-            passthrough: true,
-            ..MountOptions::default()
-        };
+        let mut o = MountOptions::default();
         for list in lists {
             for opt in list.as_ref().split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 let (k, v) = match opt.split_once('=') {
