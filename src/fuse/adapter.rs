@@ -1,7 +1,7 @@
 //! `impl fuser::Filesystem`: converts each request's arguments, runs the
 //! core's async method on tokio, and converts the answer back.
 
-use super::passthrough::{Backings, IoMode};
+use super::passthrough::Backings;
 use crate::fs::{Attr, Fs, FsError, Kind, SetAttr};
 use crate::metrics::Metrics;
 use fuser::{
@@ -315,18 +315,16 @@ impl Filesystem for Adapter {
         self.spawn("open", move |fs| async move {
             match fs.open(ino.0, write, truncate).await {
                 Ok(o) => {
-                    let (mode, id) = backings.open(ino.0, o.fh, o.local.is_some(), || {
+                    let id = backings.open(ino.0, o.fh, o.local.is_some(), || {
                         let path = o
                             .local
                             .as_deref()
                             .ok_or_else(|| std::io::Error::other("no local file"))?;
                         reply.open_backing(&std::fs::File::open(path)?)
                     });
-                    match (mode, id) {
-                        (IoMode::Passthrough, Some(id)) => {
-                            reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id)
-                        }
-                        (mode, _) => reply.opened(FileHandle(o.fh), fopen(o.keep_cache, mode)),
+                    match id {
+                        Some(id) => reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id),
+                        None => reply.opened(FileHandle(o.fh), fopen(o.keep_cache)),
                     }
                 }
                 Err(e) => reply.error(errno(&e, "open")),
@@ -515,9 +513,8 @@ impl Filesystem for Adapter {
             match fs.create(parent.0, &name, mode & !umask, exclusive).await {
                 Ok((mut e, o)) => {
                     fs.adopt(&mut e.attr, uid, gid);
-                    // A created handle writes: never passthrough, but direct
-                    // I/O if the inode has passthrough readers already.
-                    let (mode, _) = backings.open(e.attr.ino, o.fh, false, || {
+                    // A created handle writes: recorded as page-cached, never passthrough.
+                    let _ = backings.open(e.attr.ino, o.fh, false, || {
                         Err(std::io::Error::other(
                             "a created file is not read through passthrough",
                         ))
@@ -527,7 +524,7 @@ impl Filesystem for Adapter {
                         &to_file_attr(&e.attr),
                         Generation(0),
                         FileHandle(o.fh),
-                        fopen(o.keep_cache, mode),
+                        fopen(o.keep_cache),
                     )
                 }
                 Err(e) => reply.error(errno(&e, "create")),
@@ -536,11 +533,11 @@ impl Filesystem for Adapter {
     }
 }
 
-fn fopen(keep_cache: bool, mode: IoMode) -> FopenFlags {
-    match mode {
-        IoMode::Direct => FopenFlags::FOPEN_DIRECT_IO,
-        _ if keep_cache => FopenFlags::FOPEN_KEEP_CACHE,
-        _ => FopenFlags::empty(),
+fn fopen(keep_cache: bool) -> FopenFlags {
+    if keep_cache {
+        FopenFlags::FOPEN_KEEP_CACHE
+    } else {
+        FopenFlags::empty()
     }
 }
 

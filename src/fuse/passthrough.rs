@@ -4,29 +4,18 @@
 //! round trip to us.
 //!
 //! The kernel keeps an inode either in passthrough mode or in page-cache
-//! mode, and fails (EIO) an open that asks for the other one. So, per inode:
-//! passthrough is offered only while no page-cached handle is open; while a
-//! passthrough handle is open, other opens (writers) get direct I/O, which
-//! the kernel lets coexist with passthrough. One backing id per inode at a
-//! time, shared by its passthrough handles, alive until the last is released.
-//! If the kernel refuses a backing file, passthrough is switched off for the
+//! mode, and fails (EIO) an open that asks for the other one. So, per inode,
+//! passthrough is offered only while no page-cached handle is open; a writer
+//! that opens while a passthrough reader is open is failed by the kernel
+//! (which is why passthrough is opt-in). One backing id per inode at a time,
+//! shared by its passthrough handles, alive until the last is released. If
+//! the kernel refuses a backing file, passthrough is switched off for the
 //! mount and opens are served normally.
 
 use fuser::BackingId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-
-/// How a handle was opened, as the kernel sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IoMode {
-    /// The kernel reads the backing file itself.
-    Passthrough,
-    /// Requests come to us, through the page cache.
-    Cached,
-    /// Requests come to us, bypassing the page cache (coexists with passthrough).
-    Direct,
-}
 
 #[derive(Default)]
 struct State {
@@ -53,21 +42,21 @@ impl Backings {
         self.enabled.store(on, Ordering::Relaxed);
     }
 
-    /// Decides and records the io mode of the new handle `fh` of `ino`.
-    /// `open` makes a backing id; it is called only when passthrough is
-    /// possible (`local` is true and no page-cached handle of `ino` is open),
-    /// and its result is shared with the inode's other passthrough handles.
+    /// Decides and records how the new handle `fh` of `ino` is opened: the
+    /// backing id for passthrough, or None for a page-cached open. `open`
+    /// makes a backing id; it is called only when passthrough is possible
+    /// (`local` is true and no page-cached handle of `ino` is open), and its
+    /// result is shared with the inode's other passthrough handles.
     pub fn open(
         &self,
         ino: u64,
         fh: u64,
         local: bool,
         open: impl FnOnce() -> std::io::Result<BackingId>,
-    ) -> (IoMode, Option<Arc<BackingId>>) {
+    ) -> Option<Arc<BackingId>> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let live = st.by_inode.get(&ino).and_then(Weak::upgrade);
         if local && self.enabled() && st.cached.get(&ino).copied().unwrap_or(0) == 0 {
-            let id = match live.clone() {
+            let id = match st.by_inode.get(&ino).and_then(Weak::upgrade) {
                 Some(id) => Ok(id),
                 None => open().map(Arc::new),
             };
@@ -75,7 +64,7 @@ impl Backings {
                 Ok(id) => {
                     st.by_inode.insert(ino, Arc::downgrade(&id));
                     st.by_handle.insert(fh, (ino, Some(id.clone())));
-                    return (IoMode::Passthrough, Some(id));
+                    return Some(id);
                 }
                 Err(e) => {
                     tracing::info!(error = %e, "kernel refused passthrough; serving reads ourselves");
@@ -83,12 +72,9 @@ impl Backings {
                 }
             }
         }
-        if live.is_some() {
-            return (IoMode::Direct, None);
-        }
         *st.cached.entry(ino).or_insert(0) += 1;
         st.by_handle.insert(fh, (ino, None));
-        (IoMode::Cached, None)
+        None
     }
 
     /// The handle `fh` is closed.
