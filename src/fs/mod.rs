@@ -399,10 +399,17 @@ impl Fs {
             st.opens += 1;
             st.staged.is_none()
         };
-        let (reader, keep_cache) = self.read_ctx(ino, &vpath, &meta);
-        let local = match (write, unmodified, self.router.resolve(&vpath)) {
-            (false, true, Resolved::Tree { tree, rel, .. }) => tree.local_path(&rel),
-            _ => None,
+        let (reader, keep_cache, local) = match self.router.resolve(&vpath) {
+            Resolved::Tree { mount, tree, rel } => {
+                let local = if !write && unmodified {
+                    tree.local_path(&rel)
+                } else {
+                    None
+                };
+                let (reader, keep) = self.read_ctx(ino, &mount, &rel, tree, &meta);
+                (reader, keep, local)
+            }
+            _ => (None, false, None),
         };
         let fh = self.handles.insert(Handle::File {
             ino,
@@ -419,14 +426,18 @@ impl Fs {
 
     /// The cached read context of an open, and whether the kernel may keep
     /// its pages (the object is the one it saw at the previous open).
-    fn read_ctx(&self, ino: u64, vpath: &str, meta: &Meta) -> (Option<Arc<ReadCtx>>, bool) {
+    fn read_ctx(
+        &self,
+        ino: u64,
+        mount: &str,
+        rel: &str,
+        tree: Arc<dyn Tree>,
+        meta: &Meta,
+    ) -> (Option<Arc<ReadCtx>>, bool) {
         let Some(reader) = &self.reader else {
             return (None, false);
         };
-        let Resolved::Tree { mount, tree, rel } = self.router.resolve(vpath) else {
-            return (None, false);
-        };
-        let ctx = reader.context(&mount, &rel, tree, meta);
+        let ctx = reader.context(mount, rel, tree, meta);
         let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
         let keep = seen.insert(ino, ctx.obj) == Some(ctx.obj);
         (Some(Arc::new(ctx)), keep)
