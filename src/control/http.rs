@@ -19,26 +19,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves `listener` until `shutdown` completes.
 pub async fn run(listener: TcpListener, state: Arc<ControlState>, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = serve(stream, state).await {
-                            tracing::debug!(error = %e, "metrics connection ended");
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
+    let listener = &listener;
+    let accept = move || async move { listener.accept().await.map(|(stream, _)| stream) };
+    super::accept::serve_until("metrics", accept, |stream| serve(stream, state.clone()), shutdown).await;
 }
 
 async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {

@@ -11,6 +11,7 @@
 //! - [`paths`]: where sockets live; [`redact`]: hiding secrets;
 //! - [`prometheus`] and [`http`]: the optional metrics endpoint.
 
+mod accept;
 pub mod client;
 pub mod http;
 pub mod paths;

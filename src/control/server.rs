@@ -14,36 +14,21 @@ use serde_json::Value;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
-/// Pause after a failed accept (e.g. EMFILE) so the loop does not spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
 /// Serves `listener` until `shutdown` completes.
 pub async fn run(listener: UnixListener, state: Arc<ControlState>, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = serve(stream, state).await {
-                            tracing::debug!(error = %e, "control connection ended");
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "control socket accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-            },
-        }
-    }
+    let listener = &listener;
+    let accept = move || async move { listener.accept().await.map(|(stream, _)| stream) };
+    super::accept::serve_until(
+        "control socket",
+        accept,
+        |stream| serve(stream, state.clone()),
+        shutdown,
+    )
+    .await;
 }
 
 /// Mode of the socket file: the owner only (root passes anyway).
