@@ -170,6 +170,36 @@ fn shell_append_adds_to_the_end_when_redirected_with_double_angle() {
     }
 }
 
+/// close() does not wait for FUSE's release, so the next open races the
+/// previous handle's last release. Each round opens two appenders at once
+/// right after the previous round closed; every byte must be kept.
+#[test]
+fn every_append_is_kept_when_files_are_reopened_right_after_close() {
+    let m = Mounted::new();
+    const ROUNDS: usize = 150;
+    for mount in MOUNTS {
+        let f = m.path(&format!("{mount}/race.log"));
+        std::fs::write(&f, b"start\n").unwrap();
+        let mut want = b"start\n".to_vec();
+        for i in 0..ROUNDS {
+            let mut a = std::fs::OpenOptions::new().append(true).open(&f).unwrap();
+            let mut b = std::fs::OpenOptions::new().append(true).open(&f).unwrap();
+            let (la, lb) = (format!("a{i}\n"), format!("b{i}\n"));
+            a.write_all(la.as_bytes()).unwrap();
+            b.write_all(lb.as_bytes()).unwrap();
+            drop((a, b));
+            want.extend_from_slice(la.as_bytes());
+            want.extend_from_slice(lb.as_bytes());
+        }
+        let got = std::fs::read(&f).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "{mount}"
+        );
+    }
+}
+
 #[test]
 fn file_shrinks_grows_and_empties_when_truncated() {
     let m = Mounted::new();

@@ -127,7 +127,32 @@ impl Handles {
             .clone()
     }
 
-    /// Drops the state of `ino` if it is still `state`.
+    /// The state of `ino` (created empty if needed), locked, and still the
+    /// one in the table once the lock is held. A release that drops the
+    /// state takes it out of the table under its lock, so a caller that
+    /// raced with it retries with a fresh state instead of writing into an
+    /// orphan (two handles on two staged copies: the later upload would
+    /// wipe the earlier one's data).
+    pub async fn lock_current(&self, ino: u64) -> (SharedState, tokio::sync::OwnedMutexGuard<FileState>) {
+        loop {
+            let state = self.state_or_new(ino);
+            let guard = state.clone().lock_owned().await;
+            if self.is_current(ino, &state) {
+                return (state, guard);
+            }
+        }
+    }
+
+    fn is_current(&self, ino: u64, state: &SharedState) -> bool {
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ino)
+            .is_some_and(|s| Arc::ptr_eq(s, state))
+    }
+
+    /// Drops the state of `ino` if it is still `state`. Callers hold the
+    /// state's lock (see [`Handles::lock_current`]).
     pub fn drop_state(&self, ino: u64, state: &SharedState) {
         let mut m = self.states.lock().unwrap_or_else(|e| e.into_inner());
         if m.get(&ino).is_some_and(|s| Arc::ptr_eq(s, state)) {

@@ -380,14 +380,23 @@ impl Fs {
     /// `open`: `write` asks for a writable handle, `truncate` for O_TRUNC.
     pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> Res<Opened> {
         let vpath = self.vpath(ino)?;
-        let (meta, _) = self.meta(&vpath).await?;
-        if meta.is_dir {
-            return Err(VfsError::IsDir.into());
-        }
         let place = if write { Some(self.place(&vpath)?) } else { None };
-        let state = self.handles.state_or_new(ino);
-        let unmodified = {
-            let mut st = state.lock().await;
+        let (state, unmodified, meta) = {
+            let (state, mut st) = self.handles.lock_current(ino).await;
+            // Stat under the lock, so the upload of a release that ran just
+            // before is seen (its new size and version), not the object before it.
+            let meta = match self.meta(&vpath).await {
+                Ok((meta, _)) if !meta.is_dir => meta,
+                res => {
+                    if st.opens == 0 && st.staged.is_none() {
+                        self.handles.drop_state(ino, &state);
+                    }
+                    return Err(match res {
+                        Ok(_) => VfsError::IsDir.into(),
+                        Err(e) => e,
+                    });
+                }
+            };
             if let (Some(place), true) = (&place, truncate) {
                 if let Some(old) = st.staged.take() {
                     old.discard();
@@ -397,7 +406,8 @@ impl Fs {
                 st.mtime = Some(SystemTime::now());
             }
             st.opens += 1;
-            st.staged.is_none()
+            let unmodified = st.staged.is_none();
+            (state, unmodified, meta)
         };
         let (reader, keep_cache, local) = match self.router.resolve(&vpath) {
             Resolved::Tree { mount, tree, rel } => {

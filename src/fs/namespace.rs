@@ -34,9 +34,8 @@ impl Fs {
                 ..Default::default()
             };
         });
-        let state = self.handles.state_or_new(ino);
-        {
-            let mut st = state.lock().await;
+        let state = {
+            let (state, mut st) = self.handles.lock_current(ino).await;
             if let Some(old) = st.staged.take() {
                 old.discard();
             }
@@ -45,7 +44,8 @@ impl Fs {
             st.unlinked = false;
             st.mtime = created;
             st.opens += 1;
-        }
+            state
+        };
         let fh = self.handles.insert(Handle::File {
             ino,
             writable: true,

@@ -6,8 +6,7 @@ use super::*;
 
 impl Fs {
     pub(super) async fn truncate(&self, ino: u64, place: &Place, size: u64) -> Res<()> {
-        let state = self.handles.state_or_new(ino);
-        let mut st = state.lock().await;
+        let (state, mut st) = self.handles.lock_current(ino).await;
         if size == 0 {
             if let Some(old) = st.staged.take() {
                 old.discard();
@@ -28,7 +27,6 @@ impl Fs {
             if let Some(s) = st.staged.take() {
                 s.discard();
             }
-            drop(st);
             self.handles.drop_state(ino, &state);
         }
         Ok(())
@@ -199,7 +197,7 @@ impl Fs {
             if let Some(s) = st.staged.take() {
                 s.discard();
             }
-            drop(st);
+            // Out of the table while still locked: see `Handles::lock_current`.
             self.handles.drop_state(ino, &state);
         }
         uploaded
