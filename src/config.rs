@@ -49,9 +49,25 @@ pub struct MountEntry {
     /// Answer EROFS to every mutation.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
+    /// How writes reach the backend; unset: `direct` for `fs`, `staged` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes: Option<WriteMode>,
     /// Options handed to the opendal service as they are.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
+}
+
+/// How writes to a mount reach its backend.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteMode {
+    /// Into the backing file itself, as on a local disk: no copy at close,
+    /// and other readers of the directory see writes as they happen. Only
+    /// for the `fs` scheme, where the backing file is already local.
+    Direct,
+    /// Into a staging file under the data home, uploaded at flush/close in
+    /// one piece: the backend never holds a half-written file.
+    Staged,
 }
 
 /// The whole configuration file.
@@ -154,6 +170,7 @@ impl Config {
                     scheme: Some("fs".into()),
                     uri: None,
                     read_only: false,
+                    writes: None,
                     options: BTreeMap::from([("root".into(), local.to_string_lossy().into_owned())]),
                 },
                 MountEntry {
@@ -161,6 +178,7 @@ impl Config {
                     scheme: Some("memory".into()),
                     uri: None,
                     read_only: false,
+                    writes: None,
                     options: BTreeMap::new(),
                 },
             ],
@@ -182,6 +200,11 @@ impl Config {
             let norm = normalize_mount_path(&m.path).map_err(fail)?;
             let (scheme, options) = m.resolved().map_err(fail)?;
             check_scheme(&scheme, &options).map_err(fail)?;
+            if m.writes == Some(WriteMode::Direct) && scheme != "fs" {
+                return Err(fail(format!(
+                    "writes = \"direct\" needs a local directory (scheme \"fs\"), not {scheme:?}"
+                )));
+            }
             for other in &seen {
                 if *other == norm {
                     return Err(fail(format!("duplicate mount path {norm}")));
@@ -237,6 +260,14 @@ impl MountEntry {
             options.insert(k.to_string(), v.to_string());
         }
         Ok((scheme.to_string(), options))
+    }
+
+    /// True when writes go straight into the backing files (see [`WriteMode`]).
+    pub fn direct_writes(&self, scheme: &str) -> bool {
+        match self.writes {
+            Some(mode) => mode == WriteMode::Direct,
+            None => scheme == "fs",
+        }
     }
 
     /// The normalised mount path (valid after [`Config::validate`]).
@@ -296,6 +327,7 @@ mod tests {
             scheme: Some(scheme.into()),
             uri: None,
             read_only: false,
+            writes: None,
             options: BTreeMap::from([("root".to_string(), "/tmp/x".to_string())]),
         }
     }
@@ -371,6 +403,7 @@ mod tests {
             scheme: None,
             uri: Some("s3://bkt/pre/fix?region=eu&endpoint=http://h".into()),
             read_only: false,
+            writes: None,
             options: Default::default(),
         };
         let (s, o) = e.resolved().unwrap();

@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use ipfs_kit_fuse::backend::Backend;
-use ipfs_kit_fuse::config::Config;
+use ipfs_kit_fuse::config::{Config, WriteMode};
 use ipfs_kit_fuse::daemon::{build_fs, MountSpec};
 use ipfs_kit_fuse::fs::staging::StagingDir;
 use ipfs_kit_fuse::fs::{Fs, FsError, FsOptions, Kind, Owner, SetAttr, ROOT_INO};
@@ -117,9 +117,11 @@ async fn written_bytes_read_back_when_still_open_and_after_close() {
 }
 
 #[tokio::test]
-async fn writes_reach_the_fs_backend_only_when_flushed() {
+async fn writes_reach_the_fs_backend_only_when_flushed_when_staged() {
     let t = tempfile::tempdir().unwrap();
-    let fs = default_core(t.path());
+    let mut config = Config::builtin(t.path());
+    config.mounts[0].writes = Some(WriteMode::Staged);
+    let fs = core(t.path(), config);
     let local = ino(&fs, "local").await;
     let backing = t.path().join("vfs/local/w");
     let (_, o) = fs.create(local, "w", 0o644, true).await.unwrap();
@@ -130,6 +132,33 @@ async fn writes_reach_the_fs_backend_only_when_flushed() {
     fs.write(o.fh, 3, b"def").await.unwrap();
     fs.release(o.fh).await.unwrap();
     assert_eq!(std::fs::read(&backing).unwrap(), b"abcdef");
+}
+
+#[tokio::test]
+async fn writes_reach_the_fs_backend_at_once_and_skip_staging_by_default() {
+    let t = tempfile::tempdir().unwrap();
+    let fs = default_core(t.path());
+    let local = ino(&fs, "local").await;
+    let backing = t.path().join("vfs/local/w");
+    let (e, o) = fs.create(local, "w", 0o644, true).await.unwrap();
+    assert!(backing.is_file(), "create did not make the backing file");
+    fs.write(o.fh, 0, b"abc").await.unwrap();
+    assert_eq!(std::fs::read(&backing).unwrap(), b"abc");
+    assert!(
+        fs.staging().leftovers().unwrap().is_empty(),
+        "staged a direct write"
+    );
+    // Opening with O_TRUNC empties the backing file; writes at an offset keep the rest.
+    fs.release(o.fh).await.unwrap();
+    let o = fs.open(e.attr.ino, true, true).await.unwrap();
+    assert_eq!(std::fs::read(&backing).unwrap(), b"");
+    fs.write(o.fh, 0, b"0123456789").await.unwrap();
+    fs.write(o.fh, 2, b"xy").await.unwrap();
+    assert_eq!(&fs.read(o.fh, 0, 100).await.unwrap()[..], b"01xy456789");
+    assert_eq!(fs.getattr(e.attr.ino).await.unwrap().size, 10);
+    fs.release(o.fh).await.unwrap();
+    assert_eq!(std::fs::read(&backing).unwrap(), b"01xy456789");
+    assert_eq!(fs.pending().await.files, 0);
 }
 
 #[tokio::test]

@@ -139,6 +139,53 @@ fn staged_write_survives_kill9_and_is_uploaded_before_the_next_ready() {
     );
 }
 
+/// An `fs` mount writes into its backing files directly by default: the
+/// bytes are there before close, and a kill -9 loses nothing and leaves
+/// nothing in staging.
+#[test]
+fn direct_writes_reach_the_backing_file_before_close_and_survive_kill9() {
+    if !can_mount() {
+        return;
+    }
+    let place = Place::new("");
+    let direct = place.dir.path().join("direct");
+    std::fs::create_dir_all(&direct).unwrap();
+    place.write_config(&format!(
+        "[[mount]]\npath = \"/direct\"\nscheme = \"fs\"\n[mount.options]\nroot = \"{}\"\n",
+        direct.display()
+    ));
+    let mut d = place.start(&[]);
+    let data: Vec<u8> = (0..(2 << 20)).map(|i| (i % 251) as u8).collect();
+    let guard = fork_guard();
+    let mut f = std::fs::File::create(d.mnt.join("direct/crash.bin")).expect("create");
+    f.write_all(&data).expect("write");
+    assert_eq!(
+        std::fs::read(direct.join("crash.bin")).unwrap(),
+        data,
+        "not in the backing file before close"
+    );
+    d.kill9();
+    drop(f);
+    drop(guard);
+    drop(d);
+    assert_eq!(std::fs::read(direct.join("crash.bin")).unwrap(), data);
+    let staged = place.home.join("staging");
+    assert!(walk(&staged).is_empty(), "staging used: {:?}", walk(&staged));
+    // A mount that asks for direct writes on a non-local scheme is refused.
+    place.write_config("[[mount]]\npath = \"/m\"\nscheme = \"memory\"\nwrites = \"direct\"\n");
+    let out = place
+        .cmd()
+        .arg("mount")
+        .arg(&place.mnt)
+        .arg("--config")
+        .arg(&place.config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("direct") && err.contains("/m"), "{err}");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {

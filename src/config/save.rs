@@ -86,6 +86,7 @@ mod tests {
             scheme: None,
             uri: Some("fs:///tmp/x".into()),
             read_only: true,
+            writes: None,
             options: BTreeMap::new(),
         };
         save_mounts(&p, std::slice::from_ref(&m)).unwrap();
@@ -105,6 +106,7 @@ mod tests {
             scheme: Some("s3".into()),
             uri: None,
             read_only: false,
+            writes: None,
             options: BTreeMap::from([("secret_access_key".to_string(), "x".to_string())]),
         };
         save_mounts(&p, &[m]).unwrap();

@@ -183,6 +183,7 @@ impl ControlState {
                     scheme: a.scheme,
                     uri: a.uri,
                     read_only: a.read_only,
+                    writes: None,
                     options: a.options,
                 };
                 let (path, saved) = self.table.add(entry, a.save).await.map_err(change_error)?;

@@ -51,7 +51,8 @@ pub fn open_tree(
         scheme: scheme.clone(),
         message: e.message,
     })?;
-    let tree: Arc<dyn Tree> = Arc::new(MountTree::new(backend, entry.read_only));
+    let tree = MountTree::new(backend, entry.read_only).with_direct_writes(entry.direct_writes(&scheme));
+    let tree: Arc<dyn Tree> = Arc::new(tree);
     Ok(Arc::new(MeteredTree::new(tree, metrics.backend(path, &scheme))))
 }
 

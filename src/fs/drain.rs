@@ -47,7 +47,7 @@ impl Fs {
             if !st.dirty || st.unlinked {
                 continue;
             }
-            if let Some(s) = &st.staged {
+            if let Some(s) = st.staged.as_ref().filter(|s| !s.is_in_place()) {
                 out.push(PendingFile {
                     path: self.inodes.path(ino),
                     staged: s.data_path().display().to_string(),

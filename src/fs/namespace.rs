@@ -23,11 +23,21 @@ impl Fs {
             Err(VfsError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
-        place.tree.create_file(&place.rel).await?;
+        // A direct-write mount creates the backing file by opening it.
+        let mut direct = match place.tree.direct_write_path(&place.rel) {
+            Some(path) => Some(staging::Staged::in_place(&path, true)?),
+            None => {
+                place.tree.create_file(&place.rel).await?;
+                None
+            }
+        };
         self.dirs.invalidate_parent(&vpath);
         let ino = self.inodes.lookup(&vpath, false);
         // The backend's own time, so the mtime seen now is the one seen after close.
-        let created = place.tree.stat(&place.rel).await.ok().and_then(|m| m.mtime);
+        let created = match &direct {
+            Some(f) => f.file().metadata().and_then(|m| m.modified()).ok(),
+            None => place.tree.stat(&place.rel).await.ok().and_then(|m| m.mtime),
+        };
         self.inodes.update_overlay(ino, |o| {
             *o = inodes::Overlay {
                 mode: Some(mode & 0o7777),
@@ -39,7 +49,10 @@ impl Fs {
             if let Some(old) = st.staged.take() {
                 old.discard();
             }
-            st.staged = Some(self.new_staged(&place)?);
+            st.staged = Some(match direct.take() {
+                Some(f) => f,
+                None => self.new_staged(&place)?,
+            });
             st.dirty = false;
             st.unlinked = false;
             st.mtime = created;

@@ -10,6 +10,10 @@
 //! lacks (written or truncated). Only marked leftovers are uploaded by crash
 //! recovery; an unmarked one is a clean (possibly half-made) copy and is
 //! dropped, so a crash while copying an object in never truncates it.
+//! A mount with direct writes (a local directory, see `config::WriteMode`)
+//! uses an in-place [`Staged`] instead: the backing file itself, opened
+//! read-write, with no sidecar and no marker; it has nothing to upload and
+//! nothing to remove.
 //! All calls here block; the core runs them with `spawn_blocking`.
 
 use serde::{Deserialize, Serialize};
@@ -43,6 +47,8 @@ pub struct Staged {
     meta: PathBuf,
     /// True once the `<id>.dirty` marker exists.
     marked: AtomicBool,
+    /// The backing file itself (direct writes), not a copy under staging.
+    in_place: bool,
 }
 
 impl StagingDir {
@@ -72,6 +78,7 @@ impl StagingDir {
             data,
             meta,
             marked: AtomicBool::new(false),
+            in_place: false,
         };
         s.set_target(target)?;
         Ok(s)
@@ -115,8 +122,35 @@ impl StagingDir {
 }
 
 impl Staged {
+    /// The backing file `path` of a direct-write mount, opened read-write
+    /// (created if missing; emptied when `truncate`).
+    pub fn in_place(path: &Path, truncate: bool) -> io::Result<Staged> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(truncate)
+            .open(path)?;
+        Ok(Staged {
+            file: Arc::new(file),
+            data: path.to_path_buf(),
+            meta: PathBuf::new(),
+            // Never marked on disk: a crash leaves nothing to recover.
+            marked: AtomicBool::new(true),
+            in_place: true,
+        })
+    }
+
+    /// True for the backing file itself: its writes are on the backend already.
+    pub fn is_in_place(&self) -> bool {
+        self.in_place
+    }
+
     /// Records (or re-records after a rename) where this file must go.
     pub fn set_target(&self, target: &Target) -> io::Result<()> {
+        if self.in_place {
+            return Ok(());
+        }
         let tmp = self.meta.with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::to_vec(target).map_err(io::Error::other)?)?;
         std::fs::rename(&tmp, &self.meta)
@@ -152,8 +186,12 @@ impl Staged {
         Ok(self.len()? == 0)
     }
 
-    /// Removes the data file and its sidecar (after a successful upload).
+    /// Removes the data file and its sidecar (after a successful upload);
+    /// only closes an in-place file.
     pub fn discard(self) {
+        if self.in_place {
+            return;
+        }
         let _ = std::fs::remove_file(&self.meta);
         let _ = std::fs::remove_file(self.data.with_extension("dirty"));
         let _ = std::fs::remove_file(&self.data);

@@ -32,7 +32,12 @@ impl Fs {
         Ok(())
     }
 
+    /// An empty staged copy for `place` (on a direct-write mount: the
+    /// backing file itself, emptied).
     pub(super) fn new_staged(&self, place: &Place) -> Res<staging::Staged> {
+        if let Some(path) = place.tree.direct_write_path(&place.rel) {
+            return Ok(staging::Staged::in_place(&path, true)?);
+        }
         let target = Target {
             mount: place.mount.clone(),
             path: place.rel.clone(),
@@ -43,6 +48,10 @@ impl Fs {
     /// Copies the object into staging unless it is there already.
     pub(super) async fn materialize(&self, st: &mut FileState, place: &Place) -> Res<()> {
         if st.staged.is_some() {
+            return Ok(());
+        }
+        if let Some(path) = place.tree.direct_write_path(&place.rel) {
+            st.staged = Some(staging::Staged::in_place(&path, false)?);
             return Ok(());
         }
         let staged = self.new_staged(place)?;
@@ -82,6 +91,12 @@ impl Fs {
         }
         let staged = st.staged.as_ref().expect("dirty implies staged");
         let vpath = self.inodes.path(ino).ok_or(FsError::StaleInode(ino))?;
+        if staged.is_in_place() {
+            // Written into the backing file already; listings may hold the old size.
+            st.dirty = false;
+            self.dirs.invalidate_parent(&vpath);
+            return Ok(());
+        }
         let place = self.place(&vpath)?;
         match place.tree.upload(&place.rel, staged.data_path()).await {
             Ok(_) => {

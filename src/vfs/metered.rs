@@ -37,6 +37,9 @@ impl Tree for MeteredTree {
     fn local_path(&self, path: &str) -> Option<std::path::PathBuf> {
         self.inner.local_path(path)
     }
+    fn direct_write_path(&self, path: &str) -> Option<std::path::PathBuf> {
+        self.inner.direct_write_path(path)
+    }
     async fn sync(&self, path: &str) -> Result<(), VfsError> {
         self.inner.sync(path).await
     }

@@ -60,6 +60,11 @@ pub trait Tree: Send + Sync + 'static {
     fn local_path(&self, _path: &str) -> Option<std::path::PathBuf> {
         None
     }
+    /// The local file that writes to `path` go into directly, for trees
+    /// whose writes skip staging (a local directory with direct writes).
+    fn direct_write_path(&self, _path: &str) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Makes an uploaded file durable (fsync); a no-op where uploads are.
     async fn sync(&self, _path: &str) -> Result<(), VfsError> {
         Ok(())

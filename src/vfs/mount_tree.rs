@@ -11,11 +11,23 @@ use std::path::Path;
 pub struct MountTree {
     backend: Backend,
     read_only: bool,
+    direct_writes: bool,
 }
 
 impl MountTree {
     pub fn new(backend: Backend, read_only: bool) -> Self {
-        Self { backend, read_only }
+        Self {
+            backend,
+            read_only,
+            direct_writes: false,
+        }
+    }
+
+    /// Writes go into the backing files themselves (only takes effect on a
+    /// local backend; see `config::WriteMode`).
+    pub fn with_direct_writes(mut self, on: bool) -> Self {
+        self.direct_writes = on;
+        self
     }
 
     fn writable(&self) -> Result<&Backend, VfsError> {
@@ -53,6 +65,14 @@ impl Tree for MountTree {
 
     fn local_path(&self, path: &str) -> Option<std::path::PathBuf> {
         self.backend.local_path(path)
+    }
+
+    fn direct_write_path(&self, path: &str) -> Option<std::path::PathBuf> {
+        if self.direct_writes && !self.read_only {
+            self.backend.local_path(path)
+        } else {
+            None
+        }
     }
 
     fn cache_blocks(&self) -> bool {

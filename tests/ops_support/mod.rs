@@ -96,12 +96,13 @@ impl Place {
         p
     }
 
-    /// Rewrites the config: `/local` on `backend/`, then `extra`. Entries stay
+    /// Rewrites the config: `/local` on `backend/` with staged writes (the
+    /// staging and drain guarantees are what these tests are about), then `extra`. Entries stay
     /// in the kernel's cache for 5 s, so a mount-table change is only seen at
     /// once if the daemon invalidates them.
     pub fn write_config(&self, extra: &str) {
         let text = format!(
-            "[vfs]\nattr_ttl_secs = 5.0\ndrain_timeout_secs = 60\n\n[[mount]]\npath = \"/local\"\nscheme = \"fs\"\n[mount.options]\nroot = \"{}\"\n\n{extra}",
+            "[vfs]\nattr_ttl_secs = 5.0\ndrain_timeout_secs = 60\n\n[[mount]]\npath = \"/local\"\nscheme = \"fs\"\nwrites = \"staged\"\n[mount.options]\nroot = \"{}\"\n\n{extra}",
             self.backend.display()
         );
         std::fs::write(&self.config, text).expect("write config");
