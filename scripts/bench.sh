@@ -6,6 +6,7 @@
 #
 #   bash scripts/bench.sh                 # full: 1 GiB files, 10,000 small files, 3 runs
 #   SIZE_MB=64 NFILES=500 RUNS=1 bash scripts/bench.sh   # a quick smoke run
+#   ONLY=small bash scripts/bench.sh      # one section: local, small or s3
 #
 # S3 figures need Garage (built once by scripts/garage.sh, ~30 min on 2 cores);
 # without it the S3 rows are skipped and say so.
@@ -15,6 +16,9 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 RUNS="${RUNS:-3}"
 SIZE_MB="${SIZE_MB:-1024}"
 NFILES="${NFILES:-10000}"
+# Sections to run (comma list of local, small, s3) and peers to include.
+ONLY="${ONLY:-local,small,s3}"
+section() { [[ ",$ONLY," == *",$1,"* ]]; }
 WORK="${BENCH_DIR:-/var/tmp/ikf-bench}"
 GARAGE="${GARAGE_BIN:-$HOME/.cache/ipfs-kit-fuse/garage/bin/garage}"
 BIN="$ROOT/target/release/ipfs-kit-fuse"
@@ -101,13 +105,18 @@ seq_write() { # scenario tool
   record "$scen" "$tool" "$(printf '%s\n' "${times[@]}" | median)" "$SIZE_MB" "$rss"
 }
 
+# Each run creates into a new directory and nothing is deleted until every
+# tool has run: ext4 makes file creation slow for a while after many
+# deletions (it skips recently freed inodes), which would charge one tool
+# for the clean-up of the tool before it.
 small_files() { # tool: create NFILES x 4 KiB, ls -lR, read all
-  local tool="$1" dir c l r
+  local tool="$1" dir c l r run=0
   local tc=() tl=() tr=()
   for _ in $(seq "$RUNS"); do
-    dir=$(mount_tool "$tool"); rm -rf "$dir/small"; mkdir "$dir/small"
+    run=$((run + 1)); local sub="small-$tool-$run"
+    dir=$(mount_tool "$tool"); mkdir "$dir/$sub"
     local t0 t1
-    t0=$(now); python3 - "$dir/small" "$NFILES" <<'PY'
+    t0=$(now); python3 - "$dir/$sub" "$NFILES" <<'PY'
 import os, sys
 d, n = sys.argv[1], int(sys.argv[2]); blob = os.urandom(4096)
 for i in range(n):
@@ -115,9 +124,9 @@ for i in range(n):
 PY
     t1=$(now); tc+=("$(echo "$t1 - $t0" | bc -l)")
     unmount_all; dir=$(mount_tool "$tool")
-    t0=$(now); ls -lR "$dir/small" > /dev/null; t1=$(now); tl+=("$(echo "$t1 - $t0" | bc -l)")
-    t0=$(now); find "$dir/small" -type f -print0 | xargs -0 cat > /dev/null; t1=$(now); tr+=("$(echo "$t1 - $t0" | bc -l)")
-    rm -rf "$dir/small"; if [ "$tool" != raw ]; then unmount_all; fi
+    t0=$(now); ls -lR "$dir/$sub" > /dev/null; t1=$(now); tl+=("$(echo "$t1 - $t0" | bc -l)")
+    t0=$(now); find "$dir/$sub" -type f -print0 | xargs -0 cat > /dev/null; t1=$(now); tr+=("$(echo "$t1 - $t0" | bc -l)")
+    if [ "$tool" != raw ]; then unmount_all; fi
   done
   record "small-create" "$tool" "$(printf '%s\n' "${tc[@]}" | median)" "-" "-"
   record "small-ls-lR" "$tool" "$(printf '%s\n' "${tl[@]}" | median)" "-" "-"
@@ -156,20 +165,23 @@ trap 'unmount_all; stop_garage' EXIT
 S3CURL=(--aws-sigv4 aws:amz:us-east-1:s3 --user "$KEY_ID:$KEY_SECRET" -H x-amz-content-sha256:UNSIGNED-PAYLOAD -s -o /dev/null)
 
 echo "preparing ${SIZE_MB} MiB of random data in $WORK ..." >&2
-head -c "$((SIZE_MB << 20))" /dev/urandom > "$WORK/src/big.bin"
-cp "$WORK/src/big.bin" "$WORK/big.local"
+if section local || section s3; then head -c "$((SIZE_MB << 20))" /dev/urandom > "$WORK/src/big.bin"; fi
+if section s3; then cp "$WORK/src/big.bin" "$WORK/big.local"; fi
 
-for tool in raw ours-local bindfs rclone-off-local rclone-full-local; do
+section local && for tool in raw ours-local bindfs rclone-off-local rclone-full-local; do
   echo "local sequential read: $tool" >&2
   seq_read "local-read-cold" "$tool" big.bin cold
   seq_read "local-read-hot" "$tool" big.bin hot
 done
-for tool in raw ours-local bindfs rclone-off-local; do
-  echo "small files: $tool" >&2
-  small_files "$tool"
-done
+if section small; then
+  for tool in raw ours-local bindfs rclone-off-local; do
+    echo "small files: $tool" >&2
+    small_files "$tool"
+  done
+  rm -rf "$WORK"/src/small-*
+fi
 
-if start_garage; then
+if section s3 && start_garage; then
   echo "S3 (Garage) ..." >&2
   times=(); for _ in $(seq "$RUNS"); do t0=$(now); curl "${S3CURL[@]}" -T "$WORK/big.local" "http://127.0.0.1:$S3PORT/bench/big.bin"; t1=$(now); times+=("$(echo "$t1 - $t0" | bc -l)"); done
   record "s3-write" "raw-curl" "$(printf '%s\n' "${times[@]}" | median)" "$SIZE_MB" "-"

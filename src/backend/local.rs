@@ -5,8 +5,14 @@
 //! filesystem: close hands data to the kernel, `fsync` makes it durable, and
 //! directories rename with one `rename(2)`. Paths are relative names that the
 //! core has validated (no `..`, no empty components).
+//!
+//! `stat` runs its one `stat(2)` on the calling thread: the core's file
+//! operations run on FUSE worker threads (see `fuse/`), and handing a
+//! microsecond syscall to a blocking pool costs more than the call (it was
+//! most of a lookup). The timeout layer does not cover it, as no timeout
+//! covers a local filesystem's own calls.
 
-use super::{BackendError, BackendErrorKind};
+use super::{BackendError, BackendErrorKind, Meta};
 use std::path::{Path, PathBuf};
 
 /// A local directory used as a backend.
@@ -36,6 +42,17 @@ impl LocalRoot {
             return Err(io_error(path, e));
         }
         Ok(copied)
+    }
+
+    /// Metadata of `path` (following symlinks, as opendal's fs service does).
+    pub fn stat(&self, path: &str) -> Result<Meta, BackendError> {
+        let m = std::fs::metadata(self.0.join(path)).map_err(|e| io_error(path, e))?;
+        Ok(Meta {
+            is_dir: m.is_dir(),
+            size: if m.is_dir() { 0 } else { m.len() },
+            mtime: m.modified().ok(),
+            version: None,
+        })
     }
 
     /// Creates (or truncates) an empty file.

@@ -126,10 +126,12 @@ impl Backend {
         if path.is_empty() {
             return Ok(Meta::dir());
         }
+        if let Some(root) = &self.fs_root {
+            return root.stat(path);
+        }
         match self.op.stat(path).await {
             Ok(m) => return Ok(to_meta(&m)),
-            // A local directory has one namespace: a miss is a miss.
-            Err(e) if e.kind() == ErrorKind::NotFound && self.fs_root.is_none() => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
         // Object stores keep directories as `dir/` markers or prefixes.

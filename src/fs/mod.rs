@@ -475,10 +475,8 @@ impl Fs {
         };
         let staged = state.lock().await.staged.as_ref().map(|s| s.file());
         if let Some(file) = staged {
-            let data = tokio::task::spawn_blocking(move || staging::read_at(&file, offset, size as usize))
-                .await
-                .map_err(std::io::Error::other)??;
-            return Ok(Bytes::from(data));
+            // On the calling FUSE thread, as `write` does.
+            return Ok(Bytes::from(staging::read_at(&file, offset, size as usize)?));
         }
         if let (Some(reader), Some(ctx)) = (&self.reader, &ctx) {
             if !self.inodes.exists(ino) {

@@ -140,10 +140,9 @@ impl Fs {
         let state = self.writable_state(fh)?;
         let mut st = state.lock().await;
         let file = self.staged_file(fh, &mut st).await?;
-        let buf = data.to_vec();
-        tokio::task::spawn_blocking(move || staging::write_at(&file, offset, &buf))
-            .await
-            .map_err(std::io::Error::other)??;
+        // On the calling FUSE thread: a write of at most `max_write` into a
+        // local file's page cache is cheaper than a hand-off to the blocking pool.
+        staging::write_at(&file, offset, data)?;
         st.set_dirty()?;
         st.mtime = Some(SystemTime::now());
         Ok(data.len() as u32)
