@@ -56,6 +56,8 @@ pub struct BackendBytes {
     pub read: AtomicU64,
     /// Bytes uploaded to the backend.
     pub written: AtomicU64,
+    /// Of `written`, bytes sent by streamed uploads (while the file was written).
+    pub streamed: AtomicU64,
 }
 
 /// All metrics of one mount. Share it as `Arc<Metrics>`.
@@ -117,6 +119,9 @@ pub struct BackendSnapshot {
     pub scheme: String,
     pub bytes_read: u64,
     pub bytes_written: u64,
+    /// Of `bytes_written`, bytes uploaded while their file was being written.
+    #[serde(default)]
+    pub bytes_streamed: u64,
 }
 
 impl Metrics {
@@ -184,6 +189,7 @@ impl Metrics {
                 scheme: scheme.clone(),
                 bytes_read: b.read.load(Ordering::Relaxed),
                 bytes_written: b.written.load(Ordering::Relaxed),
+                bytes_streamed: b.streamed.load(Ordering::Relaxed),
             })
             .collect()
     }

@@ -132,6 +132,58 @@ fn large_file_round_trips_with_equal_sha256_when_on_s3() {
     assert_eq!(std::fs::metadata(m.path("s3/f.bin")).unwrap().len(), 200 << 20);
 }
 
+/// Bytes the `/s3` mount has uploaded while files were being written.
+fn streamed(m: &Mount) -> u64 {
+    let stats = m.stats();
+    let backends = stats["backends"].as_array().expect("backends in stats");
+    let s3 = backends
+        .iter()
+        .find(|b| b["mount"] == "/s3")
+        .expect("/s3 in stats");
+    s3["bytes_streamed"].as_u64().expect("bytes_streamed")
+}
+
+/// A file written from start to end goes up while it is written (counted as
+/// streamed); one written out of order goes up whole from staging at close.
+/// Both read back byte for byte from the server.
+#[test]
+fn sequential_writes_stream_and_out_of_order_writes_upload_whole_on_s3() {
+    use std::io::{Seek, SeekFrom, Write};
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("stream");
+    let m = Mount::new(&s3.mount_toml("/s3", "stream"), "attr_timeout=1");
+    let src = tempfile::tempdir().unwrap();
+    let file = src.path().join("seq.bin");
+    random_file(&file, 40 << 20);
+    std::fs::copy(&file, m.path("s3/seq.bin")).unwrap();
+    assert_eq!(streamed(&m), 40 << 20, "a sequential copy was not streamed");
+    assert_eq!(
+        support::sha256_file(&m.path("s3/seq.bin")),
+        support::sha256_file(&file)
+    );
+
+    // Out of order: 20 MiB, then back to overwrite 1 MiB at 5 MiB, then on.
+    let mut model = vec![0u8; 30 << 20];
+    rand::rng().fill_bytes(&mut model);
+    let mut f = std::fs::File::create(m.path("s3/mixed.bin")).unwrap();
+    f.write_all(&model[..20 << 20]).unwrap();
+    model[5 << 20..6 << 20].fill(7);
+    f.seek(SeekFrom::Start(5 << 20)).unwrap();
+    f.write_all(&model[5 << 20..6 << 20]).unwrap();
+    f.seek(SeekFrom::Start(20 << 20)).unwrap();
+    f.write_all(&model[20 << 20..]).unwrap();
+    drop(f);
+    assert_eq!(streamed(&m), 40 << 20, "an out-of-order file was streamed");
+    assert_eq!(std::fs::read(m.path("s3/mixed.bin")).unwrap(), model);
+
+    // O_TRUNC over an existing object streams again; an empty rewrite empties it.
+    std::fs::write(m.path("s3/seq.bin"), b"short").unwrap();
+    assert_eq!(streamed(&m), (40 << 20) + 5);
+    assert_eq!(std::fs::read(m.path("s3/seq.bin")).unwrap(), b"short");
+    std::fs::write(m.path("s3/seq.bin"), b"").unwrap();
+    assert_eq!(std::fs::metadata(m.path("s3/seq.bin")).unwrap().len(), 0);
+}
+
 #[test]
 fn ordinary_tools_behave_as_on_a_local_disk_when_on_s3() {
     let Some(s3) = S3Server::start() else { return };

@@ -10,6 +10,7 @@
 
 mod error;
 mod local;
+mod stream;
 
 pub use error::{BackendError, BackendErrorKind};
 
@@ -20,6 +21,7 @@ use opendal::{EntryMode, ErrorKind, Operator};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
+pub use stream::StreamUpload;
 use tokio::io::AsyncReadExt;
 
 /// What a backend knows about a name.

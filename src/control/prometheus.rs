@@ -113,6 +113,7 @@ mod tests {
                 scheme: "memory".into(),
                 bytes_read: 3,
                 bytes_written: 4,
+                bytes_streamed: 0,
             }],
             ops: vec![OpSnapshot {
                 op: "read".into(),

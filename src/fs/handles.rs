@@ -29,6 +29,17 @@ pub struct FileState {
     pub unlinked: bool,
     pub opens: u32,
     pub mtime: Option<SystemTime>,
+    /// An upload fed while the file is written from its start, if any.
+    pub stream: Option<Streaming>,
+}
+
+/// A streamed upload of a file written from offset 0 on (see
+/// `vfs::UploadStream`); the staged copy stays the source of truth.
+#[derive(Debug)]
+pub struct Streaming {
+    pub upload: Box<dyn crate::vfs::UploadStream>,
+    /// The offset the next streamed byte must come from.
+    pub next: u64,
 }
 
 impl FileState {
@@ -122,6 +133,7 @@ impl Handles {
                     unlinked: false,
                     opens: 0,
                     mtime: None,
+                    stream: None,
                 }))
             })
             .clone()

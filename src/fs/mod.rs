@@ -404,6 +404,7 @@ impl Fs {
                 st.staged = Some(self.new_staged(place)?);
                 st.set_dirty()?;
                 st.mtime = Some(SystemTime::now());
+                self.start_stream(&mut st, place).await;
             }
             st.opens += 1;
             let unmodified = st.staged.is_none();

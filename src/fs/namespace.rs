@@ -53,6 +53,7 @@ impl Fs {
                 Some(f) => f,
                 None => self.new_staged(&place)?,
             });
+            self.start_stream(&mut st, &place).await;
             st.dirty = false;
             st.unlinked = false;
             st.mtime = created;

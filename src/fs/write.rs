@@ -7,6 +7,7 @@ use super::*;
 impl Fs {
     pub(super) async fn truncate(&self, ino: u64, place: &Place, size: u64) -> Res<()> {
         let (state, mut st) = self.handles.lock_current(ino).await;
+        stop_stream(&mut st).await;
         if size == 0 {
             if let Some(old) = st.staged.take() {
                 old.discard();
@@ -87,6 +88,7 @@ impl Fs {
     /// Uploads the staged copy of `ino` if it is dirty (the state is locked by the caller).
     pub(super) async fn upload_locked(&self, ino: u64, st: &mut FileState) -> Res<()> {
         if !st.dirty || st.unlinked {
+            stop_stream(st).await;
             return Ok(());
         }
         let staged = st.staged.as_ref().expect("dirty implies staged");
@@ -96,6 +98,22 @@ impl Fs {
             st.dirty = false;
             self.dirs.invalidate_parent(&vpath);
             return Ok(());
+        }
+        if let Some(s) = st.stream.take() {
+            if staged.len()? == s.next {
+                match s.upload.finish().await {
+                    Ok(_) => {
+                        st.dirty = false;
+                        self.dirs.invalidate_parent(&vpath);
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %vpath, error = %e, "streamed upload failed; uploading the staged copy")
+                    }
+                }
+            } else {
+                s.upload.abort().await;
+            }
         }
         let place = self.place(&vpath)?;
         match place.tree.upload(&place.rel, staged.data_path()).await {
@@ -145,7 +163,40 @@ impl Fs {
         staging::write_at(&file, offset, data)?;
         st.set_dirty()?;
         st.mtime = Some(SystemTime::now());
+        self.feed_stream(&mut st, offset, data).await;
         Ok(data.len() as u32)
+    }
+
+    /// Passes a write on to the file's streamed upload while the file is
+    /// written in order; any other write ends the stream (the staged copy
+    /// then goes up whole at close).
+    async fn feed_stream(&self, st: &mut FileState, offset: u64, data: &[u8]) {
+        let Some(s) = st.stream.as_mut() else {
+            return;
+        };
+        if s.next == offset {
+            match s.upload.write(Bytes::copy_from_slice(data)).await {
+                Ok(()) => {
+                    s.next += data.len() as u64;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "streamed upload failed; the file goes up whole at close")
+                }
+            }
+        }
+        stop_stream(st).await;
+    }
+
+    /// Starts a streamed upload for a file that starts empty now (created or
+    /// opened with O_TRUNC), where the tree has them.
+    pub(super) async fn start_stream(&self, st: &mut FileState, place: &Place) {
+        stop_stream(st).await;
+        st.stream = place
+            .tree
+            .start_stream(&place.rel)
+            .await
+            .map(|upload| handles::Streaming { upload, next: 0 });
     }
 
     /// `fallocate` with mode 0 or `FALLOC_FL_KEEP_SIZE`: backends have no
@@ -174,6 +225,7 @@ impl Fs {
         .await
         .map_err(std::io::Error::other)??;
         if grew {
+            stop_stream(&mut st).await;
             st.dirty = true;
             st.mtime = Some(SystemTime::now());
         }
@@ -227,5 +279,12 @@ impl Fs {
             }
         }
         errors
+    }
+}
+
+/// Ends the file's streamed upload, if any, discarding what it sent.
+async fn stop_stream(st: &mut FileState) {
+    if let Some(s) = st.stream.take() {
+        s.upload.abort().await;
     }
 }

@@ -147,6 +147,10 @@ impl Filesystem for Adapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(MAX_IO);
         let _ = config.set_max_readahead(MAX_IO);
+        // O_TRUNC arrives with the open instead of as a separate truncate
+        // first: one round trip less, and the open knows the file starts
+        // empty (a streamed upload can begin at once).
+        let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
         if self.want_passthrough && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok() {
             // Depth 1: our backing files sit on ordinary filesystems.
             let _ = config.set_max_stack_depth(1);

@@ -3,7 +3,7 @@
 //! unchanged (every method of the trait, defaults included, so the wrapped
 //! tree's own behaviour is kept); only successful transfers are counted.
 
-use super::{Meta, Tree, VfsError};
+use super::{Meta, Tree, UploadStream, VfsError};
 use crate::metrics::BackendBytes;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -70,6 +70,13 @@ impl Tree for MeteredTree {
         self.bytes.written.fetch_add(n, Ordering::Relaxed);
         Ok(n)
     }
+    async fn start_stream(&self, path: &str) -> Option<Box<dyn UploadStream>> {
+        let inner = self.inner.start_stream(path).await?;
+        Some(Box::new(MeteredStream {
+            inner,
+            bytes: self.bytes.clone(),
+        }))
+    }
     async fn create_file(&self, path: &str) -> Result<(), VfsError> {
         self.inner.create_file(path).await
     }
@@ -84,5 +91,28 @@ impl Tree for MeteredTree {
     }
     async fn rename(&self, from: &str, to: &str, is_dir: bool) -> Result<(), VfsError> {
         self.inner.rename(from, to, is_dir).await
+    }
+}
+
+/// Counts the bytes of a completed streamed upload (as uploaded and as streamed).
+#[derive(Debug)]
+struct MeteredStream {
+    inner: Box<dyn UploadStream>,
+    bytes: Arc<BackendBytes>,
+}
+
+#[async_trait]
+impl UploadStream for MeteredStream {
+    async fn write(&mut self, data: Bytes) -> Result<(), VfsError> {
+        self.inner.write(data).await
+    }
+    async fn finish(self: Box<Self>) -> Result<u64, VfsError> {
+        let n = self.inner.finish().await?;
+        self.bytes.written.fetch_add(n, Ordering::Relaxed);
+        self.bytes.streamed.fetch_add(n, Ordering::Relaxed);
+        Ok(n)
+    }
+    async fn abort(self: Box<Self>) {
+        self.inner.abort().await
     }
 }

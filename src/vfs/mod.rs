@@ -8,12 +8,14 @@ mod error;
 mod metered;
 mod mount_tree;
 mod router;
+mod stream;
 
 pub use crate::backend::Meta;
 pub use error::VfsError;
 pub use metered::MeteredTree;
 pub use mount_tree::MountTree;
 pub use router::{Resolved, Router};
+pub use stream::UploadStream;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -63,6 +65,11 @@ pub trait Tree: Send + Sync + 'static {
     /// The local file that writes to `path` go into directly, for trees
     /// whose writes skip staging (a local directory with direct writes).
     fn direct_write_path(&self, _path: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+    /// Starts an upload of `path` fed as the file is written, where the tree
+    /// gains from one (see [`UploadStream`]); `None`: upload whole at close.
+    async fn start_stream(&self, _path: &str) -> Option<Box<dyn UploadStream>> {
         None
     }
     /// Makes an uploaded file durable (fsync); a no-op where uploads are.

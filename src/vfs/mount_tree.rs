@@ -114,6 +114,17 @@ impl Tree for MountTree {
             .map_err(not_found_to_vfs)
     }
 
+    async fn start_stream(&self, path: &str) -> Option<Box<dyn super::UploadStream>> {
+        let backend = self.writable().ok().filter(|b| b.streams())?;
+        match backend.start_stream(path).await {
+            Ok(s) => Some(Box::new(s)),
+            Err(e) => {
+                tracing::debug!(path, error = %e, "no streamed upload; uploading at close");
+                None
+            }
+        }
+    }
+
     async fn sync(&self, path: &str) -> Result<(), VfsError> {
         self.writable()?.sync(path).await.map_err(not_found_to_vfs)
     }
