@@ -1,8 +1,10 @@
 //! Writing the mount table back to the config file (`save: true` on a
 //! mount-table change).
 //!
-//! Invariants: only the `[[mount]]` array is replaced; every other section
-//! of the file is kept as parsed (comments are not); the file is replaced
+//! Invariants: only the `[[mount]]` array changes; everything else in the
+//! file (sections, comments, layout) is kept byte for byte, and so is each
+//! `[[mount]]` table whose entry is unchanged, comments included (the file
+//! is edited with `toml_edit`, not re-serialized); the file is replaced
 //! atomically (temp file in the same directory, fsync, rename), so a crash
 //! leaves the old or the new file, never a torn one; a new file is created
 //! with mode 0600 (options may hold secrets), an existing file keeps its mode
@@ -13,6 +15,7 @@ use super::{ConfigError, MountEntry};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use toml_edit::{ArrayOfTables, DocumentMut, Item, Table};
 
 /// Mode of a config file we create: options may hold secrets.
 const NEW_FILE_MODE: u32 = 0o600;
@@ -29,20 +32,22 @@ pub fn save_mounts(path: &Path, mounts: &[MountEntry]) -> Result<(), ConfigError
     };
     let (mut doc, mode) = match std::fs::read_to_string(path) {
         Ok(text) => {
-            let doc: toml::Table = toml::from_str(&text).map_err(|e| parse(e.message().to_string()))?;
+            let doc: DocumentMut = text
+                .parse()
+                .map_err(|e: toml_edit::TomlError| parse(e.to_string()))?;
             let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o7777;
             (doc, mode)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (toml::Table::new(), NEW_FILE_MODE),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (DocumentMut::new(), NEW_FILE_MODE),
         Err(e) => return Err(io(e)),
     };
     let secret = mounts
         .iter()
         .any(|m| m.options.keys().any(|k| crate::control::redact::is_secret(k)));
     let mode = if secret { mode & 0o700 } else { mode };
-    let array = toml::Value::try_from(mounts).map_err(|e| parse(e.to_string()))?;
-    doc.insert("mount".into(), array);
-    let text = toml::to_string(&doc).map_err(|e| parse(e.to_string()))?;
+    let array = mount_tables(&doc, mounts).map_err(parse)?;
+    doc.insert("mount", Item::ArrayOfTables(array));
+    let text = doc.to_string();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -64,6 +69,33 @@ pub fn save_mounts(path: &Path, mounts: &[MountEntry]) -> Result<(), ConfigError
         return Err(io(e));
     }
     Ok(())
+}
+
+/// The new `[[mount]]` array: the file's own table for every entry it
+/// already holds unchanged (keeping its comments), a fresh one otherwise.
+fn mount_tables(doc: &DocumentMut, mounts: &[MountEntry]) -> Result<ArrayOfTables, String> {
+    let old: Vec<&Table> = doc
+        .get("mount")
+        .and_then(Item::as_array_of_tables)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let mut out = ArrayOfTables::new();
+    for m in mounts {
+        let kept = old.iter().find(|t| {
+            toml_edit::de::from_document::<MountEntry>(DocumentMut::from((**t).clone())).as_ref() == Ok(m)
+        });
+        let table = match kept {
+            Some(t) => (*t).clone(),
+            None => {
+                let d = toml_edit::ser::to_document(m).map_err(|e| e.to_string())?;
+                let mut t = d.as_table().clone();
+                t.set_implicit(false);
+                t
+            }
+        };
+        out.push(table);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -93,6 +125,39 @@ mod tests {
         let cfg = Config::parse(&std::fs::read_to_string(&p).unwrap()).unwrap();
         assert_eq!(cfg.mounts, vec![m]);
         assert_eq!(cfg.vfs.attr_ttl_secs, 3.0);
+    }
+
+    #[test]
+    fn save_keeps_comments_and_unchanged_entries_as_written() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("config.toml");
+        let text = "# my mounts\n[vfs]\nattr_ttl_secs = 3.0 # tuned\n\n\
+                    # the scratch area\n[[mount]]\npath = \"/keep\" # here\nscheme = \"memory\"\n\n\
+                    [[mount]]\npath = \"/gone\"\nscheme = \"memory\"\n";
+        std::fs::write(&p, text).unwrap();
+        let cfg = Config::parse(text).unwrap();
+        let added = MountEntry {
+            path: "/s3".into(),
+            scheme: Some("s3".into()),
+            uri: None,
+            read_only: false,
+            writes: None,
+            options: BTreeMap::from([("bucket".to_string(), "b".to_string())]),
+        };
+        save_mounts(&p, &[cfg.mounts[0].clone(), added.clone()]).unwrap();
+        let out = std::fs::read_to_string(&p).unwrap();
+        for kept in [
+            "# my mounts",
+            "attr_ttl_secs = 3.0 # tuned",
+            "# the scratch area",
+            "path = \"/keep\" # here",
+        ] {
+            assert!(out.contains(kept), "lost {kept:?}:\n{out}");
+        }
+        assert!(!out.contains("/gone"), "{out}");
+        let back = Config::parse(&out).unwrap();
+        assert_eq!(back.mounts, vec![cfg.mounts[0].clone(), added]);
+        assert_eq!(back.vfs.attr_ttl_secs, 3.0);
     }
 
     #[test]
