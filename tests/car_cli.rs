@@ -61,7 +61,7 @@ fn pack_verify_ls_unpack_round_trip_when_each_order() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in");
     tree(&input);
-    let expected = ok(bin().arg("cid").arg(&input));
+    let expected = ok(bin().arg("cid").arg("-Q").arg(&input));
     let expected = expected.split_whitespace().next().unwrap();
     for order in ["root-last", "dfs"] {
         let car = tmp.path().join(format!("{order}.car"));

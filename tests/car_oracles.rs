@@ -8,7 +8,9 @@
 mod car_common;
 
 use car_common::*;
-use ipfs_kit_fuse::car::{add_path, cid_of_path, pack_file, Order, Profile, ShardWriter, WalkOptions};
+use ipfs_kit_fuse::car::{
+    add_path, add_path_listed, cid_of_path, pack_file, Discard, Order, Profile, ShardWriter, WalkOptions,
+};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -178,6 +180,67 @@ fn directories_match_kubo_when_profile_v0() {
         let ours = cid_of_path(Profile::UnixfsV0_2015, d, true).unwrap().to_string();
         assert_eq!(Some(&ours), cids.get(d), "{}", d.display());
     }
+}
+
+/// `cid DIR` lists every entry as `ipfs add -r` does: each with the CID
+/// kubo gives that path on its own, files first, directories after their
+/// contents, the root last.
+#[test]
+fn every_listed_entry_matches_kubo_when_profile_v0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("in/tree");
+    write_tree(&tree, true);
+    let mut listed: Vec<(PathBuf, String)> = Vec::new();
+    let opts = WalkOptions {
+        hidden: true,
+        wrap: false,
+    };
+    let root = add_path_listed(
+        Profile::UnixfsV0_2015,
+        &tree,
+        &opts,
+        &mut Discard,
+        &|_| {},
+        &mut |p, b| listed.push((p.to_owned(), b.cid.to_string())),
+    )
+    .unwrap();
+    let on_disk = walkdir(&tree);
+    assert_eq!(listed.len(), on_disk.len(), "{listed:?}");
+    assert_eq!(listed.last().unwrap(), &(tree.clone(), root.cid.to_string()));
+    let first_dir = listed.iter().position(|(p, _)| p.is_dir()).unwrap();
+    assert!(
+        listed[first_dir..].iter().all(|(p, _)| p.is_dir()),
+        "files after directories"
+    );
+    for (i, (p, _)) in listed.iter().enumerate().filter(|(_, (p, _))| p.is_dir()) {
+        let inside = listed.iter().position(|(q, _)| q != p && q.starts_with(p));
+        assert!(
+            inside.is_none_or(|j| j < i),
+            "{} listed before its contents",
+            p.display()
+        );
+    }
+    // A symlink named on kubo's command line is followed, so it is checked
+    // through its parent directory's CID only.
+    let listed: Vec<_> = listed.into_iter().filter(|(p, _)| !p.is_symlink()).collect();
+    let paths: Vec<PathBuf> = listed.iter().map(|(p, _)| p.clone()).collect();
+    let Some(cids) = kubo_cids(&paths, &tmp.path().join("repo")) else {
+        return;
+    };
+    for (p, ours) in &listed {
+        assert_eq!(Some(ours), cids.get(p), "{}", p.display());
+    }
+}
+
+/// Every path under `root`, `root` included.
+fn walkdir(root: &Path) -> Vec<PathBuf> {
+    let mut out = vec![root.to_owned()];
+    if root.is_dir() && !root.is_symlink() {
+        for e in std::fs::read_dir(root).unwrap() {
+            out.extend(walkdir(&e.unwrap().path()));
+        }
+    }
+    out
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::profile::Profile;
 use super::reader::CarReader;
 use super::shard::{ShardWriter, STORACHA_SHARD_SIZE};
 use super::unpack::{walk, CarStore, Kind};
-use super::walk::{add_path, WalkOptions};
+use super::walk::{add_path, add_path_listed, WalkOptions};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -33,6 +33,9 @@ pub struct CidArgs {
     /// Print JSON lines `{"cid", "path", "size"}` instead of `<cid>  <path>`.
     #[arg(long)]
     pub json: bool,
+    /// Print only the CID of each PATH, not of everything inside it (as `ipfs add -Q`).
+    #[arg(long, short = 'Q')]
+    pub quiet: bool,
     /// Files or directories.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
@@ -157,16 +160,35 @@ pub fn run_cid(args: CidArgs) -> ExitCode {
             hidden: args.hidden,
             wrap: false,
         };
-        match add_path(args.profile, path, &opts, &mut super::Discard, &|n| pb.inc(n)) {
-            Ok(b) => {
-                pb.finish_and_clear();
+        let print = |p: &Path, b: &super::Built| {
+            pb.suspend(|| {
                 if args.json {
                     println!(
                         "{}",
-                        json!({"cid": b.cid.to_string(), "path": path, "size": b.dag_size})
+                        json!({"cid": b.cid.to_string(), "path": p, "size": b.dag_size})
                     );
                 } else {
-                    println!("{}  {}", b.cid, path.display());
+                    println!("{}  {}", b.cid, p.display());
+                }
+            })
+        };
+        let mut listed = |p: &Path, b: &super::Built| {
+            if !args.quiet {
+                print(p, b);
+            }
+        };
+        match add_path_listed(
+            args.profile,
+            path,
+            &opts,
+            &mut super::Discard,
+            &|n| pb.inc(n),
+            &mut listed,
+        ) {
+            Ok(b) => {
+                pb.finish_and_clear();
+                if args.quiet {
+                    print(path, &b);
                 }
             }
             Err(e) => {

@@ -44,5 +44,5 @@ pub use reader::{verify as verify_block, Block, CarReader, MAX_SECTION};
 pub use shard::{ShardInfo, ShardWriter, Sharded, STORACHA_SHARD_SIZE};
 pub use unixfs::{Data as UnixfsData, DataType};
 pub use unpack::{walk as walk_car, CarStore, Kind, Listed};
-pub use walk::{add_path, cid_of_path, WalkOptions};
+pub use walk::{add_path, add_path_listed, cid_of_path, WalkOptions};
 pub use writer::{header as car_header, patch_header, placeholder_root, section_len, CarWriter, DfsSpool};

@@ -53,20 +53,46 @@ pub fn add_path(
     sink: &mut dyn BlockSink,
     progress: &dyn Fn(u64),
 ) -> Result<Built> {
-    match profile {
-        Profile::IpfsCar => add_ipfs_car(profile, path, opts, sink, progress),
-        _ => {
-            if opts.wrap {
-                let name = file_name(path)?;
-                let built = add_kubo(profile, path, opts.hidden, sink, progress)?;
-                let mut d = DirBuilder::new(profile);
-                d.add(&name, built.cid, built.dag_size)?;
-                d.finish(sink)
-            } else {
-                add_kubo(profile, path, opts.hidden, sink, progress)
-            }
-        }
+    add_path_listed(profile, path, opts, sink, progress, &mut |_, _| {})
+}
+
+/// As [`add_path`], also telling `listed` the CID of every file and
+/// directory under `path`, in the order `ipfs add -r` prints them: files
+/// (and symlinks) as they are added, in walk order, then the directories,
+/// each after everything inside it, `path` itself last. The `ipfs-car`
+/// profile lists only the root, as ipfs-car does.
+pub fn add_path_listed(
+    profile: Profile,
+    path: &Path,
+    opts: &WalkOptions,
+    sink: &mut dyn BlockSink,
+    progress: &dyn Fn(u64),
+    listed: &mut dyn FnMut(&Path, &Built),
+) -> Result<Built> {
+    if profile == Profile::IpfsCar {
+        let built = add_ipfs_car(profile, path, opts, sink, progress)?;
+        listed(path, &built);
+        return Ok(built);
     }
+    let mut walk = KuboWalk {
+        profile,
+        hidden: opts.hidden,
+        sink,
+        progress,
+        listed,
+        dirs: Vec::new(),
+    };
+    let built = walk.add(path)?;
+    for (p, b) in &walk.dirs {
+        (walk.listed)(p, b);
+    }
+    if opts.wrap {
+        let name = file_name(path)?;
+        let mut d = DirBuilder::new(profile);
+        d.add(&name, built.cid, built.dag_size)?;
+        return d.finish(walk.sink);
+    }
+    Ok(built)
 }
 
 fn file_name(path: &Path) -> Result<String> {
@@ -105,41 +131,52 @@ pub fn add_file(
     b.finish()
 }
 
-fn add_kubo(
+/// A kubo-style walk: the DAG of a path, post-order, listing as it goes.
+struct KuboWalk<'a> {
     profile: Profile,
-    path: &Path,
     hidden: bool,
-    sink: &mut dyn BlockSink,
-    progress: &dyn Fn(u64),
-) -> Result<Built> {
-    let md = fs::symlink_metadata(path).map_err(CarError::path(path))?;
-    let ft = md.file_type();
-    if ft.is_symlink() {
-        let target = fs::read_link(path).map_err(CarError::path(path))?;
-        dir::symlink(profile, target.as_os_str().as_bytes(), sink)
-    } else if ft.is_file() {
-        add_file(profile, path, sink, progress)
-    } else if ft.is_dir() {
-        let mut names = Vec::new();
-        for entry in fs::read_dir(path).map_err(CarError::path(path))? {
-            let name = entry.map_err(CarError::path(path))?.file_name();
-            if hidden || !is_hidden(name.as_bytes()) {
-                names.push(name);
+    sink: &'a mut dyn BlockSink,
+    progress: &'a dyn Fn(u64),
+    listed: &'a mut dyn FnMut(&Path, &Built),
+    /// Directories in the order they were finished, listed after all files.
+    dirs: Vec<(PathBuf, Built)>,
+}
+
+impl KuboWalk<'_> {
+    fn add(&mut self, path: &Path) -> Result<Built> {
+        let md = fs::symlink_metadata(path).map_err(CarError::path(path))?;
+        let ft = md.file_type();
+        let built = if ft.is_symlink() {
+            let target = fs::read_link(path).map_err(CarError::path(path))?;
+            dir::symlink(self.profile, target.as_os_str().as_bytes(), self.sink)?
+        } else if ft.is_file() {
+            add_file(self.profile, path, self.sink, self.progress)?
+        } else if ft.is_dir() {
+            let mut names = Vec::new();
+            for entry in fs::read_dir(path).map_err(CarError::path(path))? {
+                let name = entry.map_err(CarError::path(path))?.file_name();
+                if self.hidden || !is_hidden(name.as_bytes()) {
+                    names.push(name);
+                }
             }
-        }
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        let mut d = DirBuilder::new(profile);
-        for name in names {
-            let child = path.join(&name);
-            let built = add_kubo(profile, &child, hidden, sink, progress)?;
-            d.add(&utf8(name.as_bytes(), &child)?, built.cid, built.dag_size)?;
-        }
-        d.finish(sink)
-    } else {
-        Err(CarError::Unsupported(format!(
-            "{}: not a file, directory or symlink",
-            path.display()
-        )))
+            names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            let mut d = DirBuilder::new(self.profile);
+            for name in names {
+                let child = path.join(&name);
+                let built = self.add(&child)?;
+                d.add(&utf8(name.as_bytes(), &child)?, built.cid, built.dag_size)?;
+            }
+            let built = d.finish(self.sink)?;
+            self.dirs.push((path.to_owned(), built));
+            return Ok(built);
+        } else {
+            return Err(CarError::Unsupported(format!(
+                "{}: not a file, directory or symlink",
+                path.display()
+            )));
+        };
+        (self.listed)(path, &built);
+        Ok(built)
     }
 }
 
