@@ -208,10 +208,11 @@ impl Fs {
                 let writable = !tree.read_only();
                 if let (false, Some(parent)) = (rel.is_empty(), parent_of(vpath)) {
                     let name = vpath.rsplit('/').next().unwrap_or(vpath);
+                    // A listing without full metadata still tells what is absent.
                     match self.dirs.child(parent, name) {
-                        Some(Some(meta)) => return Ok((meta, writable)),
+                        Some(Some(meta)) if tree.lists_full_meta() => return Ok((meta, writable)),
                         Some(None) => return Err(VfsError::NotFound.into()),
-                        None => {}
+                        _ => {}
                     }
                 }
                 Ok((tree.stat(&rel).await?, writable))
