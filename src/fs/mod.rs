@@ -14,6 +14,7 @@
 mod attr;
 mod dir;
 mod dircache;
+mod dirplus;
 mod drain;
 mod errno;
 mod handles;
