@@ -578,3 +578,69 @@ async fn readdirplus_gives_mounts_as_directories_when_listing_the_synthetic_root
     }
     fs.releasedir(o.fh);
 }
+
+/// A memory tree whose listings carry no sizes or times (as some services'
+/// do); it does not claim full listing metadata.
+struct SizelessTree(MountTree);
+
+#[async_trait]
+impl Tree for SizelessTree {
+    fn read_only(&self) -> bool {
+        false
+    }
+    fn describe(&self) -> String {
+        "sizeless".into()
+    }
+    async fn stat(&self, p: &str) -> Result<Meta, VfsError> {
+        self.0.stat(p).await
+    }
+    async fn list(&self, p: &str) -> Result<Vec<(String, Meta)>, VfsError> {
+        let mut l = self.0.list(p).await?;
+        for (_, m) in &mut l {
+            m.size = 0;
+            m.mtime = None;
+        }
+        Ok(l)
+    }
+    async fn read(&self, p: &str, off: u64, len: u64) -> Result<Bytes, VfsError> {
+        self.0.read(p, off, len).await
+    }
+    async fn upload(&self, p: &str, staged: &Path) -> Result<u64, VfsError> {
+        self.0.upload(p, staged).await
+    }
+    async fn create_file(&self, p: &str) -> Result<(), VfsError> {
+        self.0.create_file(p).await
+    }
+}
+
+#[tokio::test]
+async fn sizes_come_from_stats_when_a_tree_lists_without_them() {
+    let t = tempfile::tempdir().unwrap();
+    let backend = Backend::open("memory", &BTreeMap::new(), Duration::from_secs(5)).unwrap();
+    let router = Arc::new(Router::new());
+    assert!(router.add("/s", Arc::new(SizelessTree(MountTree::new(backend, false)))));
+    let fs = Fs::new(
+        router,
+        StagingDir::new(t.path().join("staging")).unwrap(),
+        FsOptions {
+            owner: Owner {
+                uid: 0,
+                gid: 0,
+                started: SystemTime::now(),
+            },
+            ttl: Duration::from_secs(60),
+        },
+    );
+    let dir = ino(&fs, "s").await;
+    put(&fs, dir, "five", b"12345").await;
+    put(&fs, dir, "two", b"12").await;
+    let o = fs.opendir(dir).await.unwrap();
+    let placed = plus(&fs, dir, o.fh, 0, 100).await;
+    let sizes: Vec<(&str, u64)> = placed[2..].iter().map(|(n, _, a)| (n.as_str(), a.size)).collect();
+    assert_eq!(sizes, [("five", 5), ("two", 2)]);
+    fs.releasedir(o.fh);
+    // A lookup while that listing is cached still reports the real size.
+    assert_eq!(fs.lookup(dir, "five").await.unwrap().attr.size, 5);
+    // And what the listing says is absent stays absent.
+    assert_eq!(errno(fs.lookup(dir, "none").await), libc::ENOENT);
+}
