@@ -31,6 +31,7 @@ pub const OPS: &[&str] = &[
     "release",
     "fsync",
     "opendir",
+    "readdirplus",
     "access",
     "create",
     "fallocate",

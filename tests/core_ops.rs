@@ -3,8 +3,9 @@
 //! kernel would call them. Covers create/write/read-back while open, flush
 //! and release, rename (in place, over a file, of open files, EXDEV across
 //! mounts), unlink, rmdir ENOTEMPTY, EROFS on a read-only mount and on the
-//! synthetic root, readdir snapshots, and a failing upload that keeps its
-//! staged file (with its sidecar) and is retried.
+//! synthetic root, readdir snapshots, readdirplus (attributes and the lookup
+//! counts it carries), and a failing upload that keeps its staged file (with
+//! its sidecar) and is retried.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use ipfs_kit_fuse::backend::Backend;
 use ipfs_kit_fuse::config::{Config, WriteMode};
 use ipfs_kit_fuse::daemon::{build_fs, MountSpec};
 use ipfs_kit_fuse::fs::staging::StagingDir;
-use ipfs_kit_fuse::fs::{Fs, FsError, FsOptions, Kind, Owner, SetAttr, ROOT_INO};
+use ipfs_kit_fuse::fs::{Attr, Fs, FsError, FsOptions, Kind, Owner, SetAttr, ROOT_INO};
 use ipfs_kit_fuse::fuse::MountOptions;
 use ipfs_kit_fuse::vfs::{Meta, MountTree, Router, Tree, VfsError};
 use std::collections::BTreeMap;
@@ -89,6 +90,22 @@ async fn names(fs: &Fs, dir: u64) -> Vec<String> {
         .map(|e| e.name)
         .filter(|n| n != "." && n != "..")
         .collect()
+}
+
+/// `readdirplus` on the handle `fh` of `dir` from `offset`, with room for
+/// `room` entries: the placed names with their offsets and attributes.
+async fn plus(fs: &Fs, dir: u64, fh: u64, offset: u64, room: usize) -> Vec<(String, u64, Attr)> {
+    let mut placed = Vec::new();
+    fs.readdirplus(dir, fh, offset, |e, entry| {
+        if placed.len() == room {
+            return true;
+        }
+        placed.push((e.name.clone(), e.offset, entry.attr));
+        false
+    })
+    .await
+    .unwrap();
+    placed
 }
 
 #[tokio::test]
@@ -516,4 +533,143 @@ async fn staged_file_is_kept_and_close_is_eio_when_the_upload_fails() {
         &flaky.inner.read("precious", 0, 100).await.unwrap()[..],
         b"do not lose me"
     );
+}
+
+#[tokio::test]
+async fn readdirplus_counts_one_lookup_per_placed_entry_and_none_for_the_rest() {
+    let t = tempfile::tempdir().unwrap();
+    let fs = default_core(t.path());
+    let mem = ino(&fs, "memory").await;
+    for (i, n) in ["a", "b", "c", "d"].into_iter().enumerate() {
+        let f = put(&fs, mem, n, &vec![7u8; i + 1]).await;
+        fs.forget(f, 1); // the kernel forgot the create's lookup
+    }
+    let base = fs.counters().await.1;
+    let o = fs.opendir(mem).await.unwrap();
+    // Room for ".", "..", a, b, c: d is offered, refused, and not counted.
+    let first = plus(&fs, mem, o.fh, 0, 5).await;
+    let names: Vec<&str> = first.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, [".", "..", "a", "b", "c"]);
+    let sizes: Vec<u64> = first[2..].iter().map(|(_, _, a)| a.size).collect();
+    assert_eq!(sizes, [1, 2, 3]);
+    assert!(first[2..].iter().all(|(_, _, a)| a.kind == Kind::File));
+    assert_eq!(fs.counters().await.1, base + 3);
+    // The placed inode is the table's: a lookup finds the same one.
+    let a = fs.lookup(mem, "a").await.unwrap().attr;
+    assert_eq!(a, first[2].2);
+    fs.forget(a.ino, 1);
+
+    let rest = plus(&fs, mem, o.fh, first[4].1, 10).await;
+    assert_eq!(rest.len(), 1);
+    assert_eq!((rest[0].0.as_str(), rest[0].2.size), ("d", 4));
+    assert_eq!(fs.counters().await.1, base + 4);
+    // One forget per placed entry frees every inode it made.
+    for (_, _, attr) in first[2..].iter().chain(&rest) {
+        fs.forget(attr.ino, 1);
+    }
+    assert_eq!(fs.counters().await.1, base);
+    assert!(plus(&fs, mem, o.fh, rest[0].1, 10).await.is_empty());
+    fs.releasedir(o.fh);
+}
+
+#[tokio::test]
+async fn readdirplus_shows_the_staged_size_of_an_open_file_and_leaves_out_names_gone_since_opendir() {
+    let t = tempfile::tempdir().unwrap();
+    let fs = default_core(t.path());
+    for mount in ["memory", "local"] {
+        let dir = ino(&fs, mount).await;
+        let f = put(&fs, dir, "open", b"old").await;
+        put(&fs, dir, "gone", b"x").await;
+        let w = fs.open(f, true, false).await.unwrap();
+        fs.write(w.fh, 0, b"ten bytes!").await.unwrap();
+        let o = fs.opendir(dir).await.unwrap();
+        fs.unlink(dir, "gone").await.unwrap();
+        let placed = plus(&fs, dir, o.fh, 0, 100).await;
+        let names: Vec<&str> = placed.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(names, [".", "..", "open"], "{mount}");
+        assert_eq!((placed[2].2.ino, placed[2].2.size), (f, 10), "{mount}");
+        fs.releasedir(o.fh);
+        fs.release(w.fh).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn readdirplus_gives_mounts_as_directories_when_listing_the_synthetic_root() {
+    let t = tempfile::tempdir().unwrap();
+    let fs = default_core(t.path());
+    let o = fs.opendir(ROOT_INO).await.unwrap();
+    let placed = plus(&fs, ROOT_INO, o.fh, 0, 100).await;
+    let names: Vec<&str> = placed.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, [".", "..", "local", "memory"]);
+    for (name, _, attr) in &placed[2..] {
+        assert_eq!(attr.kind, Kind::Dir, "{name}");
+        assert_eq!(*attr, fs.lookup(ROOT_INO, name).await.unwrap().attr, "{name}");
+    }
+    fs.releasedir(o.fh);
+}
+
+/// A memory tree whose listings carry no sizes or times (as some services'
+/// do); it does not claim full listing metadata.
+struct SizelessTree(MountTree);
+
+#[async_trait]
+impl Tree for SizelessTree {
+    fn read_only(&self) -> bool {
+        false
+    }
+    fn describe(&self) -> String {
+        "sizeless".into()
+    }
+    async fn stat(&self, p: &str) -> Result<Meta, VfsError> {
+        self.0.stat(p).await
+    }
+    async fn list(&self, p: &str) -> Result<Vec<(String, Meta)>, VfsError> {
+        let mut l = self.0.list(p).await?;
+        for (_, m) in &mut l {
+            m.size = 0;
+            m.mtime = None;
+        }
+        Ok(l)
+    }
+    async fn read(&self, p: &str, off: u64, len: u64) -> Result<Bytes, VfsError> {
+        self.0.read(p, off, len).await
+    }
+    async fn upload(&self, p: &str, staged: &Path) -> Result<u64, VfsError> {
+        self.0.upload(p, staged).await
+    }
+    async fn create_file(&self, p: &str) -> Result<(), VfsError> {
+        self.0.create_file(p).await
+    }
+}
+
+#[tokio::test]
+async fn sizes_come_from_stats_when_a_tree_lists_without_them() {
+    let t = tempfile::tempdir().unwrap();
+    let backend = Backend::open("memory", &BTreeMap::new(), Duration::from_secs(5)).unwrap();
+    let router = Arc::new(Router::new());
+    assert!(router.add("/s", Arc::new(SizelessTree(MountTree::new(backend, false)))));
+    let fs = Fs::new(
+        router,
+        StagingDir::new(t.path().join("staging")).unwrap(),
+        FsOptions {
+            owner: Owner {
+                uid: 0,
+                gid: 0,
+                started: SystemTime::now(),
+            },
+            ttl: Duration::from_secs(60),
+        },
+    );
+    let dir = ino(&fs, "s").await;
+    put(&fs, dir, "five", b"12345").await;
+    put(&fs, dir, "two", b"12").await;
+    let o = fs.opendir(dir).await.unwrap();
+    let placed = plus(&fs, dir, o.fh, 0, 100).await;
+    let sizes: Vec<(&str, u64)> = placed[2..].iter().map(|(n, _, a)| (n.as_str(), a.size)).collect();
+    assert_eq!(sizes, [("five", 5), ("two", 2)]);
+    fs.releasedir(o.fh);
+    // A lookup while that listing is cached still reports the real size.
+    assert_eq!(fs.lookup(dir, "five").await.unwrap().attr.size, 5);
+    // And what the listing says is absent stays absent.
+    assert_eq!(errno(fs.lookup(dir, "none").await), libc::ENOENT);
 }

@@ -11,6 +11,11 @@
 //! microsecond syscall to a blocking pool costs more than the call (it was
 //! most of a lookup). The timeout layer does not cover it, as no timeout
 //! covers a local filesystem's own calls.
+//!
+//! Listings carry the same metadata a stat of each name gives (symlinks
+//! followed, like opendal's fs stat), read in one blocking task: opendal's
+//! lister hands every entry to the blocking pool twice (type, then
+//! metadata) and stats symlinks a third time.
 
 use super::{BackendError, BackendErrorKind, Meta};
 use std::path::{Path, PathBuf};
@@ -47,12 +52,7 @@ impl LocalRoot {
     /// Metadata of `path` (following symlinks, as opendal's fs service does).
     pub fn stat(&self, path: &str) -> Result<Meta, BackendError> {
         let m = std::fs::metadata(self.0.join(path)).map_err(|e| io_error(path, e))?;
-        Ok(Meta {
-            is_dir: m.is_dir(),
-            size: if m.is_dir() { 0 } else { m.len() },
-            mtime: m.modified().ok(),
-            version: None,
-        })
+        Ok(meta_of(&m))
     }
 
     /// Creates (or truncates) an empty file.
@@ -71,11 +71,59 @@ impl LocalRoot {
         f.sync_all().await.map_err(|e| io_error(path, e))
     }
 
+    /// The entries of the directory `path` with their metadata, unsorted.
+    /// A missing directory lists empty (as opendal's lister does); a name
+    /// that vanishes while listed, or a dangling symlink, is left out (its
+    /// stat would say it does not exist).
+    pub async fn list(&self, path: &str) -> Result<Vec<(String, Meta)>, BackendError> {
+        let dir = self.0.join(path);
+        tokio::task::spawn_blocking(move || list_dir(&dir))
+            .await
+            .map_err(|e| BackendError::new(BackendErrorKind::Other, format!("listing {path}: {e}")))?
+            .map_err(|e| io_error(path, e))
+    }
+
     /// Renames a file or directory.
     pub async fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
         tokio::fs::rename(self.0.join(from), self.0.join(to))
             .await
             .map_err(|e| io_error(&format!("{from} -> {to}"), e))
+    }
+}
+
+fn list_dir(dir: &Path) -> std::io::Result<Vec<(String, Meta)>> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if gone(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        // fstatat relative to the open directory; only a symlink needs a
+        // second, path-based stat to reach its target.
+        let md = match entry.metadata() {
+            Ok(md) if md.file_type().is_symlink() => std::fs::metadata(entry.path()),
+            other => other,
+        };
+        match md {
+            Ok(md) => out.push((entry.file_name().to_string_lossy().into_owned(), meta_of(&md))),
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// What `Backend::stat` reports for a local file: directories and special
+/// files have size 0, nothing has a version.
+fn meta_of(md: &std::fs::Metadata) -> Meta {
+    Meta {
+        is_dir: md.is_dir(),
+        size: if md.is_file() { md.len() } else { 0 },
+        mtime: md.modified().ok(),
+        version: None,
     }
 }
 

@@ -144,8 +144,30 @@ impl Backend {
         })
     }
 
-    /// The entries directly inside a directory, sorted by name.
+    /// The entries directly inside a directory, sorted by name, each with
+    /// the metadata a stat of it gives (see [`Backend::lists_full_meta`]).
     pub async fn list(&self, path: &str) -> Result<Vec<(String, Meta)>, BackendError> {
+        let mut out = match &self.fs_root {
+            Some(root) => root.list(path).await?,
+            None => self.list_service(path).await?,
+        };
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.dedup_by(|a, b| a.0 == b.0);
+        Ok(out)
+    }
+
+    /// Whether [`Backend::list`] gives each entry the size and modification
+    /// time a stat of it would, so a listing may answer lookups. True for the
+    /// services built in: `fs` lists through [`LocalRoot::list`]; `s3` lists
+    /// sizes, times and etags; `memory` keeps no times, and opendal stats
+    /// each listed file for its size. A service added later must be checked
+    /// before it is named here.
+    pub fn lists_full_meta(&self) -> bool {
+        matches!(self.scheme.as_str(), "fs" | "memory" | "s3")
+    }
+
+    /// [`Backend::list`] through the opendal service (unsorted).
+    async fn list_service(&self, path: &str) -> Result<Vec<(String, Meta)>, BackendError> {
         let key = dir_key(path);
         let entries = self.op.list(&key).await?;
         let mut out = Vec::with_capacity(entries.len());
@@ -162,8 +184,6 @@ impl Backend {
             meta.is_dir |= p.ends_with('/');
             out.push((name.to_string(), meta));
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out.dedup_by(|a, b| a.0 == b.0);
         Ok(out)
     }
 
@@ -418,5 +438,41 @@ mod stat_tests {
         let mem = Backend::open("memory", &BTreeMap::new(), Duration::from_secs(5)).unwrap();
         mem.create_dir("q").await.unwrap();
         assert!(mem.stat("q").await.unwrap().is_dir);
+    }
+
+    #[tokio::test]
+    async fn local_listing_gives_what_stat_gives_and_skips_dangling_links() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        std::fs::write(d.path().join("sub/f"), vec![7u8; 5000]).unwrap();
+        std::fs::write(d.path().join("empty"), b"").unwrap();
+        std::os::unix::fs::symlink("sub/f", d.path().join("link")).unwrap();
+        std::os::unix::fs::symlink("nowhere", d.path().join("dangling")).unwrap();
+        let opts = BTreeMap::from([("root".to_string(), d.path().display().to_string())]);
+        let fsb = Backend::open("fs", &opts, Duration::from_secs(5)).unwrap();
+        for dir in ["", "sub"] {
+            let listed = fsb.list(dir).await.unwrap();
+            for (name, meta) in &listed {
+                let path = join(dir, name);
+                assert_eq!(meta, &fsb.stat(&path).await.unwrap(), "{path}");
+            }
+            let names: Vec<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
+            let want: &[&str] = if dir.is_empty() {
+                &["empty", "link", "sub"]
+            } else {
+                &["f"]
+            };
+            assert_eq!(names, want);
+        }
+        assert_eq!(fsb.list("sub").await.unwrap()[0].1.size, 5000);
+        assert!(fsb.list("missing").await.unwrap().is_empty());
+    }
+
+    fn join(dir: &str, name: &str) -> String {
+        if dir.is_empty() {
+            name.to_string()
+        } else {
+            format!("{dir}/{name}")
+        }
     }
 }

@@ -14,6 +14,7 @@
 mod attr;
 mod dir;
 mod dircache;
+mod dirplus;
 mod drain;
 mod errno;
 mod handles;
@@ -208,10 +209,11 @@ impl Fs {
                 let writable = !tree.read_only();
                 if let (false, Some(parent)) = (rel.is_empty(), parent_of(vpath)) {
                     let name = vpath.rsplit('/').next().unwrap_or(vpath);
+                    // A listing without full metadata still tells what is absent.
                     match self.dirs.child(parent, name) {
-                        Some(Some(meta)) => return Ok((meta, writable)),
+                        Some(Some(meta)) if tree.lists_full_meta() => return Ok((meta, writable)),
                         Some(None) => return Err(VfsError::NotFound.into()),
-                        None => {}
+                        _ => {}
                     }
                 }
                 Ok((tree.stat(&rel).await?, writable))

@@ -7,8 +7,8 @@ use crate::metrics::Metrics;
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
-    WriteFlags,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
+    TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::future::Future;
@@ -151,6 +151,14 @@ impl Filesystem for Adapter {
         // first: one round trip less, and the open knows the file starts
         // empty (a streamed upload can begin at once).
         let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
+        if !self.fs.ttl().is_zero() {
+            // Listings carry attributes, saving a LOOKUP per listed name
+            // (AUTO: the kernel asks for them when it expects to use them,
+            // e.g. at the start of a listing or while names are being
+            // stat'ed). Useless when the kernel may cache nothing.
+            let _ =
+                config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
+        }
         if self.want_passthrough && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok() {
             // Depth 1: our backing files sit on ordinary filesystems.
             let _ = config.set_max_stack_depth(1);
@@ -464,6 +472,36 @@ impl Filesystem for Adapter {
             }
             Err(e) => reply.error(errno(&e, "readdir")),
         }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        self.spawn("readdirplus", move |fs| async move {
+            // `add` answers true when the buffer is full; the core then takes
+            // back the lookup it counted for the entry left out.
+            let res = fs
+                .readdirplus(ino.0, fh.0, offset, |e, entry| {
+                    reply.add(
+                        INodeNo(entry.attr.ino),
+                        e.offset,
+                        &e.name,
+                        &entry.ttl,
+                        &to_file_attr(&entry.attr),
+                        Generation(0),
+                    )
+                })
+                .await;
+            match res {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e, "readdirplus")),
+            }
+        });
     }
 
     fn releasedir(

@@ -34,6 +34,9 @@ impl Tree for MeteredTree {
     fn cache_blocks(&self) -> bool {
         self.inner.cache_blocks()
     }
+    fn lists_full_meta(&self) -> bool {
+        self.inner.lists_full_meta()
+    }
     fn local_path(&self, path: &str) -> Option<std::path::PathBuf> {
         self.inner.local_path(path)
     }

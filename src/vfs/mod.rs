@@ -35,6 +35,12 @@ pub trait Tree: Send + Sync + 'static {
     fn cache_blocks(&self) -> bool {
         true
     }
+    /// Whether [`Tree::list`] gives each entry the metadata [`Tree::stat`]
+    /// would (size and times), so a listing may answer lookups and carry
+    /// attributes to the kernel. False unless a tree knows it is so.
+    fn lists_full_meta(&self) -> bool {
+        false
+    }
     /// Metadata of `path`.
     async fn stat(&self, path: &str) -> Result<Meta, VfsError>;
     /// Direct children of the directory `path`, sorted by name.

@@ -79,6 +79,10 @@ impl Tree for MountTree {
         !self.backend.is_local()
     }
 
+    fn lists_full_meta(&self) -> bool {
+        self.backend.lists_full_meta()
+    }
+
     async fn stat(&self, path: &str) -> Result<Meta, VfsError> {
         self.backend.stat(path).await.map_err(not_found_to_vfs)
     }
