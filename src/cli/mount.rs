@@ -91,6 +91,7 @@ fn init_tracing(level: Option<&str>, to_file: bool) {
 
 /// `ipfs-kit-fuse mount`.
 pub fn run_mount(a: MountArgs) -> ExitCode {
+    tune_allocator();
     let home = match data_home() {
         Ok(h) => h,
         Err(e) => return fail(e),
@@ -265,4 +266,21 @@ pub fn run_unmount(a: UnmountArgs) -> ExitCode {
         std::thread::sleep(Duration::from_millis(50));
     }
     ExitCode::SUCCESS
+}
+
+/// Allocations from this size up get their own mapping in the mount daemon,
+/// returned to the OS when freed. glibc otherwise raises its threshold to the
+/// largest block it has freed (up to 32 MiB), after which our 1 MiB cache
+/// blocks come from the heap arenas of many threads and freed ones stay
+/// resident: a cold 1 GiB S3 read peaked ~600 MiB that way, ~300 MiB with it.
+/// Only the daemon: `car pack` allocates a buffer per file, and a mapping per
+/// file made packing 10,000 small files 3x slower.
+const MMAP_THRESHOLD: libc::c_int = 256 << 10;
+
+fn tune_allocator() {
+    // SAFETY: mallopt only changes allocator tuning; it runs before the
+    // daemon starts any thread, and a refusal (returns 0) keeps the default.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
 }
