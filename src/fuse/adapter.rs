@@ -79,6 +79,14 @@ fn errno(e: &FsError, op: &str) -> Errno {
     Errno::from_i32(e.errno())
 }
 
+/// Answers an operation whose success carries no data.
+fn reply_empty(reply: ReplyEmpty, res: Result<(), FsError>, op: &str) {
+    match res {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(&e, op)),
+    }
+}
+
 fn to_file_attr(a: &Attr) -> FileAttr {
     FileAttr {
         ino: INodeNo(a.ino),
@@ -275,20 +283,14 @@ impl Filesystem for Adapter {
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name_or_reply!(name, reply);
         self.spawn("unlink", move |fs| async move {
-            match fs.unlink(parent.0, &name).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e, "unlink")),
-            }
+            reply_empty(reply, fs.unlink(parent.0, &name).await, "unlink")
         });
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name_or_reply!(name, reply);
         self.spawn("rmdir", move |fs| async move {
-            match fs.rmdir(parent.0, &name).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e, "rmdir")),
-            }
+            reply_empty(reply, fs.rmdir(parent.0, &name).await, "rmdir")
         });
     }
 
@@ -309,10 +311,11 @@ impl Filesystem for Adapter {
         let name = name_or_reply!(name, reply);
         let newname = name_or_reply!(newname, reply);
         self.spawn("rename", move |fs| async move {
-            match fs.rename(parent.0, &name, newparent.0, &newname, noreplace).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e, "rename")),
-            }
+            reply_empty(
+                reply,
+                fs.rename(parent.0, &name, newparent.0, &newname, noreplace).await,
+                "rename",
+            )
         });
     }
 
@@ -393,10 +396,7 @@ impl Filesystem for Adapter {
         reply: ReplyEmpty,
     ) {
         self.spawn("flush", move |fs| async move {
-            match fs.flush(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e, "flush")),
-            }
+            reply_empty(reply, fs.flush(fh.0).await, "flush")
         });
     }
 
@@ -412,19 +412,13 @@ impl Filesystem for Adapter {
     ) {
         self.backings.release(fh.0);
         self.spawn("release", move |fs| async move {
-            match fs.release(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e, "release")),
-            }
+            reply_empty(reply, fs.release(fh.0).await, "release")
         });
     }
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         self.spawn("fsync", move |fs| async move {
-            match fs.fsync(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e, "fsync")),
-            }
+            reply_empty(reply, fs.fsync(fh.0).await, "fsync")
         });
     }
 
@@ -439,10 +433,7 @@ impl Filesystem for Adapter {
         reply: ReplyEmpty,
     ) {
         self.spawn("fallocate", move |fs| async move {
-            match fs.fallocate(fh.0, offset, length, mode).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e, "fallocate")),
-            }
+            reply_empty(reply, fs.fallocate(fh.0, offset, length, mode).await, "fallocate")
         });
     }
 
@@ -530,10 +521,7 @@ impl Filesystem for Adapter {
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         let want_write = mask.contains(AccessFlags::W_OK);
         self.spawn("access", move |fs| async move {
-            match fs.access(ino.0, want_write).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e, "access")),
-            }
+            reply_empty(reply, fs.access(ino.0, want_write).await, "access")
         });
     }
 
