@@ -54,6 +54,8 @@ pub struct Backend {
     native_rename: bool,
     native_copy: bool,
     if_match: bool,
+    /// Writes can go up in several parts (multipart uploads).
+    multipart: bool,
     /// The root directory of an `fs` service: opendal renames files only, so
     /// directories there are renamed with one `rename(2)`.
     fs_root: Option<LocalRoot>,
@@ -101,6 +103,7 @@ impl Backend {
             native_rename: cap.rename,
             native_copy: cap.copy,
             if_match: cap.read_with_if_match,
+            multipart: cap.write_can_multi,
             fs_root: (scheme == "fs")
                 .then(|| options.get("root").map(|r| LocalRoot(r.into())))
                 .flatten(),

@@ -23,7 +23,7 @@ impl Backend {
     /// True where a stream pays: remote services that take multipart uploads
     /// (a local directory is written in place, memory has nothing to overlap).
     pub fn streams(&self) -> bool {
-        self.fs_root.is_none() && self.op.info().capability().write_can_multi
+        self.fs_root.is_none() && self.multipart
     }
 
     /// Starts an upload of `path` (nothing is sent before the first full part).

@@ -24,12 +24,11 @@ impl Fs {
             Err(e) => return Err(e.into()),
         }
         // A direct-write mount creates the backing file by opening it.
-        let mut direct = match place.tree.direct_write_path(&place.rel) {
-            Some(path) => Some(staging::Staged::in_place(&path, true)?),
-            None => {
-                place.tree.create_file(&place.rel).await?;
-                None
-            }
+        let mut direct = if place.tree.direct_write_path(&place.rel).is_some() {
+            Some(self.new_staged(&place)?)
+        } else {
+            place.tree.create_file(&place.rel).await?;
+            None
         };
         self.dirs.invalidate_parent(&vpath);
         let ino = self.inodes.lookup(&vpath, false);
