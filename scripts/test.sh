@@ -27,6 +27,8 @@ source scripts/lib.sh
 hook_install_oracles() {
   bash scripts/oracles.sh
   bash scripts/moto.sh >/dev/null
+  # A Kubo-RPC node (js-ipfs) for tests/ipfs_*.rs; each test starts its own.
+  bash scripts/kubo-rpc.sh install >/dev/null
 }
 
 hook_start_services() {
@@ -37,8 +39,8 @@ hook_stop_services() {
   :
 }
 
-# Missing oracles or S3 server are failures here, not skips.
-export IPFS_KIT_REQUIRE_ORACLES=1 IPFS_KIT_REQUIRE_S3=1
+# Missing oracles, S3 server or Kubo-RPC node are failures here, not skips.
+export IPFS_KIT_REQUIRE_ORACLES=1 IPFS_KIT_REQUIRE_S3=1 IPFS_KIT_REQUIRE_KUBO_RPC=1
 
 # ---------------------------------------------------------------- steps ----
 
