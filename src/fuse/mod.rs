@@ -81,6 +81,9 @@ pub fn mount(
     worker_threads: usize,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<(Session, Unmounter)> {
+    if let Some(w) = opts.warning() {
+        tracing::warn!("{w}");
+    }
     let adapter = Adapter::new(fs, rt, opts.read_only, metrics, opts.passthrough);
     let config = opts.fuser_config(worker_threads);
     let bg = fuser::spawn_mount(adapter, mountpoint, &config)?;

@@ -1,5 +1,10 @@
 //! `-o` mount options: the usual FUSE ones and ours, parsed into fuser's
 //! `Config` and the core's owner settings.
+//!
+//! `allow_other` lets every local user into the mount, so it turns on
+//! `default_permissions` (the kernel checks each entry's mode, owner and
+//! group, as on any local filesystem). Only `allow_other_unchecked`, whose
+//! name says the risk, lets others in without those checks.
 
 use fuser::{Config, MountOption, SessionACL};
 
@@ -8,6 +13,9 @@ use fuser::{Config, MountOption, SessionACL};
 pub struct MountOptions {
     pub read_only: bool,
     pub allow_other: bool,
+    /// `allow_other_unchecked`: others may enter and the kernel checks no
+    /// permission bits (every user acts with the daemon's rights).
+    pub unchecked: bool,
     pub allow_root: bool,
     pub default_permissions: bool,
     /// Owner shown for every file (default: the mounting user).
@@ -46,6 +54,10 @@ impl MountOptions {
                     "nopassthrough" => o.passthrough = false,
                     "rw" => o.read_only = false,
                     "allow_other" => o.allow_other = true,
+                    "allow_other_unchecked" => {
+                        o.allow_other = true;
+                        o.unchecked = true;
+                    }
                     "allow_root" => o.allow_root = true,
                     "default_permissions" => o.default_permissions = true,
                     "uid" => o.uid = Some(num(v)?),
@@ -64,7 +76,18 @@ impl MountOptions {
                 }
             }
         }
+        if o.allow_other && !o.unchecked {
+            o.default_permissions = true;
+        }
         Ok(o)
+    }
+
+    /// Why these options are risky, if they are (logged as a warning at mount).
+    pub fn warning(&self) -> Option<&'static str> {
+        (self.unchecked && !self.default_permissions).then_some(
+            "allow_other_unchecked: every local user may read, change and delete every file \
+             in the mount with the daemon's rights (no permission checks)",
+        )
     }
 
     /// fuser's configuration for these options.
@@ -105,6 +128,23 @@ mod tests {
         let o = MountOptions::parse(&["ro,allow_other", "uid=1000,gid=100,attr_timeout=2.5"]).unwrap();
         assert!(o.read_only && o.allow_other);
         assert_eq!((o.uid, o.gid, o.attr_ttl), (Some(1000), Some(100), Some(2.5)));
+    }
+
+    #[test]
+    fn allow_other_implies_permission_checks_unless_unchecked() {
+        let o = MountOptions::parse(&["allow_other"]).unwrap();
+        assert!(o.allow_other && o.default_permissions && o.warning().is_none());
+        let u = MountOptions::parse(&["allow_other_unchecked"]).unwrap();
+        assert!(u.allow_other && !u.default_permissions && u.warning().is_some());
+        // Asking for the checks explicitly wins over the unchecked opt-out.
+        let both = MountOptions::parse(&["allow_other_unchecked,default_permissions"]).unwrap();
+        assert!(both.default_permissions && both.warning().is_none());
+        assert!(!MountOptions::parse(&["allow_root"]).unwrap().default_permissions);
+        assert!(MountOptions::parse(&["allow_other"])
+            .unwrap()
+            .fuser_config(1)
+            .mount_options
+            .contains(&MountOption::DefaultPermissions));
     }
 
     #[test]
