@@ -26,6 +26,7 @@ source scripts/lib.sh
 # S3 server (moto); each test starts its own moto on 127.0.0.1 and stops it.
 hook_install_oracles() {
   bash scripts/oracles.sh
+  bash scripts/posix-tools.sh
   bash scripts/moto.sh >/dev/null
   # A Kubo-RPC node (js-ipfs) for tests/ipfs_*.rs; each test starts its own.
   bash scripts/kubo-rpc.sh install >/dev/null

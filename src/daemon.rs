@@ -137,6 +137,7 @@ pub fn build_fs_with(spec: &MountSpec, metrics: &Metrics) -> Result<Arc<Fs>> {
             .gid
             .unwrap_or_else(|| nix::unistd::getegid().as_raw()),
         started: SystemTime::now(),
+        shared: spec.options.allow_other,
     };
     let cache_cfg = spec
         .config

@@ -383,10 +383,17 @@ fn next_read_sees_the_new_size_when_truncated_right_after_close() {
 #[test]
 fn files_created_by_another_user_are_owned_by_that_user_when_allow_other() {
     use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::PermissionsExt;
     let m = Mounted::with_config(|_| None, &["allow_other"]);
+    // allow_other checks permissions: nobody needs a way to the mount and a
+    // directory it may write in.
+    for p in [m.root(), &m.home, &m.local_backing()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     for mount in MOUNTS {
         let dir = m.path(&format!("{mount}/shared"));
         std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         let (f, d) = (dir.join("theirs"), dir.join("their-dir"));
         sh(Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c"])

@@ -26,6 +26,9 @@ pub enum BackendErrorKind {
 pub struct BackendError {
     pub kind: BackendErrorKind,
     pub message: String,
+    /// The host's errno, for a local directory's own error: passed on to
+    /// the kernel as it is (ELOOP, EPERM, EMLINK, ... have no kind here).
+    pub errno: Option<i32>,
 }
 
 impl BackendError {
@@ -33,6 +36,7 @@ impl BackendError {
         Self {
             kind,
             message: message.into(),
+            errno: None,
         }
     }
 }
@@ -64,6 +68,10 @@ impl From<opendal::Error> for BackendError {
             _ if text.contains("timeout") || text.contains("timed out") => BackendErrorKind::TimedOut,
             _ => BackendErrorKind::Other,
         };
-        BackendError { kind, message: text }
+        BackendError {
+            kind,
+            message: text,
+            errno: None,
+        }
     }
 }

@@ -10,12 +10,14 @@
 
 mod error;
 mod local;
+mod memattrs;
 mod stream;
 
 pub use error::{BackendError, BackendErrorKind};
 
 use bytes::Bytes;
 use local::LocalRoot;
+use memattrs::MemAttrs;
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{EntryMode, ErrorKind, Operator};
 use std::collections::BTreeMap;
@@ -24,14 +26,29 @@ use std::time::{Duration, SystemTime};
 pub use stream::StreamUpload;
 use tokio::io::AsyncReadExt;
 
-/// What a backend knows about a name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a backend knows about a name. The POSIX fields are `None` where
+/// the service stores no such thing (the core then shows defaults); build
+/// values with `..Meta::default()` so new fields need no edits elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Meta {
     pub is_dir: bool,
     pub size: u64,
     pub mtime: Option<SystemTime>,
     /// An opaque version (etag or version id) when the service has one.
     pub version: Option<String>,
+    /// The whole `st_mode`: file type (`S_IFMT` bits) and permission bits.
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub atime: Option<SystemTime>,
+    /// Last change of the inode (`st_ctime`).
+    pub ctime: Option<SystemTime>,
+    /// Hard links (directories: 2 + subdirectories, as the host counts).
+    pub nlink: Option<u32>,
+    /// Device number of a device node.
+    pub rdev: u64,
+    /// 512-byte blocks allocated (`st_blocks`), where known.
+    pub blocks: Option<u64>,
 }
 
 impl Meta {
@@ -39,11 +56,33 @@ impl Meta {
     pub fn dir() -> Meta {
         Meta {
             is_dir: true,
-            size: 0,
-            mtime: None,
-            version: None,
+            ..Meta::default()
         }
     }
+}
+
+/// Attribute changes a backend stores (`None`: leave as is).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SetMeta {
+    /// Permission bits (`0o7777`).
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub atime: Option<SystemTime>,
+    pub mtime: Option<SystemTime>,
+}
+
+/// Size and free space of the storage under a backend (`statvfs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpaceInfo {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub frsize: u32,
+    pub namelen: u32,
 }
 
 /// One configured storage service.
@@ -59,6 +98,8 @@ pub struct Backend {
     /// The root directory of an `fs` service: opendal renames files only, so
     /// directories there are renamed with one `rename(2)`.
     fs_root: Option<LocalRoot>,
+    /// Modes, owners, times and special entries of a `memory` service.
+    mem: Option<std::sync::Arc<MemAttrs>>,
 }
 
 /// Size of each piece streamed from a staged file to the service's writer:
@@ -77,14 +118,14 @@ impl Backend {
         options: &BTreeMap<String, String>,
         io_timeout: Duration,
     ) -> Result<Backend, BackendError> {
+        let mut fs_root = None;
         if scheme == "fs" {
             if let Some(root) = options.get("root") {
-                std::fs::create_dir_all(root).map_err(|e| {
-                    BackendError::new(
-                        BackendErrorKind::Config,
-                        format!("cannot create root {root}: {e}"),
-                    )
-                })?;
+                let cannot = |e: std::io::Error| {
+                    BackendError::new(BackendErrorKind::Config, format!("cannot open root {root}: {e}"))
+                };
+                std::fs::create_dir_all(root).map_err(cannot)?;
+                fs_root = Some(LocalRoot::open(Path::new(root)).map_err(cannot)?);
             }
         }
         install_tls_provider();
@@ -104,9 +145,8 @@ impl Backend {
             native_copy: cap.copy,
             if_match: cap.read_with_if_match,
             multipart: cap.write_can_multi,
-            fs_root: (scheme == "fs")
-                .then(|| options.get("root").map(|r| LocalRoot(r.into())))
-                .flatten(),
+            fs_root,
+            mem: (scheme == "memory").then(Default::default),
             op,
         })
     }
@@ -116,9 +156,94 @@ impl Backend {
         matches!(self.scheme.as_str(), "fs" | "memory")
     }
 
-    /// Where `path` lives on this machine, for a local directory backend.
+    /// Where `path` lives on this machine, for a local directory backend
+    /// (None too when a symlink is on the way or is `path` itself).
     pub fn local_path(&self, path: &str) -> Option<std::path::PathBuf> {
-        self.fs_root.as_ref().map(|r| r.0.join(path))
+        self.fs_root.as_ref().and_then(|r| r.checked_path(path))
+    }
+
+    /// Whether the service stores modes, owners, times and special files
+    /// ([`Backend::set_meta`], [`Backend::symlink`], ... work): a local
+    /// directory on disk, `memory` in RAM.
+    pub fn stores_posix(&self) -> bool {
+        self.fs_root.is_some() || self.mem.is_some()
+    }
+
+    /// Stores mode, owner and times of `path`.
+    pub async fn set_meta(&self, path: &str, set: &SetMeta) -> Result<(), BackendError> {
+        if let Some(mem) = &self.mem {
+            self.stat(path).await?;
+            mem.set(path, set);
+            return Ok(());
+        }
+        self.local()?.set_meta(path, set)
+    }
+
+    /// Creates the symlink `path` -> `target`.
+    pub async fn symlink(&self, path: &str, target: &str) -> Result<(), BackendError> {
+        if let Some(mem) = &self.mem {
+            self.new_special(path).await?;
+            mem.make(path, libc::S_IFLNK, Some(target.as_bytes().to_vec()));
+            return Ok(());
+        }
+        self.local()?.symlink(path, target)
+    }
+
+    /// The target of the symlink `path`.
+    pub async fn readlink(&self, path: &str) -> Result<Vec<u8>, BackendError> {
+        if let Some(mem) = &self.mem {
+            return mem
+                .target(path)
+                .ok_or_else(|| os_error(libc::EINVAL, "not a symlink"));
+        }
+        self.local()?.readlink(path)
+    }
+
+    /// A hard link `to` of the file `from`.
+    pub async fn link(&self, from: &str, to: &str) -> Result<(), BackendError> {
+        if self.mem.is_some() {
+            return Err(os_error(libc::EPERM, "memory keeps no hard links"));
+        }
+        self.local()?.link(from, to)
+    }
+
+    /// Creates a FIFO, socket or device node (`mode` carries the type).
+    pub async fn mknod(&self, path: &str, mode: u32, rdev: u64) -> Result<(), BackendError> {
+        if let Some(mem) = &self.mem {
+            let kind = mode & libc::S_IFMT;
+            if kind != libc::S_IFIFO && kind != libc::S_IFSOCK {
+                return Err(os_error(libc::EPERM, "memory keeps no device nodes"));
+            }
+            self.new_special(path).await?;
+            mem.make(path, kind, None);
+            return Ok(());
+        }
+        self.local()?.mknod(path, mode, rdev)
+    }
+
+    /// The empty object that stands for a special entry (EEXIST if taken).
+    async fn new_special(&self, path: &str) -> Result<(), BackendError> {
+        match self.stat(path).await {
+            Ok(_) => return Err(os_error(libc::EEXIST, "exists")),
+            Err(e) if e.kind == BackendErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        self.op.write(path, Vec::<u8>::new()).await?;
+        Ok(())
+    }
+
+    /// Size and free space of the storage, where the service knows them.
+    pub fn space(&self) -> Option<SpaceInfo> {
+        self.fs_root.as_ref().and_then(|r| r.space().ok())
+    }
+
+    fn local(&self) -> Result<&LocalRoot, BackendError> {
+        self.fs_root.as_ref().ok_or_else(|| {
+            BackendError::new(
+                BackendErrorKind::Unsupported,
+                format!("{} stores no modes, owners or special files", self.scheme),
+            )
+        })
     }
 
     /// The opendal scheme name.
@@ -128,12 +253,20 @@ impl Backend {
 
     /// Metadata of a file or directory; `""` is the root.
     pub async fn stat(&self, path: &str) -> Result<Meta, BackendError> {
-        if path.is_empty() {
-            return Ok(Meta::dir());
-        }
         if let Some(root) = &self.fs_root {
             return root.stat(path);
         }
+        if path.is_empty() {
+            return Ok(Meta::dir());
+        }
+        let meta = self.stat_service(path).await?;
+        Ok(match &self.mem {
+            Some(mem) => mem.apply(path, meta),
+            None => meta,
+        })
+    }
+
+    async fn stat_service(&self, path: &str) -> Result<Meta, BackendError> {
         match self.op.stat(path).await {
             Ok(m) => return Ok(to_meta(&m)),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -156,6 +289,16 @@ impl Backend {
         };
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out.dedup_by(|a, b| a.0 == b.0);
+        if let Some(mem) = &self.mem {
+            for (name, meta) in out.iter_mut() {
+                let p = if path.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{path}/{name}")
+                };
+                *meta = mem.apply(&p, std::mem::take(meta));
+            }
+        }
         Ok(out)
     }
 
@@ -206,6 +349,9 @@ impl Backend {
     ) -> Result<Bytes, BackendError> {
         if len == 0 {
             return Ok(Bytes::new());
+        }
+        if let Some(root) = &self.fs_root {
+            return root.read(path, offset, len).map(Bytes::from);
         }
         let mut req = self.op.read_with(path).range(offset..offset + len);
         if let (Some(v), true) = (version, self.if_match) {
@@ -269,6 +415,9 @@ impl Backend {
             }
         }
         w.close().await?;
+        if let Some(mem) = &self.mem {
+            mem.touched(path);
+        }
         Ok(total)
     }
 
@@ -278,6 +427,9 @@ impl Backend {
             return root.create_empty(path).await;
         }
         self.op.write(path, Vec::<u8>::new()).await?;
+        if let Some(mem) = &self.mem {
+            mem.touched(path);
+        }
         Ok(())
     }
 
@@ -290,26 +442,53 @@ impl Backend {
         }
     }
 
-    /// Creates a directory (a marker object where the service has no directories).
+    /// Creates a directory (a marker object where the service has no
+    /// directories); a local directory gets `mode` (before the umask).
     pub async fn create_dir(&self, path: &str) -> Result<(), BackendError> {
+        self.create_dir_mode(path, 0o755).await
+    }
+
+    /// [`Backend::create_dir`] with the mode a local directory gets.
+    pub async fn create_dir_mode(&self, path: &str, mode: u32) -> Result<(), BackendError> {
+        if let Some(root) = &self.fs_root {
+            return root.mkdir(path, mode);
+        }
         self.op.create_dir(&dir_key(path)).await?;
+        if let Some(mem) = &self.mem {
+            mem.touched(path);
+        }
         Ok(())
     }
 
-    /// Deletes a file.
+    /// Deletes a file (or a symlink or special file, where there are such).
     pub async fn delete_file(&self, path: &str) -> Result<(), BackendError> {
+        if let Some(root) = &self.fs_root {
+            return root.remove(path, false);
+        }
         self.op.delete(path).await?;
+        if let Some(mem) = &self.mem {
+            mem.remove(path);
+        }
         Ok(())
     }
 
     /// Deletes an empty directory (the caller checks emptiness).
     pub async fn delete_dir(&self, path: &str) -> Result<(), BackendError> {
+        if let Some(root) = &self.fs_root {
+            return root.remove(path, true);
+        }
         self.op.delete(&dir_key(path)).await?;
+        if let Some(mem) = &self.mem {
+            mem.remove(path);
+        }
         Ok(())
     }
 
     /// Renames a file, replacing `to` if it exists.
     pub async fn rename_file(&self, from: &str, to: &str) -> Result<(), BackendError> {
+        if let Some(root) = &self.fs_root {
+            return root.rename(from, to).await;
+        }
         if self.native_rename {
             self.op.rename(from, to).await?;
             return Ok(());
@@ -321,6 +500,9 @@ impl Backend {
             self.op.write(to, data).await?;
         }
         self.op.delete(from).await?;
+        if let Some(mem) = &self.mem {
+            mem.rename(from, to);
+        }
         Ok(())
     }
 
@@ -349,8 +531,18 @@ impl Backend {
             }
         }
         self.op.delete_with(&src).recursive(true).await?;
+        if let Some(mem) = &self.mem {
+            mem.rename(from, to);
+        }
         Ok(())
     }
+}
+
+/// An error carrying the errno a local filesystem would give.
+fn os_error(errno: i32, what: &str) -> BackendError {
+    let mut e = BackendError::new(BackendErrorKind::Other, what);
+    e.errno = Some(errno);
+    e
 }
 
 /// Installs, once per process, rustls's crypto provider (ring) and opendal's
@@ -394,6 +586,7 @@ fn to_meta(m: &opendal::Metadata) -> Meta {
         },
         mtime: m.last_modified().map(SystemTime::from),
         version: m.etag().or(m.version()).map(str::to_string),
+        ..Meta::default()
     }
 }
 
@@ -444,7 +637,7 @@ mod stat_tests {
     }
 
     #[tokio::test]
-    async fn local_listing_gives_what_stat_gives_and_skips_dangling_links() {
+    async fn local_listing_gives_what_stat_gives_and_shows_symlinks_as_symlinks() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("sub")).unwrap();
         std::fs::write(d.path().join("sub/f"), vec![7u8; 5000]).unwrap();
@@ -461,13 +654,17 @@ mod stat_tests {
             }
             let names: Vec<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
             let want: &[&str] = if dir.is_empty() {
-                &["empty", "link", "sub"]
+                &["dangling", "empty", "link", "sub"]
             } else {
                 &["f"]
             };
             assert_eq!(names, want);
         }
         assert_eq!(fsb.list("sub").await.unwrap()[0].1.size, 5000);
+        let link = fsb.stat("link").await.unwrap();
+        assert_eq!(link.mode.unwrap() & libc::S_IFMT, libc::S_IFLNK);
+        assert_eq!(link.size, 5, "a symlink's size is its target's length");
+        assert_eq!(fsb.readlink("link").await.unwrap(), b"sub/f");
         assert!(fsb.list("missing").await.unwrap().is_empty());
     }
 

@@ -1,5 +1,11 @@
 //! File attributes as the core reports them, built from backend metadata,
 //! the in-memory overlay and the mount's owner settings.
+//!
+//! What a tree stores (mode, owner, times, links: a local directory) is
+//! shown as stored; the overlay and the defaults fill in only what the tree
+//! does not store. Defaults for places without stored modes: read-only
+//! places and synthetic directories are readable by everyone only when the
+//! mount lets others in (`allow_other`), else by the owner only.
 
 use super::inodes::Overlay;
 use crate::vfs::Meta;
@@ -9,11 +15,31 @@ use std::time::SystemTime;
 /// buffers from it, and 1 MiB matches the kernel's largest FUSE request.
 pub const BLKSIZE: u32 = 1 << 20;
 
-/// File or directory (the only kinds backends hold).
+/// The type of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     File,
     Dir,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+impl Kind {
+    /// The kind of backend metadata: its stored file type, else file or directory.
+    pub fn of(meta: &Meta) -> Kind {
+        match meta.mode.map(|m| m & libc::S_IFMT) {
+            Some(libc::S_IFLNK) => Kind::Symlink,
+            Some(libc::S_IFIFO) => Kind::Fifo,
+            Some(libc::S_IFSOCK) => Kind::Socket,
+            Some(libc::S_IFCHR) => Kind::CharDevice,
+            Some(libc::S_IFBLK) => Kind::BlockDevice,
+            _ if meta.is_dir => Kind::Dir,
+            _ => Kind::File,
+        }
+    }
 }
 
 /// What `stat` shows.
@@ -31,6 +57,8 @@ pub struct Attr {
     pub uid: u32,
     pub gid: u32,
     pub blksize: u32,
+    /// Device number of a device node.
+    pub rdev: u32,
 }
 
 /// Mount-wide defaults for attributes.
@@ -40,38 +68,54 @@ pub struct Owner {
     pub gid: u32,
     /// Reported for anything without a known time.
     pub started: SystemTime,
+    /// Other users may enter the mount (`allow_other`): default modes of
+    /// read-only places let them read.
+    pub shared: bool,
 }
 
 /// Builds attributes from metadata, an overlay and whether the place is writable.
 pub fn build(ino: u64, meta: &Meta, ov: &Overlay, owner: &Owner, writable: bool) -> Attr {
-    let kind = if meta.is_dir { Kind::Dir } else { Kind::File };
-    let default_perm: u16 = match (kind, writable) {
-        (Kind::Dir, true) => 0o755,
-        (Kind::Dir, false) => 0o555,
-        (Kind::File, true) => 0o644,
-        (Kind::File, false) => 0o444,
+    let kind = Kind::of(meta);
+    let dir = kind == Kind::Dir;
+    let default_perm: u16 = match (dir, writable, owner.shared) {
+        (true, true, _) => 0o755,
+        (true, false, true) => 0o555,
+        (true, false, false) => 0o500,
+        (false, true, _) => 0o644,
+        (false, false, true) => 0o444,
+        (false, false, false) => 0o400,
     };
     let mtime = ov.mtime.or(meta.mtime).unwrap_or(owner.started);
+    let stored_perm = meta.mode.map(|m| (m & 0o7777) as u16);
     Attr {
         ino,
         size: meta.size,
         // st_blocks counts 512-byte units.
-        blocks: meta.size.div_ceil(512),
-        atime: ov.atime.unwrap_or(mtime),
+        blocks: meta.blocks.unwrap_or_else(|| meta.size.div_ceil(512)),
+        atime: ov.atime.or(meta.atime).unwrap_or(mtime),
         mtime,
         // A change of the contents is a change of the inode too: the later of
         // the last attribute change and the backend's modification time.
-        ctime: match (ov.ctime, meta.mtime) {
-            (Some(c), Some(m)) => c.max(m),
-            (Some(c), None) => c,
-            (None, _) => mtime,
+        ctime: match (ov.ctime, meta.ctime, meta.mtime) {
+            // Stored by the tree: as the host says.
+            (None, Some(c), _) => c,
+            (Some(c), _, Some(m)) => c.max(m),
+            (Some(c), _, None) => c,
+            (None, None, _) => mtime,
         },
         kind,
-        perm: ov.mode.map(|m| (m & 0o7777) as u16).unwrap_or(default_perm),
-        nlink: if meta.is_dir { 2 } else { 1 },
-        uid: ov.uid.unwrap_or(owner.uid),
-        gid: ov.gid.unwrap_or(owner.gid),
+        // Read-only places show no write bits, stored modes included.
+        perm: ov
+            .mode
+            .map(|m| (m & 0o7777) as u16)
+            .or(stored_perm)
+            .map(|p| if writable { p } else { p & !0o222 })
+            .unwrap_or(default_perm),
+        nlink: meta.nlink.unwrap_or(if dir { 2 } else { 1 }),
+        uid: ov.uid.or(meta.uid).unwrap_or(owner.uid),
+        gid: ov.gid.or(meta.gid).unwrap_or(owner.gid),
         blksize: BLKSIZE,
+        rdev: meta.rdev as u32,
     }
 }
 
@@ -84,6 +128,7 @@ mod tests {
             uid: 7,
             gid: 8,
             started: SystemTime::UNIX_EPOCH,
+            shared: true,
         }
     }
 
@@ -92,23 +137,54 @@ mod tests {
         let a = build(2, &Meta::dir(), &Overlay::default(), &owner(), false);
         assert_eq!(a.perm, 0o555);
         let f = Meta {
-            is_dir: false,
             size: 513,
-            mtime: None,
-            version: None,
+            ..Meta::default()
         };
         let a = build(3, &f, &Overlay::default(), &owner(), false);
         assert_eq!((a.perm, a.blocks, a.nlink), (0o444, 2, 1));
+        // Without allow_other, read-only defaults are for the owner only.
+        let private = Owner {
+            shared: false,
+            ..owner()
+        };
+        assert_eq!(
+            build(2, &Meta::dir(), &Overlay::default(), &private, false).perm,
+            0o500
+        );
+        assert_eq!(build(3, &f, &Overlay::default(), &private, false).perm, 0o400);
+    }
+
+    #[test]
+    fn stored_modes_owners_links_and_kinds_are_shown_as_stored() {
+        let m = Meta {
+            size: 9,
+            mode: Some(libc::S_IFLNK | 0o777),
+            uid: Some(65534),
+            gid: Some(65534),
+            nlink: Some(3),
+            blocks: Some(8),
+            ..Meta::default()
+        };
+        let a = build(3, &m, &Overlay::default(), &owner(), true);
+        assert_eq!(a.kind, Kind::Symlink);
+        assert_eq!(
+            (a.perm, a.uid, a.gid, a.nlink, a.blocks),
+            (0o777, 65534, 65534, 3, 8)
+        );
+        let fifo = Meta {
+            mode: Some(libc::S_IFIFO | 0o640),
+            ..Meta::default()
+        };
+        let a = build(4, &fifo, &Overlay::default(), &owner(), false);
+        assert_eq!((a.kind, a.perm), (Kind::Fifo, 0o640));
     }
 
     #[test]
     fn ctime_follows_a_backend_change_newer_than_the_last_chmod() {
         let t = |s| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s);
         let f = |m| Meta {
-            is_dir: true,
-            size: 0,
             mtime: Some(t(m)),
-            version: None,
+            ..Meta::dir()
         };
         let ov = Overlay {
             ctime: Some(t(100)),
@@ -123,12 +199,7 @@ mod tests {
 
     #[test]
     fn overlay_wins_over_defaults() {
-        let f = Meta {
-            is_dir: false,
-            size: 0,
-            mtime: None,
-            version: None,
-        };
+        let f = Meta::default();
         let ov = Overlay {
             mode: Some(0o100600),
             uid: Some(1),

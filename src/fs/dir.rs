@@ -7,13 +7,13 @@ impl Fs {
     /// `opendir`: snapshots the listing so offsets stay stable.
     pub async fn opendir(&self, ino: u64) -> Res<Opened> {
         let vpath = self.vpath(ino)?;
-        let children: Vec<(String, bool)> = match self.router.resolve(&vpath) {
-            Resolved::Synthetic(names) => names.into_iter().map(|n| (n, true)).collect(),
+        let children: Vec<(String, Kind)> = match self.router.resolve(&vpath) {
+            Resolved::Synthetic(names) => names.into_iter().map(|n| (n, Kind::Dir)).collect(),
             Resolved::Tree { tree, rel, .. } => self
                 .listing(&vpath, &tree, &rel)
                 .await?
                 .iter()
-                .map(|(n, m)| (n.clone(), m.is_dir))
+                .map(|(n, m)| (n.clone(), Kind::of(m)))
                 .collect(),
             Resolved::Missing => return Err(VfsError::NotFound.into()),
         };
@@ -21,23 +21,23 @@ impl Fs {
         entries.push(DirEntry {
             ino,
             offset: 1,
-            is_dir: true,
+            kind: Kind::Dir,
             name: ".".into(),
         });
         entries.push(DirEntry {
             ino,
             offset: 2,
-            is_dir: true,
+            kind: Kind::Dir,
             name: "..".into(),
         });
-        for (name, is_dir) in children {
+        for (name, kind) in children {
             let cpath = join_abs(&vpath, &name);
             let cino = self.inodes.peek(&cpath).unwrap_or_else(|| pseudo_ino(&cpath));
             let offset = entries.len() as u64 + 1;
             entries.push(DirEntry {
                 ino: cino,
                 offset,
-                is_dir,
+                kind,
                 name,
             });
         }

@@ -109,10 +109,8 @@ mod tests {
 
     fn file(size: u64) -> Meta {
         Meta {
-            is_dir: false,
             size,
-            mtime: None,
-            version: None,
+            ..Meta::default()
         }
     }
 

@@ -24,6 +24,10 @@ pub enum FsError {
     NotSupported,
     #[error("permission denied")]
     Permission,
+    /// The place cannot hold what was asked (a symlink, hard link or
+    /// special file on a tree that stores none).
+    #[error("operation not permitted here")]
+    NotPermitted,
     #[error("upload of {path} failed, data kept in {staged}: {source}")]
     Upload {
         path: String,
@@ -47,6 +51,7 @@ impl FsError {
             FsError::Cache(_) => libc::EIO,
             FsError::NotSupported => libc::ENOTSUP,
             FsError::Permission => libc::EACCES,
+            FsError::NotPermitted => libc::EPERM,
             FsError::Upload { .. } => libc::EIO,
         }
     }
@@ -66,9 +71,31 @@ impl FsError {
                     | VfsError::IsDir
                     | VfsError::NameTooLong
             ) | FsError::Permission
+                | FsError::NotPermitted
                 | FsError::NotSupported
-        )
+        ) || matches!(self, FsError::Vfs(VfsError::Backend(b)) if b.errno.is_some_and(user_errno))
     }
+}
+
+/// Host errnos of a local directory that answer what the user asked for
+/// (permissions, names, limits), not a fault of the backend.
+fn user_errno(n: i32) -> bool {
+    [
+        libc::EACCES,
+        libc::EPERM,
+        libc::ELOOP,
+        libc::ENAMETOOLONG,
+        libc::EMLINK,
+        libc::ENOTEMPTY,
+        libc::EEXIST,
+        libc::EINVAL,
+        libc::EXDEV,
+        libc::ENOTDIR,
+        libc::EISDIR,
+        libc::ENOENT,
+        libc::EOPNOTSUPP,
+    ]
+    .contains(&n)
 }
 
 fn vfs_errno(e: &VfsError) -> i32 {
@@ -83,6 +110,7 @@ fn vfs_errno(e: &VfsError) -> i32 {
         VfsError::Invalid(_) => libc::EINVAL,
         VfsError::NameTooLong => libc::ENAMETOOLONG,
         VfsError::Changed => libc::ESTALE,
+        VfsError::Backend(b) if b.errno.is_some() => b.errno.unwrap_or(libc::EIO),
         VfsError::Backend(b) => match b.kind {
             BackendErrorKind::NotFound => libc::ENOENT,
             BackendErrorKind::AlreadyExists => libc::EEXIST,
@@ -127,6 +155,15 @@ mod tests {
     fn read_only_maps_to_erofs_and_is_routine() {
         let e = FsError::Vfs(VfsError::ReadOnly);
         assert_eq!(e.errno(), libc::EROFS);
+        assert!(e.is_routine());
+    }
+
+    #[test]
+    fn a_local_directory_errno_passes_through() {
+        let mut b = BackendError::new(BackendErrorKind::Other, "loop");
+        b.errno = Some(libc::ELOOP);
+        let e = FsError::Vfs(VfsError::Backend(b));
+        assert_eq!(e.errno(), libc::ELOOP);
         assert!(e.is_routine());
     }
 

@@ -17,7 +17,7 @@ pub struct DirEntry {
     pub ino: u64,
     /// The offset of the entry after this one (what the kernel passes back).
     pub offset: u64,
-    pub is_dir: bool,
+    pub kind: super::Kind,
     pub name: String,
 }
 

@@ -4,7 +4,10 @@
 //!
 //! Invariants: the root is inode 1 and never forgotten; a path maps to at
 //! most one live inode; an inode whose name was unlinked keeps its number
-//! (open files still work) but no path leads to it any more.
+//! (open files still work) but no path leads to it any more. A hard link
+//! made through the mount gives the file's inode a second name (an alias),
+//! as on a local filesystem, so the kernel keeps one inode and one link
+//! count for both; when the main name goes, an alias takes its place.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -27,6 +30,8 @@ pub struct Overlay {
 #[derive(Debug)]
 struct Node {
     path: Option<String>,
+    /// Other names of the same file (hard links made through the mount).
+    aliases: Vec<String>,
     is_dir: bool,
     lookups: u64,
     overlay: Overlay,
@@ -58,6 +63,7 @@ impl Inodes {
             ROOT_INO,
             Node {
                 path: Some("/".into()),
+                aliases: Vec::new(),
                 is_dir: true,
                 lookups: 1,
                 overlay: Overlay::default(),
@@ -92,6 +98,7 @@ impl Inodes {
             ino,
             Node {
                 path: Some(path.to_string()),
+                aliases: Vec::new(),
                 is_dir,
                 lookups: 1,
                 overlay: Overlay::default(),
@@ -125,9 +132,9 @@ impl Inodes {
         let Some(node) = t.nodes.get_mut(&ino) else { return };
         node.lookups = node.lookups.saturating_sub(n);
         if node.lookups == 0 {
-            let path = node.path.clone();
+            let names: Vec<String> = node.path.iter().chain(node.aliases.iter()).cloned().collect();
             t.nodes.remove(&ino);
-            if let Some(p) = path {
+            for p in names {
                 if t.by_path.get(&p) == Some(&ino) {
                     t.by_path.remove(&p);
                 }
@@ -135,13 +142,29 @@ impl Inodes {
         }
     }
 
-    /// The name at `path` is gone (unlink/rmdir); its inode lives on unnamed.
+    /// `path` is a new name (hard link) of the file `ino`.
+    pub fn add_alias(&self, ino: u64, path: &str) {
+        let mut t = self.lock();
+        if let Some(old) = t.by_path.insert(path.to_string(), ino) {
+            if old != ino {
+                drop_name(&mut t, old, path);
+            }
+        }
+        if let Some(n) = t.nodes.get_mut(&ino) {
+            if n.path.is_none() {
+                n.path = Some(path.to_string());
+            } else {
+                n.aliases.push(path.to_string());
+            }
+        }
+    }
+
+    /// The name at `path` is gone (unlink/rmdir); its inode lives on under
+    /// another name it has, or unnamed.
     pub fn unlink(&self, path: &str) {
         let mut t = self.lock();
         if let Some(ino) = t.by_path.remove(path) {
-            if let Some(n) = t.nodes.get_mut(&ino) {
-                n.path = None;
-            }
+            drop_name(&mut t, ino, path);
         }
     }
 
@@ -149,9 +172,7 @@ impl Inodes {
     pub fn rename(&self, from: &str, to: &str) {
         let mut t = self.lock();
         if let Some(old) = t.by_path.remove(to) {
-            if let Some(n) = t.nodes.get_mut(&old) {
-                n.path = None;
-            }
+            drop_name(&mut t, old, to);
         }
         let prefix = format!("{from}/");
         let moved: Vec<(String, u64)> = t
@@ -164,7 +185,11 @@ impl Inodes {
             t.by_path.remove(&p);
             let newp = format!("{to}{}", &p[from.len()..]);
             if let Some(n) = t.nodes.get_mut(&ino) {
-                n.path = Some(newp.clone());
+                if n.path.as_deref() == Some(p.as_str()) {
+                    n.path = Some(newp.clone());
+                } else if let Some(a) = n.aliases.iter_mut().find(|a| **a == p) {
+                    *a = newp.clone();
+                }
             }
             t.by_path.insert(newp, ino);
         }
@@ -205,6 +230,18 @@ impl Inodes {
     /// Number of live inodes (root included).
     pub fn count(&self) -> usize {
         self.lock().nodes.len()
+    }
+}
+
+/// Takes the name `path` from the inode `ino`: an alias takes the place of
+/// a main name that goes.
+fn drop_name(t: &mut Table, ino: u64, path: &str) {
+    if let Some(n) = t.nodes.get_mut(&ino) {
+        if n.path.as_deref() == Some(path) {
+            n.path = n.aliases.pop();
+        } else {
+            n.aliases.retain(|a| a != path);
+        }
     }
 }
 
@@ -253,6 +290,21 @@ mod tests {
         t.lookup("/m/d", true);
         t.rename("/m/d", "/m/x");
         assert_eq!(t.path(other).as_deref(), Some("/m/dd"));
+    }
+
+    #[test]
+    fn a_hard_link_shares_the_inode_until_its_last_name_goes() {
+        let t = Inodes::new();
+        let f = t.lookup("/m/f", false);
+        t.add_alias(f, "/m/h");
+        assert_eq!(t.lookup("/m/h", false), f);
+        t.unlink("/m/f");
+        assert_eq!(t.path(f).as_deref(), Some("/m/h"));
+        t.rename("/m/h", "/m/g");
+        assert_eq!(t.path(f).as_deref(), Some("/m/g"));
+        t.unlink("/m/g");
+        assert_eq!(t.path(f), None);
+        assert!(t.exists(f));
     }
 
     #[test]

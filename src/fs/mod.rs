@@ -21,6 +21,7 @@ mod handles;
 mod inodes;
 pub mod invalidate;
 mod namespace;
+mod posix;
 mod reader;
 mod recover;
 pub mod staging;
@@ -334,10 +335,8 @@ impl Fs {
             st.staged.as_ref().and_then(|s| s.len().ok()).unwrap_or(0)
         };
         let meta = Meta {
-            is_dir: false,
             size,
-            mtime: None,
-            version: None,
+            ..Meta::default()
         };
         let mut a = self.attr_of(ino, meta, true).await;
         a.nlink = 0;
@@ -356,6 +355,34 @@ impl Fs {
             self.truncate(ino, &place, size).await?;
         }
         let now = SystemTime::now();
+        let changes_meta = set.mode.is_some()
+            || set.uid.is_some()
+            || set.gid.is_some()
+            || set.atime.is_some()
+            || set.mtime.is_some();
+        if place.tree.stores_posix() {
+            // Stored where the tree keeps them, so they outlive the inode and the mount.
+            if changes_meta {
+                let stored = crate::vfs::SetMeta {
+                    mode: set.mode.map(|m| m & 0o7777),
+                    uid: set.uid,
+                    gid: set.gid,
+                    atime: set.atime,
+                    mtime: set.mtime,
+                };
+                let res = place.tree.set_meta(&place.rel, &stored).await;
+                self.dirs.invalidate_parent(&vpath);
+                res?;
+                if let (Some(t), Some(st)) = (set.mtime, self.handles.state(ino)) {
+                    // An open file shows its staged time: make it the one set.
+                    let mut st = st.lock().await;
+                    if st.staged.is_some() {
+                        st.mtime = Some(t);
+                    }
+                }
+            }
+            return self.getattr(ino).await;
+        }
         self.inodes.update_overlay(ino, |o| {
             if let Some(m) = set.mode {
                 o.mode = Some(m);
@@ -496,12 +523,50 @@ impl Fs {
         }
     }
 
-    /// Records who created a new file or directory: someone other than the
-    /// mounting user (possible with `allow_other`) owns what they create, in
-    /// the in-memory overlay like `chown`. Patches `attr` to match.
-    pub fn adopt(&self, attr: &mut Attr, uid: u32, gid: u32) {
-        if uid == nix::unistd::geteuid().as_raw() {
+    /// Records who created a new entry: someone other than the mounting
+    /// user (possible with `allow_other`) owns what they create. A tree that
+    /// stores owners gets a `chown` (when the daemon runs as root; the group
+    /// stays the parent's under a set-group-ID directory, as the host does);
+    /// others keep it in the in-memory overlay. Patches `attr` to match.
+    pub async fn adopt(&self, attr: &mut Attr, uid: u32, gid: u32) {
+        let me = nix::unistd::geteuid().as_raw();
+        if uid == me {
             return;
+        }
+        let Some(vpath) = self.inodes.path(attr.ino) else {
+            return;
+        };
+        if let Resolved::Tree { tree, rel, .. } = self.router.resolve(&vpath) {
+            if tree.stores_posix() {
+                if me != 0 {
+                    return;
+                }
+                let parent = rel.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+                let setgid_parent = tree
+                    .stat(parent)
+                    .await
+                    .is_ok_and(|m| m.mode.unwrap_or(0) & libc::S_ISGID != 0);
+                let set = crate::vfs::SetMeta {
+                    uid: Some(uid),
+                    gid: (!setgid_parent).then_some(gid),
+                    // chown clears set-ID bits; the mode asked for puts them back.
+                    mode: (attr.kind != Kind::Symlink).then_some(attr.perm as u32),
+                    ..Default::default()
+                };
+                match tree.set_meta(&rel, &set).await {
+                    Ok(()) => {
+                        self.dirs.invalidate_parent(&vpath);
+                        attr.uid = uid;
+                        if let Some(g) = set.gid {
+                            attr.gid = g;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %vpath, error = %e, "cannot give a new entry to its creator")
+                    }
+                }
+                return;
+            }
         }
         self.inodes.update_overlay(attr.ino, |o| {
             o.uid = Some(uid);
@@ -511,9 +576,27 @@ impl Fs {
         attr.gid = gid;
     }
 
-    /// `statfs`: backends have no fixed size; report a large free space
-    /// (1 PiB, as rclone does) so tools do not refuse to copy.
-    pub fn statfs(&self) -> StatFs {
+    /// `statfs` of the place holding `ino`: the backing filesystem's figures
+    /// where the tree knows them (a local directory); otherwise backends have
+    /// no fixed size, so a large free space (1 PiB, as rclone does) is
+    /// reported, so tools do not refuse to copy.
+    pub fn statfs(&self, ino: u64) -> StatFs {
+        let space = self.inodes.path(ino).and_then(|p| match self.router.resolve(&p) {
+            Resolved::Tree { tree, .. } => tree.space(),
+            _ => None,
+        });
+        if let Some(s) = space {
+            return StatFs {
+                blocks: s.blocks,
+                bfree: s.bfree,
+                bavail: s.bavail,
+                files: s.files,
+                ffree: s.ffree,
+                bsize: s.bsize,
+                namelen: s.namelen.min(NAME_MAX as u32),
+                frsize: s.frsize,
+            };
+        }
         const BSIZE: u32 = 4096;
         let blocks = (1u64 << 50) / BSIZE as u64;
         StatFs {

@@ -37,12 +37,7 @@ impl Fs {
             Some(f) => f.file().metadata().and_then(|m| m.modified()).ok(),
             None => place.tree.stat(&place.rel).await.ok().and_then(|m| m.mtime),
         };
-        self.inodes.update_overlay(ino, |o| {
-            *o = inodes::Overlay {
-                mode: Some(mode & 0o7777),
-                ..Default::default()
-            };
-        });
+        let stored = self.set_new_mode(&place, ino, mode, false).await?;
         let state = {
             let (state, mut st) = self.handles.lock_current(ino).await;
             if let Some(old) = st.staged.take() {
@@ -65,12 +60,10 @@ impl Fs {
             state,
             reader: None,
         });
-        let meta = Meta {
-            is_dir: false,
-            size: 0,
+        let meta = stored.unwrap_or(Meta {
             mtime: created,
-            version: None,
-        };
+            ..Meta::default()
+        });
         let attr = self.attr_of(ino, meta, true).await;
         Ok((
             self.entry(attr),
@@ -91,20 +84,50 @@ impl Fs {
             Err(VfsError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
-        place.tree.mkdir(&place.rel).await?;
+        place.tree.mkdir_mode(&place.rel, mode & 0o7777).await?;
         self.dirs.invalidate_parent(&vpath);
         let ino = self.inodes.lookup(&vpath, true);
-        self.inodes.update_overlay(ino, |o| {
-            *o = inodes::Overlay {
-                mode: Some(mode & 0o7777),
-                ..Default::default()
-            };
-        });
-        let meta = Meta {
-            mtime: place.tree.stat(&place.rel).await.ok().and_then(|m| m.mtime),
-            ..Meta::dir()
+        let meta = match self.set_new_mode(&place, ino, mode, true).await? {
+            Some(m) => m,
+            None => Meta {
+                mtime: place.tree.stat(&place.rel).await.ok().and_then(|m| m.mtime),
+                ..Meta::dir()
+            },
         };
         Ok(self.entry(self.attr_of(ino, meta, true).await))
+    }
+
+    /// Gives a new entry the mode its creator asked for: stored where the
+    /// tree stores modes (exactly, whatever the daemon's umask; a directory
+    /// keeps the set-group-ID bit it inherits), else in the overlay.
+    /// Returns the stored metadata afterwards, for a storing tree.
+    pub(super) async fn set_new_mode(
+        &self,
+        place: &Place,
+        ino: u64,
+        mode: u32,
+        dir: bool,
+    ) -> Res<Option<Meta>> {
+        if !place.tree.stores_posix() {
+            self.inodes.update_overlay(ino, |o| {
+                *o = inodes::Overlay {
+                    mode: Some(mode & 0o7777),
+                    ..Default::default()
+                };
+            });
+            return Ok(None);
+        }
+        let mut mode = mode & 0o7777;
+        if dir {
+            let now = place.tree.stat(&place.rel).await?;
+            mode |= now.mode.unwrap_or(0) & libc::S_ISGID;
+        }
+        let set = crate::vfs::SetMeta {
+            mode: Some(mode),
+            ..Default::default()
+        };
+        place.tree.set_meta(&place.rel, &set).await?;
+        Ok(Some(place.tree.stat(&place.rel).await?))
     }
 
     /// `unlink`.
@@ -126,6 +149,11 @@ impl Fs {
 
     pub(super) async fn forget_name(&self, vpath: &str) {
         if let Some(ino) = self.inodes.peek(vpath) {
+            self.inodes.unlink(vpath);
+            if self.inodes.path(ino).is_some() {
+                // Another name (a hard link) still leads to the file.
+                return;
+            }
             if let Some(st) = self.handles.state(ino) {
                 let mut st = st.lock().await;
                 st.unlinked = true;

@@ -123,13 +123,17 @@ impl StagingDir {
 
 impl Staged {
     /// The backing file `path` of a direct-write mount, opened read-write
-    /// (created if missing; emptied when `truncate`).
+    /// (created if missing, owner-only until the core sets the mode asked
+    /// for; emptied when `truncate`). Never through a symlink at `path`.
     pub fn in_place(path: &Path, truncate: bool) -> io::Result<Staged> {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(truncate)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)?;
         Ok(Staged {
             file: Arc::new(file),

@@ -12,6 +12,7 @@ use fuser::{
 };
 use std::ffi::OsStr;
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -96,17 +97,26 @@ fn to_file_attr(a: &Attr) -> FileAttr {
         mtime: a.mtime,
         ctime: a.ctime,
         crtime: a.mtime,
-        kind: match a.kind {
-            Kind::Dir => FileType::Directory,
-            Kind::File => FileType::RegularFile,
-        },
+        kind: file_type(a.kind),
         perm: a.perm,
         nlink: a.nlink,
         uid: a.uid,
         gid: a.gid,
-        rdev: 0,
+        rdev: a.rdev,
         flags: 0,
         blksize: a.blksize,
+    }
+}
+
+fn file_type(k: Kind) -> FileType {
+    match k {
+        Kind::Dir => FileType::Directory,
+        Kind::File => FileType::RegularFile,
+        Kind::Symlink => FileType::Symlink,
+        Kind::Fifo => FileType::NamedPipe,
+        Kind::Socket => FileType::Socket,
+        Kind::CharDevice => FileType::CharDevice,
+        Kind::BlockDevice => FileType::BlockDevice,
     }
 }
 
@@ -245,23 +255,66 @@ impl Filesystem for Adapter {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        _rdev: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
-        if mode & libc::S_IFMT != libc::S_IFREG {
-            // Backends hold files and directories only.
-            return reply.error(Errno::EPERM);
-        }
         let name = name_or_reply!(name, reply);
         let (uid, gid) = (req.uid(), req.gid());
+        let regular = mode & libc::S_IFMT == libc::S_IFREG;
         self.spawn("mknod", move |fs| async move {
-            match fs.create(parent.0, &name, mode & !umask, true).await {
-                Ok((mut e, opened)) => {
-                    fs.adopt(&mut e.attr, uid, gid);
-                    let _ = fs.release(opened.fh).await;
+            let made = if regular {
+                match fs.create(parent.0, &name, mode & !umask, true).await {
+                    Ok((e, opened)) => {
+                        let _ = fs.release(opened.fh).await;
+                        Ok(e)
+                    }
+                    Err(e) => Err(e),
+                }
+            } else {
+                // FIFOs, sockets, device nodes: where the tree stores them.
+                fs.mknod_special(parent.0, &name, mode & !umask, rdev as u64)
+                    .await
+            };
+            match made {
+                Ok(mut e) => {
+                    fs.adopt(&mut e.attr, uid, gid).await;
                     reply.entry(&e.ttl, &to_file_attr(&e.attr), Generation(0))
                 }
                 Err(e) => reply.error(errno(&e, "mknod")),
+            }
+        });
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let name = name_or_reply!(link_name, reply);
+        let target = name_or_reply!(target.as_os_str(), reply);
+        let (uid, gid) = (req.uid(), req.gid());
+        self.spawn("symlink", move |fs| async move {
+            match fs.symlink(parent.0, &name, &target).await {
+                Ok(mut e) => {
+                    fs.adopt(&mut e.attr, uid, gid).await;
+                    reply.entry(&e.ttl, &to_file_attr(&e.attr), Generation(0))
+                }
+                Err(e) => reply.error(errno(&e, "symlink")),
+            }
+        });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.spawn("readlink", move |fs| async move {
+            match fs.readlink(ino.0).await {
+                Ok(t) => reply.data(&t),
+                Err(e) => reply.error(errno(&e, "readlink")),
+            }
+        });
+    }
+
+    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let newname = name_or_reply!(newname, reply);
+        self.spawn("link", move |fs| async move {
+            match fs.link(ino.0, newparent.0, &newname).await {
+                Ok(e) => reply.entry(&e.ttl, &to_file_attr(&e.attr), Generation(0)),
+                Err(e) => reply.error(errno(&e, "link")),
             }
         });
     }
@@ -272,7 +325,7 @@ impl Filesystem for Adapter {
         self.spawn("mkdir", move |fs| async move {
             match fs.mkdir(parent.0, &name, mode & !umask).await {
                 Ok(mut e) => {
-                    fs.adopt(&mut e.attr, uid, gid);
+                    fs.adopt(&mut e.attr, uid, gid).await;
                     reply.entry(&e.ttl, &to_file_attr(&e.attr), Generation(0))
                 }
                 Err(e) => reply.error(errno(&e, "mkdir")),
@@ -450,12 +503,7 @@ impl Filesystem for Adapter {
         match self.fs.readdir(fh.0, offset) {
             Ok(entries) => {
                 for e in entries {
-                    let kind = if e.is_dir {
-                        FileType::Directory
-                    } else {
-                        FileType::RegularFile
-                    };
-                    if reply.add(INodeNo(e.ino), e.offset, kind, &e.name) {
+                    if reply.add(INodeNo(e.ino), e.offset, file_type(e.kind), &e.name) {
                         break;
                     }
                 }
@@ -511,8 +559,8 @@ impl Filesystem for Adapter {
         reply.ok();
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let s = self.fs.statfs();
+    fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        let s = self.fs.statfs(ino.0);
         reply.statfs(
             s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
         );
@@ -542,7 +590,7 @@ impl Filesystem for Adapter {
         self.spawn("create", move |fs| async move {
             match fs.create(parent.0, &name, mode & !umask, exclusive).await {
                 Ok((mut e, o)) => {
-                    fs.adopt(&mut e.attr, uid, gid);
+                    fs.adopt(&mut e.attr, uid, gid).await;
                     // A created handle writes: recorded as page-cached, never passthrough.
                     let _ = backings.open(e.attr.ino, o.fh, false, || {
                         Err(std::io::Error::other(

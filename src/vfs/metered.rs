@@ -3,7 +3,7 @@
 //! unchanged (every method of the trait, defaults included, so the wrapped
 //! tree's own behaviour is kept); only successful transfers are counted.
 
-use super::{Meta, Tree, UploadStream, VfsError};
+use super::{Meta, SetMeta, SpaceInfo, Tree, UploadStream, VfsError};
 use crate::metrics::BackendBytes;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -94,6 +94,30 @@ impl Tree for MeteredTree {
     }
     async fn rename(&self, from: &str, to: &str, is_dir: bool) -> Result<(), VfsError> {
         self.inner.rename(from, to, is_dir).await
+    }
+    async fn mkdir_mode(&self, path: &str, mode: u32) -> Result<(), VfsError> {
+        self.inner.mkdir_mode(path, mode).await
+    }
+    fn stores_posix(&self) -> bool {
+        self.inner.stores_posix()
+    }
+    async fn set_meta(&self, path: &str, set: &SetMeta) -> Result<(), VfsError> {
+        self.inner.set_meta(path, set).await
+    }
+    async fn symlink(&self, path: &str, target: &str) -> Result<(), VfsError> {
+        self.inner.symlink(path, target).await
+    }
+    async fn readlink(&self, path: &str) -> Result<Vec<u8>, VfsError> {
+        self.inner.readlink(path).await
+    }
+    async fn link(&self, from: &str, to: &str) -> Result<(), VfsError> {
+        self.inner.link(from, to).await
+    }
+    async fn mknod(&self, path: &str, mode: u32, rdev: u64) -> Result<(), VfsError> {
+        self.inner.mknod(path, mode, rdev).await
+    }
+    fn space(&self) -> Option<SpaceInfo> {
+        self.inner.space()
     }
 }
 

@@ -10,7 +10,7 @@ mod mount_tree;
 mod router;
 mod stream;
 
-pub use crate::backend::Meta;
+pub use crate::backend::{Meta, SetMeta, SpaceInfo};
 pub use error::VfsError;
 pub use metered::MeteredTree;
 pub use mount_tree::MountTree;
@@ -101,6 +101,41 @@ pub trait Tree: Send + Sync + 'static {
     /// Renames a file or directory inside this tree (the target is free).
     async fn rename(&self, _from: &str, _to: &str, _is_dir: bool) -> Result<(), VfsError> {
         Err(VfsError::ReadOnly)
+    }
+    /// Creates a directory with `mode` where the tree stores modes.
+    async fn mkdir_mode(&self, path: &str, _mode: u32) -> Result<(), VfsError> {
+        self.mkdir(path).await
+    }
+    /// Whether the tree stores modes, owners and times itself and holds
+    /// symlinks, hard links and special files ([`Tree::set_meta`],
+    /// [`Tree::symlink`], [`Tree::link`], [`Tree::mknod`] work). Where it
+    /// does not, the core keeps attribute changes in memory.
+    fn stores_posix(&self) -> bool {
+        false
+    }
+    /// Stores mode, owner and times of `path` itself.
+    async fn set_meta(&self, _path: &str, _set: &SetMeta) -> Result<(), VfsError> {
+        Err(VfsError::ReadOnly)
+    }
+    /// Creates the symlink `path` pointing at `target`.
+    async fn symlink(&self, _path: &str, _target: &str) -> Result<(), VfsError> {
+        Err(VfsError::ReadOnly)
+    }
+    /// The target of the symlink `path`.
+    async fn readlink(&self, _path: &str) -> Result<Vec<u8>, VfsError> {
+        Err(VfsError::Invalid("not a symlink"))
+    }
+    /// A second name `to` for the file `from`.
+    async fn link(&self, _from: &str, _to: &str) -> Result<(), VfsError> {
+        Err(VfsError::ReadOnly)
+    }
+    /// Creates a FIFO, socket or device node (`mode` carries the type).
+    async fn mknod(&self, _path: &str, _mode: u32, _rdev: u64) -> Result<(), VfsError> {
+        Err(VfsError::ReadOnly)
+    }
+    /// Size and free space of the storage under the tree, where known.
+    fn space(&self) -> Option<SpaceInfo> {
+        None
     }
 }
 

@@ -1,7 +1,7 @@
 //! A backend mount as a [`Tree`]: every call goes to the [`Backend`], and a
 //! read-only entry refuses every mutation before any backend call.
 
-use super::{Meta, Tree, VfsError};
+use super::{Meta, SetMeta, SpaceInfo, Tree, VfsError};
 use crate::backend::{Backend, BackendErrorKind};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -40,6 +40,15 @@ impl MountTree {
 }
 
 fn not_found_to_vfs(e: crate::backend::BackendError) -> VfsError {
+    if e.errno.is_some()
+        && matches!(
+            e.kind,
+            BackendErrorKind::Other | BackendErrorKind::PermissionDenied
+        )
+    {
+        // A local directory's own errno says it best (ELOOP, EPERM, EACCES, ...).
+        return VfsError::Backend(e);
+    }
     match e.kind {
         BackendErrorKind::NotFound => VfsError::NotFound,
         BackendErrorKind::AlreadyExists => VfsError::Exists,
@@ -156,5 +165,49 @@ impl Tree for MountTree {
         } else {
             b.rename_file(from, to).await.map_err(not_found_to_vfs)
         }
+    }
+
+    async fn mkdir_mode(&self, path: &str, mode: u32) -> Result<(), VfsError> {
+        self.writable()?
+            .create_dir_mode(path, mode)
+            .await
+            .map_err(not_found_to_vfs)
+    }
+
+    fn stores_posix(&self) -> bool {
+        self.backend.stores_posix()
+    }
+
+    async fn set_meta(&self, path: &str, set: &SetMeta) -> Result<(), VfsError> {
+        self.writable()?
+            .set_meta(path, set)
+            .await
+            .map_err(not_found_to_vfs)
+    }
+
+    async fn symlink(&self, path: &str, target: &str) -> Result<(), VfsError> {
+        self.writable()?
+            .symlink(path, target)
+            .await
+            .map_err(not_found_to_vfs)
+    }
+
+    async fn readlink(&self, path: &str) -> Result<Vec<u8>, VfsError> {
+        self.backend.readlink(path).await.map_err(not_found_to_vfs)
+    }
+
+    async fn link(&self, from: &str, to: &str) -> Result<(), VfsError> {
+        self.writable()?.link(from, to).await.map_err(not_found_to_vfs)
+    }
+
+    async fn mknod(&self, path: &str, mode: u32, rdev: u64) -> Result<(), VfsError> {
+        self.writable()?
+            .mknod(path, mode, rdev)
+            .await
+            .map_err(not_found_to_vfs)
+    }
+
+    fn space(&self) -> Option<SpaceInfo> {
+        self.backend.space()
     }
 }
