@@ -1,7 +1,12 @@
 //! The composition root: builds backends, the router, the core and the FUSE
-//! session from a [`Config`], recovers staged writes left by a crash, serves
-//! the mount and its control socket until unmounted, signalled or told to
-//! stop, then drains pending uploads. Tests run this same wiring.
+//! session from a [`Config`], serves the mount and its control socket until
+//! unmounted, signalled or told to stop, recovers staged writes left by a
+//! crash in the background, then drains pending uploads. Tests run this same
+//! wiring.
+//!
+//! Exit status: a stop that leaves staged data behind (uploads still
+//! failing after the drain) is an error of kind [`LeftStaged`], which the
+//! CLI turns into exit code [`EXIT_LEFT_STAGED`].
 
 mod lifecycle;
 mod notify;
@@ -21,6 +26,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+/// The exit code of a daemon (and of `unmount`) that stopped with data
+/// still staged: distinct from 1 (could not run at all) so scripts and
+/// systemd can tell "stopped, but uploads are pending" apart.
+pub const EXIT_LEFT_STAGED: u8 = 3;
+
+/// A stop that left files staged: how many, how many bytes, and where.
+#[derive(Debug, thiserror::Error)]
+#[error("{files} file(s), {bytes} byte(s) could not be uploaded; they are kept in {} and uploaded at the next start", .dir.display())]
+pub struct LeftStaged {
+    pub files: usize,
+    pub bytes: u64,
+    pub dir: PathBuf,
+}
+
 /// Everything a mount needs.
 #[derive(Debug, Clone)]
 pub struct MountSpec {
@@ -38,7 +57,17 @@ pub fn is_ours(fstype: &str, source: &str) -> bool {
 
 /// Checks that can fail before anything starts: the mount point exists, is a
 /// directory, is not mounted already, and `/dev/fuse` opens.
+///
+/// A dead mount of ours at the mount point (ENOTCONN: its daemon was killed)
+/// is detached lazily first, with a line on stderr, so a restart after a
+/// crash needs no manual clean-up; a dead mount of another filesystem is
+/// refused.
 pub fn preflight(mountpoint: &Path) -> Result<PathBuf> {
+    if let Err(e) = std::fs::metadata(mountpoint) {
+        if e.raw_os_error() == Some(libc::ENOTCONN) {
+            detach_dead_mount(mountpoint)?;
+        }
+    }
     let meta = std::fs::metadata(mountpoint)
         .with_context(|| format!("mount point {} does not exist", mountpoint.display()))?;
     if !meta.is_dir() {
@@ -54,6 +83,28 @@ pub fn preflight(mountpoint: &Path) -> Result<PathBuf> {
         .open("/dev/fuse")
         .context("/dev/fuse is not usable (is the fuse module loaded? are you allowed to open it?)")?;
     Ok(canon)
+}
+
+/// Detaches the dead FUSE mount at `mountpoint` if it is ours.
+fn detach_dead_mount(mountpoint: &Path) -> Result<()> {
+    let abs = std::path::absolute(mountpoint)?;
+    match mounted_at(&abs)? {
+        Some((t, src)) if is_ours(&t, &src) => {
+            let msg = format!(
+                "{} holds a dead ipfs-kit-fuse mount (its daemon ended without unmounting); detaching it lazily",
+                abs.display()
+            );
+            eprintln!("ipfs-kit-fuse: {msg}");
+            tracing::warn!("{msg}");
+            crate::fuse::unmount_path(&abs, true)
+                .with_context(|| format!("cannot detach the dead mount at {}", abs.display()))
+        }
+        Some((t, src)) => bail!(
+            "{} is held by another filesystem ({t} from {src}) that does not answer (transport endpoint is not connected)",
+            abs.display()
+        ),
+        None => Ok(()),
+    }
 }
 
 /// What is mounted exactly at `path`: (filesystem type, source), from /proc/self/mountinfo.
@@ -92,6 +143,22 @@ fn unescape_mountinfo(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The signals a running mount handles itself (see `lifecycle`).
+fn stop_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set
+}
+
+/// Blocks the stop signals in the calling thread (and the threads and
+/// processes it starts) until [`run_with`] has installed their handlers.
+pub fn block_stop_signals() -> nix::Result<()> {
+    stop_signals().thread_block()
+}
+
 /// Builds the mount table from the config.
 pub fn build_router(config: &Config) -> Result<Arc<Router>> {
     build_router_with(config, &Metrics::default())
@@ -123,8 +190,7 @@ pub fn build_fs(spec: &MountSpec) -> Result<Arc<Fs>> {
 pub fn build_fs_with(spec: &MountSpec, metrics: &Metrics) -> Result<Arc<Fs>> {
     spec.config.validate()?;
     let router = build_router_with(&spec.config, metrics)?;
-    let staging_dir = spec.home.join("staging").join(paths::escape(&spec.mountpoint));
-    let staging = StagingDir::new(staging_dir)
+    let staging = StagingDir::new(staging_dir(&spec.home, &spec.mountpoint))
         .with_context(|| format!("creating staging dir in {}", spec.home.display()))?;
     let ttl = spec.options.attr_ttl.unwrap_or(spec.config.vfs.attr_ttl_secs);
     let owner = Owner {
@@ -193,6 +259,23 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
             return Err(e.into());
         }
     };
+    // Signals are taken over before the kernel mount exists: a SIGTERM
+    // from here on asks for a clean stop, never the default death that
+    // would leave a dead mount behind.
+    let stopper = Stopper::new();
+    let unmounter_slot: lifecycle::UnmounterSlot = Default::default();
+    let signals = match rt.block_on(async { lifecycle::Signals::install() }) {
+        Ok(s) => s,
+        Err(e) => {
+            ready(Err(format!("cannot install signal handlers: {e}")));
+            return Err(e.into());
+        }
+    };
+    // Handlers are in place: a stop signal held back since start-up
+    // (`block_stop_signals`) is delivered now, to this thread.
+    if let Err(e) = stop_signals().thread_unblock() {
+        tracing::warn!(error = %e, "cannot unblock the stop signals");
+    }
     let metrics = Metrics::new();
     let fs = match rt.block_on(async { build_fs_with(&spec, &metrics) }) {
         Ok(fs) => fs,
@@ -201,15 +284,34 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
             return Err(e);
         }
     };
-    match rt.block_on(fs.recover_leftovers()) {
-        Ok(r) if r.uploaded.is_empty() && r.kept.is_empty() => {}
-        Ok(r) => tracing::info!(
-            uploaded = r.uploaded.len(),
-            kept = r.kept.len(),
-            "crash recovery done"
-        ),
-        Err(e) => tracing::error!(error = %e, "cannot scan the staging directory for leftovers"),
-    }
+    let config_path = ops
+        .config_file
+        .clone()
+        .unwrap_or_else(|| spec.home.join("config.toml"));
+    let table = Arc::new(LiveTable::new(
+        fs.clone(),
+        metrics.clone(),
+        &spec.config,
+        config_path,
+    ));
+    rt.spawn(lifecycle::signals(
+        signals,
+        stopper.clone(),
+        unmounter_slot.clone(),
+        lifecycle::Reload {
+            file: ops.config_file.clone(),
+            home: spec.home.clone(),
+            table: table.clone(),
+        },
+    ));
+    // Only files of an earlier run: scanned before anything can stage.
+    let leftovers = match fs.scan_leftovers() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot scan the staging directory for leftovers");
+            Default::default()
+        }
+    };
     let metrics_listener = match ops.metrics_addr {
         Some(addr) => match rt.block_on(tokio::net::TcpListener::bind(addr)) {
             Ok(l) => Some(l),
@@ -221,6 +323,11 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
         },
         None => None,
     };
+    if stopper.reason().is_some() {
+        let msg = "stopped by a signal before the mount was live".to_string();
+        ready(Err(msg.clone()));
+        bail!(msg);
+    }
     let (session, unmounter) = match fuse::mount(
         fs.clone(),
         rt.handle().clone(),
@@ -237,18 +344,8 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
         }
     };
     let unmounter = Arc::new(unmounter);
-    let config_path = ops
-        .config_file
-        .clone()
-        .unwrap_or_else(|| spec.home.join("config.toml"));
-    let table = Arc::new(LiveTable::new(
-        fs.clone(),
-        metrics.clone(),
-        &spec.config,
-        config_path,
-    ));
+    let _ = unmounter_slot.set(unmounter.clone());
     table.set_invalidator(session.invalidator());
-    let stopper = Stopper::new();
     let state = Arc::new(ControlState {
         fs: fs.clone(),
         table: table.clone(),
@@ -288,15 +385,23 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
     notify::ready(&format!("mounted at {}", spec.mountpoint.display()));
 
     let drain_timeout = Duration::from_secs(spec.config.vfs.drain_timeout_secs);
-    rt.spawn(lifecycle::signals(
-        stopper.clone(),
-        unmounter.clone(),
-        lifecycle::Reload {
-            file: ops.config_file.clone(),
-            home: spec.home.clone(),
-            table,
-        },
-    ));
+    if !leftovers.is_empty() {
+        let fs = fs.clone();
+        rt.spawn(async move {
+            tracing::info!(
+                files = leftovers.len(),
+                "crash recovery: uploading staged files of an earlier run"
+            );
+            let r = fs.recover(leftovers).await;
+            tracing::info!(
+                uploaded = r.uploaded.len(),
+                conflicts = r.conflicts.len(),
+                dropped = r.dropped,
+                kept = r.kept.len(),
+                "crash recovery done"
+            );
+        });
+    }
     rt.spawn(lifecycle::stop_when_asked(
         stopper.clone(),
         fs.clone(),
@@ -309,7 +414,7 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
     if stopper.reason().is_none() {
         notify::stopping("unmounted; uploading what is left");
     }
-    let left = rt.block_on(lifecycle::drain(&fs, drain_timeout, "unmounted"));
+    rt.block_on(lifecycle::drain(&fs, drain_timeout, "unmounted"));
     if let Some(s) = socket {
         let _ = std::fs::remove_file(s);
     }
@@ -323,10 +428,39 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
         }
         other => other.context("FUSE session ended with an error")?,
     }
-    if left > 0 && stopper.reason().is_none() {
-        bail!("{left} file(s) could not be uploaded; their data is kept in the staging directory");
+    // What is left: this run's failed uploads and an earlier run's files
+    // that recovery could not (or did not yet) upload.
+    if let Some(e) = left_staged(fs.staging().path()) {
+        tracing::error!("{e}");
+        return Err(e.into());
     }
     Ok(())
+}
+
+/// The files with data the backend lacks in the staging directory `dir`
+/// (those with a dirty marker), or None when there are none.
+pub fn left_staged(dir: &Path) -> Option<LeftStaged> {
+    if !dir.is_dir() {
+        return None;
+    }
+    let stage = StagingDir::new(dir.to_path_buf()).ok()?;
+    let (mut files, mut bytes) = (0, 0);
+    for (data, _) in stage.leftovers().unwrap_or_default() {
+        if stage.leftover_is_dirty(&data) {
+            files += 1;
+            bytes += std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
+        }
+    }
+    (files > 0).then(|| LeftStaged {
+        files,
+        bytes,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// The staging directory of the mount at `mountpoint` in the data home `home`.
+pub fn staging_dir(home: &Path, mountpoint: &Path) -> PathBuf {
+    home.join("staging").join(paths::escape(mountpoint))
 }
 
 /// Completes when the FUSE session has ended.

@@ -121,7 +121,14 @@ fn staged_write_survives_kill9_and_is_uploaded_before_the_next_ready() {
     );
 
     let d = place.start(&[]);
-    // `start` returns once the socket answers, which is after recovery.
+    // Recovery runs in the background once the mount is ready.
+    assert!(
+        eventually(Duration::from_secs(60), || d
+            .log_text()
+            .contains("crash recovery done")),
+        "{}",
+        d.log_text()
+    );
     assert_eq!(
         std::fs::read(place.backend.join("crash.bin")).expect("recovered"),
         data

@@ -108,8 +108,22 @@ pub struct Backend {
 const UPLOAD_CHUNK: usize = 8 << 20;
 /// Parts uploaded at once where the service does multipart uploads.
 const UPLOAD_CONCURRENCY: usize = 4;
-/// Attempts for a failed idempotent request before giving up.
+/// Retries of a failed idempotent request before giving up (4 attempts).
 const RETRY_TIMES: usize = 3;
+/// First pause before a retry; it doubles per retry (0.2, 0.4, 0.8 s).
+const RETRY_MIN_DELAY: Duration = Duration::from_millis(200);
+/// Longest pause before a retry.
+const RETRY_MAX_DELAY: Duration = Duration::from_millis(800);
+/// Sum of the pauses of one call (0.2 + 0.4 + 0.8 s), for [`attempt_timeout`].
+const RETRY_PAUSES: Duration = Duration::from_millis(1400);
+
+/// The time one attempt gets, so that every attempt and pause of one call
+/// fit in `io_timeout` (the documented bound of a backend call): the
+/// timeout less the pauses, shared by the attempts, at least one second.
+fn attempt_timeout(io_timeout: Duration) -> Duration {
+    let attempts = RETRY_TIMES as u32 + 1;
+    (io_timeout.saturating_sub(RETRY_PAUSES) / attempts).max(Duration::from_secs(1))
+}
 
 impl Backend {
     /// Builds the service `scheme` from `options` (as opendal names them).
@@ -131,13 +145,15 @@ impl Backend {
         install_tls_provider();
         let iter = options.iter().map(|(k, v)| (k.clone(), v.clone()));
         let op = Operator::via_iter(scheme, iter).map_err(BackendError::from)?;
+        let attempt = attempt_timeout(io_timeout);
         let op = op
+            .layer(TimeoutLayer::new().with_timeout(attempt).with_io_timeout(attempt))
             .layer(
-                TimeoutLayer::new()
-                    .with_timeout(io_timeout)
-                    .with_io_timeout(io_timeout),
-            )
-            .layer(RetryLayer::new().with_max_times(RETRY_TIMES));
+                RetryLayer::new()
+                    .with_max_times(RETRY_TIMES)
+                    .with_min_delay(RETRY_MIN_DELAY)
+                    .with_max_delay(RETRY_MAX_DELAY),
+            );
         let cap = op.info().capability();
         Ok(Backend {
             scheme: scheme.to_string(),

@@ -60,6 +60,23 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The exit code for the result of a daemon run: 0, [`daemon::EXIT_LEFT_STAGED`]
+/// when it stopped with data still staged, else 1.
+fn exit_of(res: anyhow::Result<()>) -> ExitCode {
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = if e.downcast_ref::<daemon::LeftStaged>().is_some() {
+                ExitCode::from(daemon::EXIT_LEFT_STAGED)
+            } else {
+                ExitCode::FAILURE
+            };
+            eprintln!("ipfs-kit-fuse: {e:#}");
+            code
+        }
+    }
+}
+
 fn escape(mp: &Path) -> String {
     paths::escape(mp)
 }
@@ -92,6 +109,13 @@ fn init_tracing(level: Option<&str>, to_file: bool) {
 /// `ipfs-kit-fuse mount`.
 pub fn run_mount(a: MountArgs) -> ExitCode {
     tune_allocator();
+    // SIGTERM/SIGINT/SIGHUP wait (pending) until the daemon has its handlers
+    // (`daemon::run_with` unblocks them then): a stop sent during start-up is
+    // a clean stop, never the default death. Threads started before that
+    // keep them blocked, so they reach the thread that unblocked them.
+    if let Err(e) = daemon::block_stop_signals() {
+        return fail(format!("cannot block signals during start-up: {e}"));
+    }
     let home = match data_home() {
         Ok(h) => h,
         Err(e) => return fail(e),
@@ -126,10 +150,7 @@ pub fn run_mount(a: MountArgs) -> ExitCode {
     };
     if a.foreground {
         init_tracing(a.log_level.as_deref(), false);
-        return match daemon::run_with(spec, run_opts, |_| {}) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(format!("{e:#}")),
-        };
+        return exit_of(daemon::run_with(spec, run_opts, |_| {}));
     }
     daemonize_and_run(spec, run_opts, &home, &mountpoint, a.log_level)
 }
@@ -194,13 +215,7 @@ fn daemonize_and_run(
                 }
             });
             let _ = std::fs::remove_file(&pidf);
-            match res {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            exit_of(res)
         }
     }
 }
@@ -238,9 +253,10 @@ pub fn run_unmount(a: UnmountArgs) -> ExitCode {
         Ok(None) => return fail(format!("{} is not mounted", mp.display())),
         Err(e) => return fail(format!("{e:#}")),
     }
-    let pid = data_home()
-        .ok()
-        .and_then(|h| std::fs::read_to_string(pid_file(&h, &mp)).ok());
+    let home = data_home().ok();
+    let pid = home
+        .as_ref()
+        .and_then(|h| std::fs::read_to_string(pid_file(h, &mp)).ok());
     let pid: Option<i32> = pid.and_then(|p| p.trim().parse().ok());
     // Drain first over the control socket (with progress), so nothing waits
     // on the unmount; the daemon drains again after the kernel ends the session.
@@ -253,19 +269,27 @@ pub fn run_unmount(a: UnmountArgs) -> ExitCode {
     if let Err(e) = crate::fuse::unmount_path(&mp, false) {
         return fail(format!("cannot unmount {}: {e}", mp.display()));
     }
-    let Some(pid) = pid else { return ExitCode::SUCCESS };
-    let deadline = Instant::now() + Duration::from_secs(a.timeout);
-    let target = nix::unistd::Pid::from_raw(pid);
-    while nix::sys::signal::kill(target, None).is_ok() {
-        if Instant::now() > deadline {
-            return fail(format!(
-                "daemon {pid} still running after {}s (uploads pending?)",
-                a.timeout
-            ));
+    if let Some(pid) = pid {
+        let deadline = Instant::now() + Duration::from_secs(a.timeout);
+        let target = nix::unistd::Pid::from_raw(pid);
+        while nix::sys::signal::kill(target, None).is_ok() {
+            if Instant::now() > deadline {
+                return fail(format!(
+                    "daemon {pid} still running after {}s (uploads pending?)",
+                    a.timeout
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    ExitCode::SUCCESS
+    // The daemon is gone: what it could not upload is in its staging directory.
+    match home.and_then(|h| daemon::left_staged(&daemon::staging_dir(&h, &mp))) {
+        Some(left) => {
+            eprintln!("ipfs-kit-fuse: unmounted {}, but {left}", mp.display());
+            ExitCode::from(daemon::EXIT_LEFT_STAGED)
+        }
+        None => ExitCode::SUCCESS,
+    }
 }
 
 /// Heap arenas for the mount daemon. glibc gives each thread that allocates

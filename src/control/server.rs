@@ -6,7 +6,8 @@
 //! read; a bad line (not JSON, not a request, unknown method, bad params,
 //! longer than [`MAX_LINE`]) gets an error reply and the connection keeps
 //! serving; nothing a client sends can panic the server or grow its memory
-//! past one line.
+//! past one line; a client that stops reading is dropped after
+//! [`WRITE_TIMEOUT`], and never holds up another connection.
 
 use super::protocol::{code, progress_line, reply_line, Envelope, Request, RpcError, JSONRPC, MAX_LINE};
 use super::state::ControlState;
@@ -61,10 +62,19 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
+/// How long one reply line may wait for a client to read it: a client that
+/// stops reading loses its connection instead of keeping a task forever.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn write_line<W: AsyncWrite + Unpin>(w: &mut W, line: &str) -> std::io::Result<()> {
-    w.write_all(line.as_bytes()).await?;
-    w.write_all(b"\n").await?;
-    w.flush().await
+    let write = async {
+        w.write_all(line.as_bytes()).await?;
+        w.write_all(b"\n").await?;
+        w.flush().await
+    };
+    tokio::time::timeout(WRITE_TIMEOUT, write)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading"))?
 }
 
 /// Serves one connection.

@@ -139,7 +139,9 @@ impl ControlState {
             pid: std::process::id(),
             mountpoint: self.mountpoint.display().to_string(),
             uptime_secs: self.started.elapsed().as_secs(),
-            mounts: self.table.len().await,
+            // From the router, not the table: a `backend remove` holds the
+            // table while it uploads, and status must not wait for that.
+            mounts: self.fs.router().list().len(),
             in_flight: self.metrics.in_flight(),
             open_handles,
             inodes,

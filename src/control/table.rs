@@ -51,9 +51,31 @@ pub fn open_tree(
         scheme: scheme.clone(),
         message: e.message,
     })?;
-    let tree = MountTree::new(backend, entry.read_only).with_direct_writes(entry.direct_writes(&scheme));
+    let tree = MountTree::new(backend, entry.read_only)
+        .with_direct_writes(entry.direct_writes(&scheme))
+        .with_identity(identity(&scheme, &options));
     let tree: Arc<dyn Tree> = Arc::new(tree);
     Ok(Arc::new(MeteredTree::new(tree, metrics.backend(path, &scheme))))
+}
+
+/// Options that say where a backend's data is (the rest tune how it is
+/// reached: credentials, regions, retries), for [`identity`].
+const LOCATING_OPTIONS: [&str; 4] = ["endpoint", "bucket", "container", "root"];
+
+/// The identity of a backend (see `Tree::identity`): its scheme and the
+/// options that locate its data, e.g. `s3:bucket=b,endpoint=http://h:9000`.
+/// A `memory` backend starts empty each time: each one is its own.
+fn identity(scheme: &str, options: &std::collections::BTreeMap<String, String>) -> String {
+    let shown: Vec<String> = options
+        .iter()
+        .filter(|(k, _)| LOCATING_OPTIONS.contains(&k.as_str()) && !super::redact::is_secret(k))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut id = format!("{scheme}:{}", shown.join(","));
+    if scheme == "memory" {
+        id.push_str(&format!(",instance={}", uuid::Uuid::new_v4().simple()));
+    }
+    id
 }
 
 /// What a reload changed.

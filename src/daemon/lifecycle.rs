@@ -2,10 +2,12 @@
 //! stop, SIGHUP reload), the stop sequence (drain staged uploads within the
 //! drain timeout, then unmount) and naming what a drain leaves behind.
 //!
-//! Invariants: a stop drains before it unmounts, and never discards staged
-//! data; whatever is still staged after the timeout is named in the log with
-//! the file that keeps it, and is uploaded by crash recovery at the next
-//! start. A second SIGTERM/SIGINT during a stop skips the rest of the drain
+//! Invariants: the signal handlers exist before the kernel mount does (a
+//! SIGTERM during start-up is a clean stop, never a dead mount); a stop
+//! drains before it unmounts, and never discards staged data; whatever is
+//! still staged after the timeout is named in the log with the file that
+//! keeps it, is uploaded by crash recovery at the next start, and makes the
+//! daemon exit with `EXIT_LEFT_STAGED`. A second SIGTERM/SIGINT during a stop skips the rest of the drain
 //! and detaches the mount at once.
 
 use super::notify;
@@ -16,7 +18,7 @@ use crate::fuse::Unmounter;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// How to reload the config on SIGHUP.
 pub struct Reload {
@@ -26,16 +28,35 @@ pub struct Reload {
     pub table: Arc<LiveTable>,
 }
 
+/// The unmounter, once the kernel mount exists (signals are handled before).
+pub type UnmounterSlot = Arc<std::sync::OnceLock<Arc<Unmounter>>>;
+
+/// SIGTERM, SIGINT and SIGHUP, taken over from their default actions.
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers (inside the runtime). From this call on these
+    /// signals no longer end the process by themselves.
+    pub fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// Handles SIGTERM/SIGINT (stop) and SIGHUP (reload) until the process ends.
-pub async fn signals(stopper: Stopper, unmounter: Arc<Unmounter>, reload: Reload) {
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with `ipfs-kit-fuse unmount`");
-        return;
-    };
+pub async fn signals(sig: Signals, stopper: Stopper, unmounter: UnmounterSlot, reload: Reload) {
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = sig;
     loop {
         let stop = tokio::select! {
             _ = term.recv() => true,
@@ -44,9 +65,9 @@ pub async fn signals(stopper: Stopper, unmounter: Arc<Unmounter>, reload: Reload
         };
         if !stop {
             reload_config(&reload).await;
-        } else if stopper.reason().is_some() {
+        } else if let (Some(_), Some(u)) = (stopper.reason(), unmounter.get()) {
             tracing::warn!("second stop signal: detaching the mount now without waiting for uploads");
-            let u = unmounter.clone();
+            let u = u.clone();
             let _ = tokio::task::spawn_blocking(move || u.unmount_lazy()).await;
         } else {
             stopper.request(StopReason::Signal);

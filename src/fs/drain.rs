@@ -4,9 +4,20 @@
 //!
 //! Invariant: a drain never discards data; a file whose upload fails keeps its
 //! staged copy and stays dirty, to be retried by a later drain or by crash
-//! recovery at the next start.
+//! recovery at the next start. Reports never wait long on a busy file: an
+//! upload holds its file's lock for the whole backend call, so a file whose
+//! lock is not free within [`REPORT_WAIT`] is reported as pending and busy.
 
 use super::{Fs, FsError};
+use std::time::Duration;
+
+/// How long a report (`status`, the count of what a stop leaves) waits in
+/// all for file locks: well under the one second `status` must answer in.
+const REPORT_WAIT: Duration = Duration::from_millis(200);
+
+/// What [`PendingFile::staged`] says of a file whose lock is held (an upload
+/// or a write is in progress).
+pub const BUSY: &str = "(busy: an upload or write is in progress)";
 
 /// Passes a drain makes when files become dirty while it runs: enough for a
 /// writer that closes during the drain, without chasing one that never stops.
@@ -42,8 +53,16 @@ impl Fs {
     /// Every file with data not yet uploaded.
     pub async fn pending_files(&self) -> Vec<PendingFile> {
         let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + REPORT_WAIT;
         for (ino, state) in self.handles.all_states() {
-            let st = state.lock().await;
+            let Ok(st) = tokio::time::timeout_at(deadline, state.lock()).await else {
+                out.push(PendingFile {
+                    path: self.inodes.path(ino),
+                    staged: BUSY.into(),
+                    bytes: 0,
+                });
+                continue;
+            };
             if !st.dirty || st.unlinked {
                 continue;
             }
@@ -72,8 +91,9 @@ impl Fs {
             for (ino, state) in dirty {
                 progress(remaining);
                 let mut st = state.lock().await;
-                if let Err(e) = self.upload_locked(ino, &mut st).await {
-                    errors.push(e);
+                match self.upload_locked(ino, &mut st).await {
+                    Ok(()) => self.settle(ino, &state, &mut st),
+                    Err(e) => errors.push(e),
                 }
                 remaining -= 1;
             }
@@ -97,8 +117,9 @@ impl Fs {
                 continue;
             }
             let mut st = state.lock().await;
-            if let Err(e) = self.upload_locked(ino, &mut st).await {
-                errors.push(e);
+            match self.upload_locked(ino, &mut st).await {
+                Ok(()) => self.settle(ino, &state, &mut st),
+                Err(e) => errors.push(e),
             }
         }
         errors

@@ -3,7 +3,11 @@
 //!
 //! Invariants: all handles of one inode share one [`FileState`]; `dirty`
 //! implies `staged` is present; a state stays in the table while a handle is
-//! open or while it holds data not yet uploaded.
+//! open or while it holds data not yet uploaded, and while it is in the
+//! table its inode is not forgotten (see `Fs::forget`), so a later lookup,
+//! rename or drain still finds the staged data. The staged copy has one
+//! owner, this state: unlink and rename-over retire it under the state's
+//! lock.
 
 use super::staging::Staged;
 use std::collections::HashMap;
@@ -46,7 +50,7 @@ impl FileState {
     /// Marks the file as holding data not yet uploaded, on disk too (the
     /// staged copy's dirty marker, read by crash recovery).
     pub fn set_dirty(&mut self) -> std::io::Result<()> {
-        if let Some(s) = &self.staged {
+        if let Some(s) = self.staged.as_mut() {
             s.mark_dirty()?;
         }
         self.dirty = true;

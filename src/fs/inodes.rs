@@ -125,13 +125,20 @@ impl Inodes {
 
     /// The kernel forgot `n` lookups of `ino`.
     pub fn forget(&self, ino: u64, n: u64) {
+        self.forget_unless(ino, n, |_| false);
+    }
+
+    /// The kernel forgot `n` lookups of `ino`; at zero the inode goes unless
+    /// `pinned(ino)` (asked under the table's lock, so a state dropped
+    /// concurrently is either seen or followed by its own call here).
+    pub fn forget_unless(&self, ino: u64, n: u64, pinned: impl FnOnce(u64) -> bool) {
         if ino == ROOT_INO {
             return;
         }
         let mut t = self.lock();
         let Some(node) = t.nodes.get_mut(&ino) else { return };
         node.lookups = node.lookups.saturating_sub(n);
-        if node.lookups == 0 {
+        if node.lookups == 0 && !pinned(ino) {
             let names: Vec<String> = node.path.iter().chain(node.aliases.iter()).cloned().collect();
             t.nodes.remove(&ino);
             for p in names {

@@ -7,9 +7,13 @@
 //! [`Attr`], [`Opened`], [`DirEntry`], [`StatFs`]). Errors are [`FsError`],
 //! mapped to errno in one table (`errno.rs`).
 //!
-//! Write path: the first write (or truncate) of a file copies it into a
-//! staging file; writes go there; flush/fsync/release upload it. A failed
-//! upload is an error to close/fsync and the staged data stays on disk.
+//! Write path (`write.rs`): the first write (or truncate) of a file copies
+//! it into a staging file (on an `fs` mount with direct writes, the backing
+//! file itself is written instead); writes go there, and on S3 files written
+//! in order from offset 0 also stream up as multipart parts; flush/fsync/
+//! release upload (or complete) it. A failed upload is an error to
+//! close/fsync and the staged data stays on disk, sealed, to be retried by
+//! the next close, a drain, or crash recovery (`recover.rs`).
 
 mod attr;
 mod dir;
@@ -310,9 +314,13 @@ impl Fs {
         (in_tree && !self.opts.ttl.is_zero()).then_some(self.opts.ttl)
     }
 
-    /// `forget`: the kernel dropped `n` references.
+    /// `forget`: the kernel dropped `n` references. An inode with a file
+    /// state (open, or staged data not yet uploaded) stays, unnamed by the
+    /// kernel but still reachable by its path for renames, drains and a
+    /// later lookup; the state's last `settle` lets it go.
     pub fn forget(&self, ino: u64, n: u64) {
-        self.inodes.forget(ino, n);
+        self.inodes
+            .forget_unless(ino, n, |i| self.handles.state(i).is_some());
     }
 
     /// `getattr`.
@@ -419,6 +427,7 @@ impl Fs {
                 res => {
                     if st.opens == 0 && st.staged.is_none() {
                         self.handles.drop_state(ino, &state);
+                        self.reap(ino);
                     }
                     return Err(match res {
                         Ok(_) => VfsError::IsDir.into(),
@@ -430,7 +439,7 @@ impl Fs {
                 if let Some(old) = st.staged.take() {
                     old.discard();
                 }
-                st.staged = Some(self.new_staged(place)?);
+                st.staged = Some(self.new_staged(place, staging::Base::of(&meta))?);
                 st.set_dirty()?;
                 st.mtime = Some(SystemTime::now());
                 self.start_stream(&mut st, place).await;
@@ -626,13 +635,9 @@ impl Fs {
     }
 
     /// Numbers for status: open handles, live inodes, files waiting to upload.
+    /// A file busy past the report's wait counts as waiting (see `drain.rs`).
     pub async fn counters(&self) -> (usize, usize, usize) {
-        let mut dirty = 0;
-        for (_, s) in self.handles.all_states() {
-            if s.lock().await.dirty {
-                dirty += 1;
-            }
-        }
+        let dirty = self.pending_files().await.len();
         (self.handles.open_count(), self.inodes.count(), dirty)
     }
 }

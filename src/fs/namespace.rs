@@ -1,6 +1,14 @@
 //! Namespace changes of the core: create, mkdir, unlink, rmdir, rename.
 //! Each invalidates the listing cache entries it touches before answering.
+//!
+//! Staged data follows its name: unlink (and a rename over a file) retires
+//! the file's staged copy under the file's lock, taken before the backend
+//! call, so no upload can land after the delete and no leftover can bring
+//! the old bytes back at the next start; a rename uploads what is pending
+//! under the source first (else it fails and nothing moves), then points
+//! every staged copy under it at the new name.
 
+use super::staging::Base;
 use super::*;
 
 impl Fs {
@@ -25,17 +33,21 @@ impl Fs {
         }
         // A direct-write mount creates the backing file by opening it.
         let mut direct = if place.tree.direct_write_path(&place.rel).is_some() {
-            Some(self.new_staged(&place)?)
+            Some(self.new_staged(&place, Base::Unknown)?)
         } else {
             place.tree.create_file(&place.rel).await?;
             None
         };
         self.dirs.invalidate_parent(&vpath);
         let ino = self.inodes.lookup(&vpath, false);
-        // The backend's own time, so the mtime seen now is the one seen after close.
-        let created = match &direct {
-            Some(f) => f.file().metadata().and_then(|m| m.modified()).ok(),
-            None => place.tree.stat(&place.rel).await.ok().and_then(|m| m.mtime),
+        // The backend's own time, so the mtime seen now is the one seen after
+        // close; and the empty object just made is the staged copy's base.
+        let (created, base) = match &direct {
+            Some(f) => (f.file().metadata().and_then(|m| m.modified()).ok(), Base::Unknown),
+            None => match place.tree.stat(&place.rel).await {
+                Ok(m) => (m.mtime, Base::of(&m)),
+                Err(_) => (None, Base::Unknown),
+            },
         };
         let stored = self.set_new_mode(&place, ino, mode, false).await?;
         let state = {
@@ -45,7 +57,7 @@ impl Fs {
             }
             st.staged = Some(match direct.take() {
                 Some(f) => f,
-                None => self.new_staged(&place)?,
+                None => self.new_staged(&place, base)?,
             });
             self.start_stream(&mut st, &place).await;
             st.dirty = false;
@@ -141,26 +153,37 @@ impl Fs {
         if place.tree.stat(&place.rel).await?.is_dir {
             return Err(VfsError::IsDir.into());
         }
+        // The file's lock across the delete: an upload in flight finishes
+        // first (then the delete removes it), none starts after.
+        let ino = self.inodes.peek(&vpath);
+        let state = ino.and_then(|i| self.handles.state(i));
+        let mut guard = match &state {
+            Some(s) => Some(s.lock().await),
+            None => None,
+        };
         place.tree.remove_file(&place.rel).await?;
         self.dirs.invalidate_parent(&vpath);
-        self.forget_name(&vpath).await;
+        self.inodes.unlink(&vpath);
+        // Another name (a hard link) may still lead to the file: then its
+        // data lives on under that name.
+        let last_name = ino.is_some_and(|i| self.inodes.path(i).is_none());
+        if let (true, Some(ino), Some(state), Some(st)) = (last_name, ino, &state, guard.as_deref_mut()) {
+            self.retire_locked(ino, state, st).await;
+        }
         Ok(())
     }
 
-    pub(super) async fn forget_name(&self, vpath: &str) {
-        if let Some(ino) = self.inodes.peek(vpath) {
-            self.inodes.unlink(vpath);
-            if self.inodes.path(ino).is_some() {
-                // Another name (a hard link) still leads to the file.
-                return;
-            }
-            if let Some(st) = self.handles.state(ino) {
-                let mut st = st.lock().await;
-                st.unlinked = true;
-                st.dirty = false;
-            }
+    /// The name of `ino` is gone (unlinked, or replaced by a rename): its
+    /// staged data is retired (nothing to upload, nothing for recovery) and
+    /// its state leaves the table once no handle is open. Locked by the caller.
+    pub(super) async fn retire_locked(&self, ino: u64, state: &SharedState, st: &mut FileState) {
+        st.unlinked = true;
+        st.dirty = false;
+        write::stop_stream(st).await;
+        if let Some(s) = st.staged.as_mut() {
+            s.retire();
         }
-        self.inodes.unlink(vpath);
+        self.settle(ino, state, st);
     }
 
     /// `rmdir`.
@@ -208,6 +231,13 @@ impl Fs {
             return Err(VfsError::Invalid("cannot move a directory into itself").into());
         }
         let smeta = src.tree.stat(&src.rel).await?;
+        if smeta.is_dir {
+            // Staged children go up first: an object store renames a
+            // directory object by object, and a child must arrive whole.
+            if let Some(e) = self.flush_under(&from).await.into_iter().next() {
+                return Err(e);
+            }
+        }
         match dst.tree.stat(&dst.rel).await {
             Ok(_) if noreplace => return Err(VfsError::Exists.into()),
             Ok(d) if d.is_dir && !smeta.is_dir => return Err(VfsError::IsDir.into()),
@@ -242,28 +272,48 @@ impl Fs {
         if let Some(victim) = self.inodes.peek(&to) {
             if let Some(vs) = self.handles.state(victim) {
                 if !state.as_ref().is_some_and(|s| Arc::ptr_eq(s, &vs)) {
-                    let mut vs = vs.lock().await;
-                    vs.unlinked = true;
-                    vs.dirty = false;
+                    let mut g = vs.lock().await;
+                    self.retire_locked(victim, &vs, &mut g).await;
                 }
             }
         }
         self.inodes.rename(&from, &to);
         if let Some(st) = guard.as_deref_mut() {
-            if let Some(s) = &st.staged {
-                let target = Target {
-                    mount: dst.mount.clone(),
-                    path: dst.rel.clone(),
-                };
-                if let Err(e) = s.set_target(&target) {
-                    tracing::warn!(error = %e, "could not update staging sidecar after rename");
-                }
-            }
+            retarget(st, &dst.mount, &dst.rel);
+        }
+        drop(guard);
+        if smeta.is_dir {
+            self.retarget_under(&to, &dst.mount).await;
         }
         if let Some(ino) = src_ino {
             self.inodes
                 .update_overlay(ino, |o| o.ctime = Some(SystemTime::now()));
         }
         Ok(())
+    }
+}
+
+impl Fs {
+    /// Points the staged copies of every file state now under the virtual
+    /// directory `dir` (in the mount at `mount`) at their current names.
+    async fn retarget_under(&self, dir: &str, mount: &str) {
+        let under = format!("{dir}/");
+        for (ino, state) in self.handles.all_states() {
+            let Some(path) = self.inodes.path(ino).filter(|p| p.starts_with(&under)) else {
+                continue;
+            };
+            let rel = path[mount.len()..].trim_start_matches('/').to_string();
+            let mut st = state.lock().await;
+            retarget(&mut st, mount, &rel);
+        }
+    }
+}
+
+/// Re-records where a state's staged copy must go.
+fn retarget(st: &mut FileState, mount: &str, rel: &str) {
+    if let Some(s) = st.staged.as_mut() {
+        if let Err(e) = s.set_target(mount, rel) {
+            tracing::warn!(error = %e, "could not update the staging sidecar after a rename");
+        }
     }
 }

@@ -1,64 +1,186 @@
 //! Crash recovery: staged files left by a crash (kill -9, power loss) or by an
-//! upload that never succeeded are uploaded to their targets at the next
-//! start, before the mount is reported ready.
+//! upload that never succeeded are uploaded at the next start.
 //!
-//! Invariants: it runs before the kernel mount exists, so no live file state
-//! shares the staging directory; a leftover is deleted only after its upload
-//! succeeded, or when it carries no dirty marker (a clean copy: nothing to
-//! lose); one whose mount is gone or whose upload fails stays where it is and
-//! is named in the log.
+//! The staging directory is scanned before the kernel mount exists
+//! ([`Fs::scan_leftovers`]), so only files of an earlier run are taken; the
+//! uploads run after the mount is ready ([`Fs::recover`]), in the
+//! background, so a dead backend does not keep the mount from starting.
+//!
+//! Per leftover: one without a dirty marker is a clean copy and is deleted.
+//! A dirty one is written only into a backend with the identity it was
+//! staged for (whatever is mounted at its mount path now), and only over the
+//! object version it was based on (`staging::Base`). If the object changed
+//! since (written, replaced or deleted by someone else), or if a sealed
+//! copy's bytes no longer match their seal (length and checksum recorded
+//! when its upload failed), the bytes go beside it as
+//! `NAME.ipfs-kit-conflict-<UTC time>` instead, and a warning names both:
+//! newer data is never overwritten and no byte is dropped. A leftover whose
+//! mount or backend is missing, or whose upload fails, stays where it is and
+//! is named in the log; it is tried again at the next start.
+//!
+//! A file opened through the mount while its leftover is being recovered is
+//! not coordinated with it: recovery checks the base just before its upload.
 
+use super::staging::{seal_of, Marker, Target};
 use super::Fs;
+use crate::vfs::{Meta, Tree, VfsError};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// What recovery did.
 #[derive(Debug, Default)]
 pub struct Recovery {
-    /// `mount/path` of each file uploaded.
+    /// `mount/path` of each file uploaded to its own name.
     pub uploaded: Vec<String>,
+    /// (`mount/path`, conflict name, reason) of each file uploaded beside its name.
+    pub conflicts: Vec<(String, String, String)>,
     /// Clean copies deleted.
     pub dropped: usize,
     /// (`mount/path`, staged data file, reason) of each file kept.
     pub kept: Vec<(String, PathBuf, String)>,
 }
 
+/// Staged files of an earlier run, found by [`Fs::scan_leftovers`].
+#[derive(Debug, Default)]
+pub struct Leftovers(Vec<(PathBuf, Target)>);
+
+impl Leftovers {
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Where a leftover goes.
+enum Dest {
+    Own,
+    /// (name written, reason).
+    Conflict(String, String),
+}
+
 impl Fs {
-    /// Uploads every dirty leftover in the staging directory. Call before serving.
-    pub async fn recover_leftovers(&self) -> std::io::Result<Recovery> {
-        let staging = self.staging.clone();
-        let leftovers = tokio::task::spawn_blocking(move || staging.leftovers())
-            .await
-            .map_err(std::io::Error::other)??;
+    /// Lists the staged files of an earlier run. Call before the mount
+    /// serves, so no live file's staged copy is taken for a leftover.
+    pub fn scan_leftovers(&self) -> std::io::Result<Leftovers> {
+        Ok(Leftovers(self.staging.leftovers()?))
+    }
+
+    /// Uploads every dirty leftover of `found` (see the module doc).
+    pub async fn recover(&self, found: Leftovers) -> Recovery {
         let mut report = Recovery::default();
-        let mounts = self.router.list();
-        for (data, target) in leftovers {
+        for (data, target) in found.0 {
             let name = format!("{}/{}", target.mount, target.path);
-            if !self.staging.leftover_is_dirty(&data) {
+            let marker = self.staging.marker(&data);
+            if marker == Marker::Clean {
                 if self.staging.remove_leftover(&data).is_ok() {
                     report.dropped += 1;
                 }
                 continue;
             }
-            let Some((_, tree)) = mounts.iter().find(|(p, _)| *p == target.mount) else {
-                report
-                    .kept
-                    .push((name, data, "its mount is not in the table".into()));
-                continue;
-            };
-            match tree.upload(&target.path, &data).await {
-                Ok(bytes) => {
-                    tracing::info!(file = %name, bytes, "recovered a staged write");
-                    if let Err(e) = self.staging.remove_leftover(&data) {
-                        tracing::warn!(file = %name, error = %e, "uploaded, but the staged copy could not be removed");
-                    }
+            match self.recover_one(&data, &target, marker).await {
+                Ok(Dest::Own) => {
+                    tracing::info!(file = %name, "recovered a staged write");
                     report.uploaded.push(name);
                 }
-                Err(e) => report.kept.push((name, data, e.to_string())),
+                Ok(Dest::Conflict(to, why)) => {
+                    report
+                        .conflicts
+                        .push((name, format!("{}/{to}", target.mount), why));
+                }
+                Err(why) => {
+                    tracing::error!(file = %name, staged = %data.display(), reason = %why, "staged write not recovered; kept");
+                    report.kept.push((name, data, why));
+                    continue;
+                }
+            }
+            if let Err(e) = self.staging.remove_leftover(&data) {
+                tracing::warn!(staged = %data.display(), error = %e, "uploaded, but the staged copy could not be removed");
             }
         }
-        for (name, data, why) in &report.kept {
-            tracing::error!(file = %name, staged = %data.display(), reason = %why, "staged write not recovered; kept");
-        }
-        Ok(report)
+        report
     }
+
+    async fn recover_one(
+        &self,
+        data: &std::path::Path,
+        target: &Target,
+        marker: Marker,
+    ) -> Result<Dest, String> {
+        let tree = self
+            .router
+            .list()
+            .into_iter()
+            .find(|(p, _)| *p == target.mount)
+            .map(|(_, t)| t)
+            .ok_or("its mount is not in the table")?;
+        if let Some(id) = &target.backend {
+            if *id != tree.identity() {
+                return Err(format!(
+                    "the backend mounted at {} now is not the one it was staged for ({id})",
+                    target.mount
+                ));
+            }
+        }
+        let intact = match marker {
+            Marker::Sealed(seal) => {
+                let path = data.to_path_buf();
+                let now = tokio::task::spawn_blocking(move || seal_of(&path))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("reading the staged copy: {e}"))?;
+                now == seal
+            }
+            // Written, and the process died before a close: nothing to check
+            // against (a kill leaves the page cache whole).
+            _ => true,
+        };
+        let now = current(&tree, &target.path).await?;
+        let why = if !intact {
+            Some("its bytes do not match the length and checksum recorded when its upload failed".to_string())
+        } else if !target.base.matches(now.as_ref()) {
+            Some(match now {
+                None => "the file was deleted since it was staged".to_string(),
+                Some(_) => "the file was changed since it was staged".to_string(),
+            })
+        } else {
+            None
+        };
+        let dest = match &why {
+            None => target.path.clone(),
+            Some(_) => conflict_name(&target.path),
+        };
+        tree.upload(&dest, data).await.map_err(|e| e.to_string())?;
+        Ok(match why {
+            None => Dest::Own,
+            Some(why) => {
+                tracing::warn!(
+                    file = %format!("{}/{}", target.mount, target.path),
+                    kept_as = %format!("{}/{dest}", target.mount),
+                    reason = %why,
+                    "staged write recovered beside the file, not over it (conflict)"
+                );
+                Dest::Conflict(dest, why)
+            }
+        })
+    }
+}
+
+/// The object at `path` now (None when absent).
+async fn current(tree: &Arc<dyn Tree>, path: &str) -> Result<Option<Meta>, String> {
+    match tree.stat(path).await {
+        Ok(m) => Ok(Some(m)),
+        Err(VfsError::NotFound) => Ok(None),
+        Err(e) => Err(format!("cannot stat it: {e}")),
+    }
+}
+
+/// `path.ipfs-kit-conflict-<UTC time>`, beside `path`.
+pub fn conflict_name(path: &str) -> String {
+    let now = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ");
+    format!("{path}.ipfs-kit-conflict-{now}")
 }

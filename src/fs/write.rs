@@ -1,7 +1,15 @@
 //! The write path of the core: staged copies, writes, truncation,
 //! fallocate, and uploads on flush/fsync/release (see the module doc of
 //! `fs` for the contract: nothing acknowledged is dropped).
+//!
+//! Every staged copy records the object version it replaces (its base, see
+//! `staging::Base`): read when the copy is made, and again before the first
+//! write after an upload. A failed upload seals the copy (bytes fsynced,
+//! length and checksum in its marker); a successful one clears the marker.
+//! A file state leaves the table only when nothing is left to upload
+//! ([`Fs::settle`]), and its inode is kept while it is in the table.
 
+use super::staging::Base;
 use super::*;
 
 impl Fs {
@@ -9,10 +17,11 @@ impl Fs {
         let (state, mut st) = self.handles.lock_current(ino).await;
         stop_stream(&mut st).await;
         if size == 0 {
+            let base = self.base_of(place).await;
             if let Some(old) = st.staged.take() {
                 old.discard();
             }
-            st.staged = Some(self.new_staged(place)?);
+            st.staged = Some(self.new_staged(place, base)?);
         } else {
             self.materialize(&mut st, place).await?;
         }
@@ -20,30 +29,89 @@ impl Fs {
         tokio::task::spawn_blocking(move || file.set_len(size))
             .await
             .map_err(std::io::Error::other)??;
-        st.set_dirty()?;
+        self.make_dirty(ino, &mut st).await?;
         st.mtime = Some(SystemTime::now());
         if st.opens == 0 {
-            // Truncate by path: nobody will flush, so upload now.
+            // Truncate by path: nobody will flush, so upload now. On failure
+            // the state stays (dirty) for a drain or a later close.
             self.upload_locked(ino, &mut st).await?;
-            if let Some(s) = st.staged.take() {
-                s.discard();
-            }
-            self.handles.drop_state(ino, &state);
+            self.settle(ino, &state, &mut st);
         }
         Ok(())
     }
 
-    /// An empty staged copy for `place` (on a direct-write mount: the
-    /// backing file itself, emptied).
-    pub(super) fn new_staged(&self, place: &Place) -> Res<staging::Staged> {
+    /// An empty staged copy for `place` replacing the object version `base`
+    /// (on a direct-write mount: the backing file itself, emptied).
+    pub(super) fn new_staged(&self, place: &Place, base: Base) -> Res<staging::Staged> {
         if let Some(path) = place.tree.direct_write_path(&place.rel) {
             return Ok(staging::Staged::in_place(&path, true)?);
         }
         let target = Target {
             mount: place.mount.clone(),
             path: place.rel.clone(),
+            backend: Some(place.tree.identity()),
+            base,
         };
-        Ok(self.staging.create(&target)?)
+        Ok(self.staging.create(target)?)
+    }
+
+    /// The version of the object at `place` now, as a staged copy's base.
+    pub(super) async fn base_of(&self, place: &Place) -> Base {
+        if place.tree.direct_write_path(&place.rel).is_some() {
+            return Base::Unknown;
+        }
+        match place.tree.stat(&place.rel).await {
+            Ok(m) if !m.is_dir => Base::of(&m),
+            Err(VfsError::NotFound) => Base::Absent,
+            _ => Base::Unknown,
+        }
+    }
+
+    /// Marks the file dirty (on disk too), first reading its base again if
+    /// an upload replaced the object since the base was recorded.
+    pub(super) async fn make_dirty(&self, ino: u64, st: &mut FileState) -> Res<()> {
+        let stale = st.staged.as_ref().is_some_and(|s| s.base_is_stale());
+        if stale && !st.dirty {
+            let base = match self.inodes.path(ino).map(|p| self.place(&p)) {
+                Some(Ok(place)) => self.base_of(&place).await,
+                _ => Base::Unknown,
+            };
+            if let Some(s) = st.staged.as_mut() {
+                s.set_base(base)?;
+            }
+        }
+        st.set_dirty()?;
+        Ok(())
+    }
+
+    /// Takes a file state that has nothing left to upload and no open
+    /// handle out of the table (its staged copy deleted), and lets its
+    /// inode go if the kernel forgot it meanwhile. The caller holds the lock.
+    pub(super) fn settle(&self, ino: u64, state: &SharedState, st: &mut FileState) {
+        if st.opens > 0 || (st.dirty && !st.unlinked) {
+            return;
+        }
+        if let Some(s) = st.staged.take() {
+            s.discard();
+        }
+        self.handles.drop_state(ino, state);
+        self.reap(ino);
+    }
+
+    /// Drops `ino` if the kernel holds no lookup of it and it has no file state.
+    pub(super) fn reap(&self, ino: u64) {
+        self.inodes
+            .forget_unless(ino, 0, |i| self.handles.state(i).is_some());
+    }
+
+    /// ESTALE for an inode whose mount was removed (`table.rs`): its staged
+    /// copy must not take writes no upload can deliver.
+    pub(super) fn check_live(&self, ino: u64) -> Res<()> {
+        if self.inodes.exists(ino) {
+            Ok(())
+        } else {
+            Err(FsError::StaleInode(ino))
+        }
     }
 
     /// Copies the object into staging unless it is there already.
@@ -55,7 +123,10 @@ impl Fs {
             st.staged = Some(staging::Staged::in_place(&path, false)?);
             return Ok(());
         }
-        let staged = self.new_staged(place)?;
+        // The base is read before the bytes: if the object changes in
+        // between, recovery sees a newer object and keeps a conflict copy.
+        let base = self.base_of(place).await;
+        let staged = self.new_staged(place, base)?;
         let file = staged.file();
         let mut offset = 0u64;
         loop {
@@ -85,14 +156,16 @@ impl Fs {
         Ok(())
     }
 
-    /// Uploads the staged copy of `ino` if it is dirty (the state is locked by the caller).
+    /// Uploads the staged copy of `ino` if it is dirty (the state is locked
+    /// by the caller). On success the copy is clean (marker cleared); on
+    /// failure it is sealed and stays dirty.
     pub(super) async fn upload_locked(&self, ino: u64, st: &mut FileState) -> Res<()> {
         if !st.dirty || st.unlinked {
             stop_stream(st).await;
             return Ok(());
         }
-        let staged = st.staged.as_ref().expect("dirty implies staged");
         let vpath = self.inodes.path(ino).ok_or(FsError::StaleInode(ino))?;
+        let staged = st.staged.as_mut().expect("dirty implies staged");
         if staged.is_in_place() {
             // Written into the backing file already; listings may hold the old size.
             st.dirty = false;
@@ -103,6 +176,7 @@ impl Fs {
             if staged.len()? == s.next {
                 match s.upload.finish().await {
                     Ok(_) => {
+                        staged.uploaded();
                         st.dirty = false;
                         self.dirs.invalidate_parent(&vpath);
                         return Ok(());
@@ -118,16 +192,20 @@ impl Fs {
         let place = self.place(&vpath)?;
         match place.tree.upload(&place.rel, staged.data_path()).await {
             Ok(_) => {
+                staged.uploaded();
                 st.dirty = false;
                 self.dirs.invalidate_parent(&vpath);
                 Ok(())
             }
             Err(source) => {
-                let staged = staged.data_path().display().to_string();
-                tracing::error!(path = %vpath, %staged, error = %source, "upload failed; staged data kept");
+                let path = staged.data_path().display().to_string();
+                if let Err(e) = staged.seal() {
+                    tracing::error!(staged = %path, error = %e, "cannot seal the staged copy (fsync or marker failed)");
+                }
+                tracing::error!(path = %vpath, staged = %path, error = %source, "upload failed; staged data kept");
                 Err(FsError::Upload {
                     path: vpath,
-                    staged,
+                    staged: path,
                     source,
                 })
             }
@@ -144,8 +222,9 @@ impl Fs {
 
     /// The staged copy of the handle's file (made on first use), its state locked by the caller.
     pub(super) async fn staged_file(&self, fh: u64, st: &mut FileState) -> Res<Arc<std::fs::File>> {
+        let (ino, _, _) = self.file_handle(fh)?;
+        self.check_live(ino)?;
         if st.staged.is_none() {
-            let (ino, _, _) = self.file_handle(fh)?;
             let vpath = self.vpath(ino)?;
             let place = self.place(&vpath)?;
             self.materialize(st, &place).await?;
@@ -161,7 +240,8 @@ impl Fs {
         // On the calling FUSE thread: a write of at most `max_write` into a
         // local file's page cache is cheaper than a hand-off to the blocking pool.
         staging::write_at(&file, offset, data)?;
-        st.set_dirty()?;
+        let (ino, _, _) = self.file_handle(fh)?;
+        self.make_dirty(ino, &mut st).await?;
         st.mtime = Some(SystemTime::now());
         self.feed_stream(&mut st, offset, data).await;
         Ok(data.len() as u32)
@@ -226,7 +306,8 @@ impl Fs {
         .map_err(std::io::Error::other)??;
         if grew {
             stop_stream(&mut st).await;
-            st.dirty = true;
+            let (ino, _, _) = self.file_handle(fh)?;
+            self.make_dirty(ino, &mut st).await?;
             st.mtime = Some(SystemTime::now());
         }
         Ok(())
@@ -259,13 +340,8 @@ impl Fs {
             return Ok(());
         }
         let uploaded = self.upload_locked(ino, &mut st).await;
-        if uploaded.is_ok() || st.unlinked {
-            if let Some(s) = st.staged.take() {
-                s.discard();
-            }
-            // Out of the table while still locked: see `Handles::lock_current`.
-            self.handles.drop_state(ino, &state);
-        }
+        // Out of the table while still locked: see `Handles::lock_current`.
+        self.settle(ino, &state, &mut st);
         uploaded
     }
 
@@ -274,8 +350,9 @@ impl Fs {
         let mut errors = Vec::new();
         for (ino, state) in self.handles.all_states() {
             let mut st = state.lock().await;
-            if let Err(e) = self.upload_locked(ino, &mut st).await {
-                errors.push(e);
+            match self.upload_locked(ino, &mut st).await {
+                Ok(()) => self.settle(ino, &state, &mut st),
+                Err(e) => errors.push(e),
             }
         }
         errors
@@ -283,7 +360,7 @@ impl Fs {
 }
 
 /// Ends the file's streamed upload, if any, discarding what it sent.
-async fn stop_stream(st: &mut FileState) {
+pub(super) async fn stop_stream(st: &mut FileState) {
     if let Some(s) = st.stream.take() {
         s.upload.abort().await;
     }

@@ -31,6 +31,9 @@ impl Tree for MeteredTree {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn identity(&self) -> String {
+        self.inner.identity()
+    }
     fn cache_blocks(&self) -> bool {
         self.inner.cache_blocks()
     }

@@ -30,6 +30,12 @@ pub trait Tree: Send + Sync + 'static {
     fn read_only(&self) -> bool;
     /// A short description for logs and status (e.g. the scheme).
     fn describe(&self) -> String;
+    /// What names the storage behind this tree (scheme and non-secret
+    /// options), the same across restarts: staged data is recovered only
+    /// into a tree with the identity it was written for.
+    fn identity(&self) -> String {
+        self.describe()
+    }
     /// Whether reads should go through the block cache (false for trees
     /// that are local already: caching them would only copy bytes twice).
     fn cache_blocks(&self) -> bool {

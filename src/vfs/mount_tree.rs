@@ -12,6 +12,8 @@ pub struct MountTree {
     backend: Backend,
     read_only: bool,
     direct_writes: bool,
+    /// See [`Tree::identity`]; the scheme unless set.
+    identity: Option<String>,
 }
 
 impl MountTree {
@@ -20,7 +22,14 @@ impl MountTree {
             backend,
             read_only,
             direct_writes: false,
+            identity: None,
         }
+    }
+
+    /// Names the storage behind this tree (see [`Tree::identity`]).
+    pub fn with_identity(mut self, identity: String) -> Self {
+        self.identity = Some(identity);
+        self
     }
 
     /// Writes go into the backing files themselves (only takes effect on a
@@ -70,6 +79,12 @@ impl Tree for MountTree {
 
     fn describe(&self) -> String {
         self.backend.scheme().to_string()
+    }
+
+    fn identity(&self) -> String {
+        self.identity
+            .clone()
+            .unwrap_or_else(|| self.backend.scheme().to_string())
     }
 
     fn local_path(&self, path: &str) -> Option<std::path::PathBuf> {
