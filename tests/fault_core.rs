@@ -106,6 +106,7 @@ fn core(tree: Arc<Flaky>, staging: &Path) -> Fs {
                 uid: 0,
                 gid: 0,
                 started: SystemTime::now(),
+                shared: false,
             },
             ttl: Duration::from_secs(1),
         },

@@ -521,6 +521,7 @@ mod tests {
             size,
             mtime: Some(t),
             version: v.map(str::to_string),
+            ..Default::default()
         };
         let b = Base::of(&m(Some("e1"), 3));
         assert!(b.matches(Some(&m(Some("e1"), 3))));
