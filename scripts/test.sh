@@ -42,6 +42,8 @@ hook_stop_services() {
 
 # Missing oracles, S3 server or Kubo-RPC node are failures here, not skips.
 export IPFS_KIT_REQUIRE_ORACLES=1 IPFS_KIT_REQUIRE_S3=1 IPFS_KIT_REQUIRE_KUBO_RPC=1
+# A mount test (tests/ops_support) that cannot mount fails here instead of skipping.
+export IPFS_KIT_REQUIRE_MOUNT=1
 
 # ---------------------------------------------------------------- steps ----
 

@@ -41,14 +41,43 @@ fn reader_errors_when_car_truncated_anywhere() {
     let tmp = tempfile::tempdir().unwrap();
     let car = small_car(tmp.path());
     assert_eq!(read_all(&car).unwrap(), 4);
+    let ends = section_ends(&car);
+    assert_eq!(ends.len(), 5, "header and 4 blocks");
     for cut in 0..car.len() {
-        let err = read_all(&car[..cut]);
-        // A cut exactly between sections is a valid shorter CAR; anything else is an error.
-        if let Err(e) = err {
-            let msg = e.to_string();
-            assert!(msg.contains("byte"), "error without offset: {msg}");
+        match (read_all(&car[..cut]), ends.iter().position(|&e| e == cut)) {
+            // A cut exactly after a section is a valid shorter CAR with the
+            // blocks before it (the header is section 0).
+            (Ok(n), Some(i)) => assert_eq!(n, i, "cut at {cut}"),
+            (Ok(n), None) => panic!("truncated CAR (cut at byte {cut}) read as {n} blocks"),
+            (Err(e), Some(_)) => panic!("a CAR cut between sections (at {cut}) refused: {e}"),
+            (Err(e), None) => {
+                let msg = e.to_string();
+                assert!(msg.contains("byte"), "error without offset: {msg}");
+            }
         }
     }
+}
+
+/// The end offset of each section (header, then each block), from the
+/// length prefixes (unsigned LEB128 varints, as the CARv1 spec frames them).
+fn section_ends(car: &[u8]) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut pos = 0;
+    while pos < car.len() {
+        let (mut len, mut shift) = (0usize, 0);
+        loop {
+            let b = car[pos];
+            pos += 1;
+            len |= ((b & 0x7f) as usize) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        pos += len;
+        ends.push(pos);
+    }
+    ends
 }
 
 #[test]

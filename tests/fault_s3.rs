@@ -37,6 +37,11 @@ struct Rig {
 
 impl Rig {
     fn new() -> Option<Rig> {
+        Rig::with("")
+    }
+
+    /// A rig whose config ends with `extra` (TOML tables).
+    fn with(extra: &str) -> Option<Rig> {
         if !can_mount() {
             return None;
         }
@@ -50,7 +55,7 @@ impl Rig {
             "[vfs]\nattr_ttl_secs = 1.0\nio_timeout_secs = 10\ndrain_timeout_secs = 30\n\n\
              [[mount]]\npath = \"/s3\"\nscheme = \"s3\"\n[mount.options]\nbucket = \"faults\"\n\
              endpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\n\
-             secret_access_key = \"test\"\ndisable_config_load = \"true\"\n",
+             secret_access_key = \"test\"\ndisable_config_load = \"true\"\n\n{extra}",
             proxy.endpoint()
         );
         std::fs::write(&place.config, text).expect("config");
@@ -319,4 +324,96 @@ fn status_answers_while_an_upload_hangs_on_a_stalled_server() {
     let st = d.wait_exit(EXIT_WAIT);
     assert_eq!(st.code(), Some(0), "{}; log:\n{}", describe(st), d.log_text());
     assert_eq!(rig.object("slow").as_deref(), Some(&b"stalled upload"[..]));
+}
+
+#[test]
+fn unmount_exits_3_and_names_what_is_left_staged() {
+    let Some(rig) = Rig::new() else { return };
+    let mut d = rig.place.start(&[]);
+    let f = rig.file(&d, "left");
+    assert_eq!(write_during_outage(&rig, &f, b"12345"), Some(libc::EIO));
+    let out = output(
+        rig.place
+            .cmd()
+            .arg("unmount")
+            .arg(&d.mnt)
+            .args(["--timeout", "120"]),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(LEFT_STAGED), "{err}");
+    assert!(err.contains("1 file(s), 5 byte(s)"), "{err}");
+    assert!(
+        err.contains(&rig.place.home.join("staging").display().to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        d.wait_exit(EXIT_WAIT).code(),
+        Some(LEFT_STAGED),
+        "{}",
+        d.log_text()
+    );
+    assert!(!is_mounted(&rig.place.mnt));
+}
+
+/// A tmpfs mounted over a directory for the test, detached on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some(format!("size={size}").as_str()),
+        )
+        .expect("mount tmpfs");
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn a_full_staging_disk_answers_enospc_and_the_mount_keeps_working() {
+    let cache = tempfile::tempdir().unwrap();
+    let extra = format!("[cache]\ndir = \"{}\"\n", cache.path().display());
+    let Some(rig) = Rig::with(&extra) else { return };
+    // The data home (staging included) on a 2 MiB disk.
+    let _disk = Tmpfs::mount(&rig.place.home, "2m");
+    let d = rig.place.start(&[]);
+    let path = rig.file(&d, "big");
+    let chunk = vec![0x5au8; 256 << 10];
+    let err = {
+        let _g = fork_guard();
+        let mut f = std::fs::File::create(&path).expect("create");
+        let mut written = 0usize;
+        let err = loop {
+            match f.write_all(&chunk) {
+                Ok(()) => written += chunk.len(),
+                Err(e) => break e,
+            }
+            assert!(written < 16 << 20, "16 MiB written into a 2 MiB staging disk");
+        };
+        drop(f);
+        err
+    };
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    // Space comes back once the file is gone; the mount works on.
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        eventually(Duration::from_secs(30), || std::fs::write(
+            rig.file(&d, "small"),
+            b"fits"
+        )
+        .is_ok()),
+        "no write works after the disk-full file was removed; log:\n{}",
+        d.log_text()
+    );
+    assert_eq!(rig.object("small").as_deref(), Some(&b"fits"[..]));
+    assert_eq!(std::fs::read(rig.file(&d, "small")).expect("read"), b"fits");
 }
