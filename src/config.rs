@@ -245,6 +245,15 @@ impl MountEntry {
                 options.insert("root".into(), location.to_string());
             }
             "memory" => {}
+            // ipfs://CID?api=URL mounts one DAG; ipfs://?api=URL any CID.
+            "ipfs" => {
+                if !location.is_empty() {
+                    options.insert("root".into(), location.to_string());
+                }
+            }
+            "car" => {
+                options.insert("paths".into(), location.to_string());
+            }
             _ => {
                 let (bucket, root) = location.split_once('/').unwrap_or((location, ""));
                 if !bucket.is_empty() {
@@ -277,7 +286,14 @@ impl MountEntry {
 }
 
 /// Schemes compiled into this build, with the options each one requires.
-const SCHEMES: &[(&str, &[&str])] = &[("fs", &["root"]), ("memory", &[]), ("s3", &["bucket"])];
+/// `ipfs` needs `api` or `gateway`, checked when it is opened (see `ipfs`).
+const SCHEMES: &[(&str, &[&str])] = &[
+    ("fs", &["root"]),
+    ("memory", &[]),
+    ("s3", &["bucket"]),
+    ("ipfs", &[]),
+    ("car", &["paths"]),
+];
 
 fn check_scheme(scheme: &str, options: &BTreeMap<String, String>) -> Result<(), String> {
     let Some((_, required)) = SCHEMES.iter().find(|(s, _)| *s == scheme) else {

@@ -3,7 +3,7 @@
 //! Layout (see DESIGN.md): `fuse/` is the only fuser code, `fs/` the fuser-free
 //! async core, `vfs/` the `Tree` trait and root router, `backend/` the only
 //! opendal code, `cache/` the block cache and readahead, `car/` UnixFS DAGs,
-//! CIDs and CAR files, `config` the TOML configuration, `control` the control
+//! CIDs and CAR files, `ipfs` verified read-only IPFS and CAR trees, `config` the TOML configuration, `control` the control
 //! socket, `metrics` operation counters, `daemon` the composition root, `cli`
 //! the command line.
 
@@ -16,5 +16,6 @@ pub mod control;
 pub mod daemon;
 pub mod fs;
 pub mod fuse;
+pub mod ipfs;
 pub mod metrics;
 pub mod vfs;

@@ -38,6 +38,7 @@ pub use dagpb::{decode as decode_dagpb, encode as encode_dagpb, PbLink, PbNode};
 pub use dir::{symlink, DirBuilder};
 pub use error::{CarError, Result};
 pub use file::{cid_of_bytes, Built, FileBuilder};
+pub use hamt::key_hash as hamt_key_hash;
 pub use pack::{pack_file, Order, Packed};
 pub use profile::{Profile, ShardRule};
 pub use reader::{verify as verify_block, Block, CarReader, MAX_SECTION};

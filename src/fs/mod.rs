@@ -215,9 +215,12 @@ impl Fs {
                 if let (false, Some(parent)) = (rel.is_empty(), parent_of(vpath)) {
                     let name = vpath.rsplit('/').next().unwrap_or(vpath);
                     // A listing without full metadata still tells what is absent.
+                    let parent_rel = rel.rsplit_once('/').map_or("", |(p, _)| p);
                     match self.dirs.child(parent, name) {
                         Some(Some(meta)) if tree.lists_full_meta() => return Ok((meta, writable)),
-                        Some(None) => return Err(VfsError::NotFound.into()),
+                        Some(None) if tree.lists_every_name(parent_rel) => {
+                            return Err(VfsError::NotFound.into())
+                        }
                         _ => {}
                     }
                 }

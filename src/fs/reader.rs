@@ -60,8 +60,12 @@ impl Reader {
                 size: meta.size,
             },
         };
+        let obj = match &meta.version {
+            Some(cid) if tree_ref.content_addressed() => ObjectId::from_cid(cid),
+            _ => ObjectId::versioned(mount, rel, version),
+        };
         ReadCtx {
-            obj: ObjectId::versioned(mount, rel, version),
+            obj,
             size: meta.size,
             version: meta.version.clone(),
             tree,

@@ -40,6 +40,12 @@ impl Tree for MeteredTree {
     fn lists_full_meta(&self) -> bool {
         self.inner.lists_full_meta()
     }
+    fn lists_every_name(&self, path: &str) -> bool {
+        self.inner.lists_every_name(path)
+    }
+    fn content_addressed(&self) -> bool {
+        self.inner.content_addressed()
+    }
     fn local_path(&self, path: &str) -> Option<std::path::PathBuf> {
         self.inner.local_path(path)
     }

@@ -47,6 +47,19 @@ pub trait Tree: Send + Sync + 'static {
     fn lists_full_meta(&self) -> bool {
         false
     }
+    /// Whether [`Tree::list`] of the directory `path` names every entry that
+    /// exists, so a name missing from a fresh listing is absent. False for
+    /// directories where names can be looked up that no listing shows (the
+    /// top of an IPFS mount: any CID).
+    fn lists_every_name(&self, _path: &str) -> bool {
+        true
+    }
+    /// Whether `Meta::version` of a file is its CID, naming its bytes
+    /// wherever they are (immutable content), so the block cache keys them
+    /// by CID alone and shares them between mounts. False unless so.
+    fn content_addressed(&self) -> bool {
+        false
+    }
     /// Metadata of `path`.
     async fn stat(&self, path: &str) -> Result<Meta, VfsError>;
     /// Direct children of the directory `path`, sorted by name.
