@@ -78,6 +78,7 @@ fn car_mount_of_our_sharded_output_joins_the_shards() {
     let work = support::temp_dir();
     let src = work.path().join("src");
     write_src(&src);
+    std::os::unix::fs::symlink("sub/with space.txt", src.join("link")).unwrap();
     let shards = work.path().join("shards");
     // Small shards, so the 3 MiB file spans several and most have no root.
     let out = sh(Command::new(support::bin())
@@ -109,6 +110,8 @@ fn car_mount_of_our_sharded_output_joins_the_shards() {
         snapshot(&src),
         "sharded CAR mount differs"
     );
+    let link = std::fs::read_link(m.path("set/link")).unwrap();
+    assert_eq!(link, Path::new("sub/with space.txt"));
     // The same set with several roots named: one directory per CID.
     let cfg2 = format!(
         "[[mount]]\npath = \"/set\"\nscheme = \"car\"\n[mount.options]\npaths = \"{paths}\"\nroots = \"{root}\"\n"

@@ -10,8 +10,8 @@
 //! resolved again per read. Every entry's `Meta::version` is its CID, and the
 //! tree is content addressed, so the core's block cache keys file data by CID.
 //!
-//! Until the core has symlinks, a UnixFS symlink shows as a small regular
-//! file holding its target.
+//! UnixFS symlinks are symlinks (`readlink` gives the stored target; it is
+//! never followed here, the kernel resolves it like any other).
 
 use super::error::IpfsError;
 use super::store::Store;
@@ -155,12 +155,10 @@ impl DagTree {
     async fn read_cid(&self, cid: &Cid, kind: &Kind, offset: u64, len: u64) -> Result<Bytes, IpfsError> {
         match kind {
             Kind::Dir => Err(IpfsError::IsDir),
-            Kind::Symlink(target) => {
-                let t = target.as_bytes();
-                let start = (offset as usize).min(t.len());
-                let end = start.saturating_add(len as usize).min(t.len());
-                Ok(Bytes::copy_from_slice(&t[start..end]))
-            }
+            Kind::Symlink(_) => Err(IpfsError::Malformed {
+                cid: cid.to_string(),
+                message: "a symlink has no bytes to read".into(),
+            }),
             Kind::File(_) => self.store.read(cid, offset, len).await,
         }
     }
@@ -173,17 +171,22 @@ fn parse_cid_name(name: &str) -> Option<Cid> {
     (cid.to_string() == name).then_some(cid)
 }
 
+/// Symlink mode bits: UnixFS stores no mode, and a link's own bits are not
+/// checked anyway.
+const SYMLINK_MODE: u32 = libc::S_IFLNK | 0o777;
+
 fn meta_of(cid: &Cid, kind: &Kind) -> Meta {
-    let (is_dir, size) = match kind {
-        Kind::Dir => (true, 0),
-        Kind::File(n) => (false, *n),
-        Kind::Symlink(t) => (false, t.len() as u64),
+    let (is_dir, size, mode) = match kind {
+        Kind::Dir => (true, 0, None),
+        Kind::File(n) => (false, *n, None),
+        Kind::Symlink(t) => (false, t.len() as u64, Some(SYMLINK_MODE)),
     };
     Meta {
         is_dir,
         size,
-        mtime: None,
+        mode,
         version: Some(cid.to_string()),
+        ..Meta::default()
     }
 }
 
@@ -218,6 +221,13 @@ impl Tree for DagTree {
 
     async fn list(&self, path: &str) -> Result<Vec<(String, Meta)>, VfsError> {
         Ok(self.list_inner(path).await?)
+    }
+
+    async fn readlink(&self, path: &str) -> Result<Vec<u8>, VfsError> {
+        match self.resolve(path).await? {
+            Some((_, Kind::Symlink(target))) => Ok(target.into_bytes()),
+            _ => Err(VfsError::Invalid("not a symlink")),
+        }
     }
 
     async fn read(&self, path: &str, offset: u64, len: u64) -> Result<Bytes, VfsError> {
