@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing (clap) and dispatch to subcommands.
 
 mod control;
+mod ipfs;
 mod mount;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,8 @@ Examples:
   ipfs-kit-fuse flush                           wait until every staged write is uploaded
   ipfs-kit-fuse cid ./photos                    CIDs as `ipfs add --only-hash -r` prints them
   ipfs-kit-fuse car pack ./photos -o photos.car write a CAR for `ipfs dag import` or Storacha
+  ipfs-kit-fuse ipfs push /local/photos         import into a Kubo node (pinned), print the CID
+  ipfs-kit-fuse ipfs pull bafy... /memory/p     fetch a CID, verified, into a writable mount
 
 Data home: $IPFS_KIT_HOME (default ~/.ipfs_kit); config: $IPFS_KIT_HOME/config.toml";
 
@@ -56,6 +59,9 @@ pub enum Command {
     Cid(crate::car::cli::CidArgs),
     /// Make, list, verify and unpack CAR files.
     Car(crate::car::cli::CarArgs),
+    /// Push a path of the mount to a Kubo node, or pull a CID into the mount.
+    #[command(subcommand)]
+    Ipfs(ipfs::IpfsCmd),
 }
 
 /// Entry point used by `main.rs`.
@@ -70,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Flush(t) => control::run_flush(t),
         Command::Cid(args) => crate::car::cli::run_cid(args),
         Command::Car(args) => crate::car::cli::run_car(args),
+        Command::Ipfs(c) => ipfs::run(c),
     }
 }
 

@@ -61,9 +61,11 @@ fn ipfs_mount_serves_node_content_verified_and_fails_cleanly_when_the_node_stops
 
     let api = node.api.clone();
     let m = Mounted::with_config(
-        |_| {
+        |root| {
             Some(format!(
-                "[vfs]\nio_timeout_secs = 20\n[[mount]]\npath = \"/ipfs\"\nscheme = \"ipfs\"\n[mount.options]\napi = \"{api}\"\nroots = \"{v1}\"\n"
+                "[vfs]\nio_timeout_secs = 20\n[[mount]]\npath = \"/ipfs\"\nscheme = \"ipfs\"\n[mount.options]\napi = \"{api}\"\nroots = \"{v1}\"\n\
+                 [[mount]]\npath = \"/local\"\nuri = \"fs://{}/local\"\n[[mount]]\npath = \"/memory\"\nuri = \"memory://\"\n",
+                root.display()
             ))
         },
         &[],
@@ -106,6 +108,63 @@ fn ipfs_mount_serves_node_content_verified_and_fails_cleanly_when_the_node_stops
         seen.contains(&v0) && seen.contains(&v1),
         "looked-up CIDs are listed: {seen:?}"
     );
+
+    // Push a directory from /local: the node pins it under the CID `cid` gives.
+    sh(Command::new("cp").arg("-r").arg(&src).arg(m.path("local/tree")));
+    let mnt = m.mnt.display().to_string();
+    let out = support::run_cli(
+        &m.home,
+        &["ipfs", "push", "/local/tree", "--api", &api, "-m", &mnt],
+    );
+    assert!(
+        out.status.success(),
+        "push: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pushed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = support::run_cli(&m.home, &["cid", "-Q", &src.display().to_string()]);
+    assert_eq!(
+        pushed,
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default(),
+        "pushed CID differs from `cid`"
+    );
+    assert_eq!(pushed, v1, "pushed CID differs from the node's own add");
+    let pins =
+        String::from_utf8(node.rpc(&format!("pin/ls?arg={pushed}&type=recursive&cid-base=base32"))).unwrap();
+    assert!(pins.contains(&pushed), "not pinned: {pins}");
+    // Pull it (and the node's v0 DAG) into /memory: the trees equal the source.
+    for (cid, name) in [(&pushed, "pulled-v1"), (&v0, "pulled-v0")] {
+        let vpath = format!("/memory/{name}");
+        let out = support::run_cli(&m.home, &["ipfs", "pull", cid, &vpath, "--api", &api, "-m", &mnt]);
+        assert!(
+            out.status.success(),
+            "pull {cid}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            snapshot(&m.path(&format!("memory/{name}"))),
+            snapshot(&src),
+            "pulled {cid} differs"
+        );
+    }
+    // A pull onto an existing path is refused, nothing written.
+    let out = support::run_cli(
+        &m.home,
+        &[
+            "ipfs",
+            "pull",
+            &v0,
+            "/memory/pulled-v0",
+            "--api",
+            &api,
+            "-m",
+            &mnt,
+        ],
+    );
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("exists"));
 
     // Errors: a missing name, a name that is not a CID, writes.
     assert_eq!(

@@ -19,6 +19,7 @@ mod carfile;
 mod error;
 mod source;
 mod store;
+mod transfer;
 mod tree;
 mod unixfs;
 
@@ -26,6 +27,7 @@ pub use carfile::CarFiles;
 pub use error::IpfsError;
 pub use source::{BlockSource, HttpKind, HttpSource, SourceError, MAX_BLOCK};
 pub use store::Store;
+pub use transfer::{pull, push, Pulled, Pushed, TransferError, MAX_PUSH_CAR};
 pub use tree::{DagTree, Layout};
 pub use unixfs::{DirEntry, Kind};
 
