@@ -38,10 +38,11 @@ ikf_binary() {
   echo "$PWD/target/$profile/ipfs-kit-fuse"
 }
 
-# ikf_mount BIN [OPTS]: mounts the built-in default config in a fresh temp dir;
-# sets IKF_TMP and IKF_MNT and arranges unmount + cleanup at exit.
+# ikf_mount BIN [OPTS] [CONFIG]: mounts CONFIG (default: the built-in default
+# config) in a fresh temp dir; sets IKF_TMP and IKF_MNT and arranges unmount +
+# cleanup at exit.
 ikf_mount() {
-  local bin=$1 opts=${2:-}
+  local bin=$1 opts=${2:-} config=${3:-}
   IKF_TMP=$(mktemp -d /tmp/ikf-suite.XXXXXX)
   chmod 755 "$IKF_TMP" # other users (pjdfstest switches uid) must reach the mount
   IKF_MNT=$IKF_TMP/mnt
@@ -49,7 +50,7 @@ ikf_mount() {
   export IPFS_KIT_HOME=$IKF_TMP/home
   IKF_BIN=$bin
   trap ikf_unmount EXIT
-  "$bin" mount "$IKF_MNT" ${opts:+-o "$opts"}
+  "$bin" mount "$IKF_MNT" ${opts:+-o "$opts"} ${config:+--config "$config"}
 }
 
 ikf_unmount() {

@@ -132,7 +132,7 @@ else
   step "cargo fmt --check, cargo clippy -D warnings" lint
 fi
 if [[ "${IKF_FSX_OPS:-2000}" != 0 ]]; then
-  step "fsx ${IKF_FSX_OPS:-2000} ops on /local and /memory" fsx_short
+  step "fsx ${IKF_FSX_OPS:-2000} ops on /local, /memory and S3 (moto)" fsx_short
 else
   skip "fsx" "IKF_FSX_OPS=0"
 fi
