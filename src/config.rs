@@ -187,8 +187,10 @@ impl Config {
         }
     }
 
-    /// Checks paths, schemes and required options; normalises mount paths and
-    /// expands URI shorthands into scheme + options.
+    /// Checks paths (normalised first), schemes, URI shorthands and required
+    /// options, and that mount paths neither repeat nor contain one another.
+    /// Changes nothing: callers normalise and expand with
+    /// [`MountEntry::normalized_path`] and [`MountEntry::resolved`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut seen: Vec<String> = Vec::new();
         for (index, m) in self.mounts.iter().enumerate() {

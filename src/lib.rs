@@ -1,6 +1,6 @@
 //! ipfs-kit-fuse: a table of storage backends mounted under one FUSE directory.
 //!
-//! Layout (see DESIGN.md): `fuse/` is the only fuser code, `fs/` the fuser-free
+//! Layout (see docs/ARCHITECTURE.md): `fuse/` is the only fuser code, `fs/` the fuser-free
 //! async core, `vfs/` the `Tree` trait and root router, `backend/` the only
 //! opendal code, `cache/` the block cache and readahead, `car/` UnixFS DAGs,
 //! CIDs and CAR files, `ipfs` verified read-only IPFS and CAR trees, `config` the TOML configuration, `control` the control

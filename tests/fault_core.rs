@@ -245,3 +245,37 @@ async fn a_torn_sealed_copy_goes_beside_the_file_and_another_backend_gets_nothin
     let copy = r.conflicts[0].1.strip_prefix("/m/").unwrap().to_string();
     assert_eq!(tree.get(&copy).await.as_deref(), Some(&b"0123"[..]));
 }
+
+#[tokio::test]
+async fn an_unsealed_copy_is_trusted_in_the_same_boot_only() {
+    let t = tempfile::tempdir().unwrap();
+    let tree = Flaky::new("mem-e");
+    let fs = core(tree.clone(), &t.path().join("st"));
+    let dir = m(&fs).await;
+    for name in ["same-boot", "other-boot"] {
+        let (_, o) = fs.create(dir, name, 0o644, false).await.unwrap();
+        fs.write(o.fh, 0, b"written, never closed").await.unwrap();
+    }
+    // The daemon dies here (no flush, no release).
+    drop(fs);
+    let stage = StagingDir::new(t.path().join("st")).unwrap();
+    let other = stage
+        .leftovers()
+        .unwrap()
+        .into_iter()
+        .find(|(_, t)| t.path == "other-boot")
+        .unwrap();
+    // As if the machine rebooted since: the marker names another boot.
+    std::fs::write(other.0.with_extension("dirty"), br#"{"boot_id":"another-boot"}"#).unwrap();
+
+    let fs2 = core(tree.clone(), &t.path().join("st"));
+    let r = fs2.recover(fs2.scan_leftovers().unwrap()).await;
+    assert_eq!(r.uploaded, vec!["/m/same-boot".to_string()], "{r:?}");
+    assert_eq!(
+        tree.get("same-boot").await.as_deref(),
+        Some(&b"written, never closed"[..])
+    );
+    assert_eq!(r.conflicts.len(), 1, "{r:?}");
+    assert!(r.conflicts[0].2.contains("restart"), "{r:?}");
+    assert_eq!(tree.get("other-boot").await.as_deref(), Some(&b""[..]));
+}

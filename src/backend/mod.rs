@@ -13,6 +13,7 @@ mod local;
 mod memattrs;
 mod stream;
 
+use error::is_short_read;
 pub use error::{BackendError, BackendErrorKind};
 
 use bytes::Bytes;
@@ -574,14 +575,6 @@ fn install_tls_provider() {
             Err(e) => tracing::error!(error = %e, "cannot build the HTTP client; HTTP backends will fail"),
         }
     });
-}
-
-/// A range read that reached past the end of the object: services answer
-/// "range not satisfiable", or a short body that opendal reports as
-/// "reader got too little data".
-fn is_short_read(e: &opendal::Error) -> bool {
-    e.kind() == ErrorKind::RangeNotSatisfied
-        || (e.kind() == ErrorKind::Unexpected && e.to_string().contains("too little data"))
 }
 
 fn dir_key(path: &str) -> String {

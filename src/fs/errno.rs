@@ -120,6 +120,7 @@ fn vfs_errno(e: &VfsError) -> i32 {
             BackendErrorKind::Changed => libc::ESTALE,
             BackendErrorKind::Unsupported => libc::ENOTSUP,
             BackendErrorKind::TimedOut => libc::ETIMEDOUT,
+            BackendErrorKind::NameTooLong => libc::ENAMETOOLONG,
             BackendErrorKind::RateLimited => libc::EAGAIN,
             BackendErrorKind::Config => libc::EIO,
             BackendErrorKind::Other => libc::EIO,

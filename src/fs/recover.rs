@@ -12,7 +12,8 @@
 //! object version it was based on (`staging::Base`). If the object changed
 //! since (written, replaced or deleted by someone else), or if a sealed
 //! copy's bytes no longer match their seal (length and checksum recorded
-//! when its upload failed), the bytes go beside it as
+//! when its upload failed), or an unsealed copy was written before the
+//! machine restarted (a power loss may have torn it), the bytes go beside it as
 //! `NAME.ipfs-kit-conflict-<UTC time>` instead, and a warning names both:
 //! newer data is never overwritten and no byte is dropped. A leftover whose
 //! mount or backend is missing, or whose upload fails, stays where it is and
@@ -21,7 +22,7 @@
 //! A file opened through the mount while its leftover is being recovered is
 //! not coordinated with it: recovery checks the base just before its upload.
 
-use super::staging::{seal_of, Marker, Target};
+use super::staging::{boot_id as boot_id_now, seal_of, Marker, Target};
 use super::Fs;
 use crate::vfs::{Meta, Tree, VfsError};
 use std::path::PathBuf;
@@ -126,22 +127,28 @@ impl Fs {
                 ));
             }
         }
-        let intact = match marker {
+        let torn = match marker {
             Marker::Sealed(seal) => {
                 let path = data.to_path_buf();
                 let now = tokio::task::spawn_blocking(move || seal_of(&path))
                     .await
                     .map_err(|e| e.to_string())?
                     .map_err(|e| format!("reading the staged copy: {e}"))?;
-                now == seal
+                (now != seal).then_some(
+                    "its bytes do not match the length and checksum recorded when its upload failed",
+                )
             }
-            // Written, and the process died before a close: nothing to check
-            // against (a kill leaves the page cache whole).
-            _ => true,
+            // Written, then the process was killed before a close: in the
+            // same boot the page cache kept every byte.
+            Marker::Dirty { boot_id } if boot_id.is_some() && boot_id.as_deref() == boot_id_now() => None,
+            Marker::Dirty { .. } => {
+                Some("it was written before a restart of the machine and never sealed (it may be torn)")
+            }
+            Marker::Clean => None,
         };
         let now = current(&tree, &target.path).await?;
-        let why = if !intact {
-            Some("its bytes do not match the length and checksum recorded when its upload failed".to_string())
+        let why = if let Some(torn) = torn {
+            Some(torn.to_string())
         } else if !target.base.matches(now.as_ref()) {
             Some(match now {
                 None => "the file was deleted since it was staged".to_string(),

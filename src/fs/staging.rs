@@ -17,7 +17,10 @@
 //! the copy is sealed: its bytes are fsynced first, then the marker is
 //! rewritten (atomically) with their length and XXH3-128 checksum, which
 //! recovery checks, so a power loss cannot turn into a truncated upload over
-//! good data. The first write after a seal empties the marker again.
+//! good data. Before the seal (and again from the first write after one) the
+//! marker holds the id of the boot the bytes were written in: recovery in
+//! the same boot (the daemon was killed; the page cache is whole) trusts the
+//! bytes, after a reboot it keeps them only as a conflict copy.
 //!
 //! One owner: a [`Staged`] belongs to one file state; unlinking the file
 //! (or losing it to a rename over it) [`Staged::retire`]s it, which removes
@@ -118,14 +121,35 @@ mod hex128 {
 }
 
 /// The state of a leftover's dirty marker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Marker {
     /// No marker: a clean copy.
     Clean,
-    /// Marked, not sealed (written, then the process died before a close).
-    Dirty,
+    /// Marked, not sealed (written, then the process died before a close),
+    /// with the boot the bytes were written in: in the same boot a killed
+    /// process leaves the page cache whole; after a reboot they may be torn.
+    Dirty { boot_id: Option<String> },
     /// Sealed by a failed upload.
     Sealed(Seal),
+}
+
+/// A marker's content, as written.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum MarkerText {
+    Sealed(Seal),
+    Dirty { boot_id: String },
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), if the kernel has one.
+pub fn boot_id() -> Option<&'static str> {
+    static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .map(|s| s.trim().to_string())
+    })
+    .as_deref()
 }
 
 /// The staging directory.
@@ -215,13 +239,14 @@ impl StagingDir {
     pub fn marker(&self, data: &Path) -> Marker {
         match std::fs::read(data.with_extension("dirty")) {
             Err(_) => Marker::Clean,
-            Ok(text) if text.is_empty() => Marker::Dirty,
-            // A marker that does not parse was torn while sealing: the bytes
-            // cannot be vouched for, which a zero seal says (never matches).
-            Ok(text) => Marker::Sealed(serde_json::from_slice(&text).unwrap_or(Seal {
-                len: u64::MAX,
-                xxh3: 0,
-            })),
+            Ok(text) => match serde_json::from_slice(&text) {
+                Ok(MarkerText::Sealed(seal)) => Marker::Sealed(seal),
+                Ok(MarkerText::Dirty { boot_id }) => Marker::Dirty {
+                    boot_id: Some(boot_id),
+                },
+                // Empty (an older layout) or torn: the boot is not known.
+                Err(_) => Marker::Dirty { boot_id: None },
+            },
         }
     }
 
@@ -351,7 +376,14 @@ impl Staged {
         if self.retired || (self.marked && !self.sealed) {
             return Ok(());
         }
-        File::create(self.data.with_extension("dirty"))?;
+        let text = match boot_id() {
+            Some(id) => serde_json::to_vec(&MarkerText::Dirty {
+                boot_id: id.to_string(),
+            })
+            .map_err(io::Error::other)?,
+            None => Vec::new(),
+        };
+        std::fs::write(self.data.with_extension("dirty"), text)?;
         self.marked = true;
         self.sealed = false;
         Ok(())
@@ -473,7 +505,7 @@ mod tests {
     }
 
     #[test]
-    fn a_seal_records_length_and_checksum_and_a_later_write_empties_it() {
+    fn a_seal_records_length_and_checksum_and_a_later_write_unseals_it() {
         let d = tempfile::tempdir().unwrap();
         let s = StagingDir::new(d.path().join("st")).unwrap();
         let t = Target {
@@ -487,7 +519,10 @@ mod tests {
         assert_eq!(s.marker(&data), Marker::Clean);
         write_at(&f.file(), 0, b"hello").unwrap();
         f.mark_dirty().unwrap();
-        assert_eq!(s.marker(&data), Marker::Dirty);
+        let dirty = Marker::Dirty {
+            boot_id: boot_id().map(str::to_string),
+        };
+        assert_eq!(s.marker(&data), dirty);
         f.seal().unwrap();
         let Marker::Sealed(seal) = s.marker(&data) else {
             panic!("not sealed")
@@ -503,7 +538,7 @@ mod tests {
             .unwrap();
         assert_ne!(seal, seal_of(&data).unwrap());
         f.mark_dirty().unwrap();
-        assert_eq!(s.marker(&data), Marker::Dirty);
+        assert_eq!(s.marker(&data), dirty);
         f.uploaded();
         assert_eq!(s.marker(&data), Marker::Clean);
         assert!(f.base_is_stale());

@@ -24,7 +24,7 @@ const MAX_IO: u32 = 1 << 20;
 pub struct Adapter {
     fs: Arc<Fs>,
     backings: Arc<Backings>,
-    /// Ask the kernel for passthrough at init (`-o nopassthrough` turns it off).
+    /// Ask the kernel for passthrough at init (opt-in: `-o passthrough`).
     want_passthrough: bool,
     rt: tokio::runtime::Handle,
     read_only: bool,

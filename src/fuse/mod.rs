@@ -1,11 +1,12 @@
 //! The FUSE adapter: the only module that speaks fuser.
 //!
-//! Each kernel request is handed to the async core on the tokio runtime
-//! (the one async seam, [`Adapter::spawn`]); the task replies when the core
-//! answers. In-flight work is bounded by a semaphore (the FUSE thread waits
-//! for a permit: back-pressure, never an unbounded queue), and a reply that
-//! is dropped without an answer (a panic) answers EIO, so the kernel never
-//! waits forever.
+//! Each kernel request runs on the async core from the FUSE worker thread
+//! that received it (the one async seam, [`Adapter::spawn`], blocks that
+//! thread on the tokio runtime until the core answers, then replies).
+//! In-flight work is bounded by the number of worker threads (`[vfs]
+//! max_in_flight`): further requests wait in the kernel, never in an
+//! unbounded queue here. A panic in the core is caught, and the reply it
+//! dropped answers EIO, so the kernel never waits forever.
 
 mod adapter;
 mod invalidator;

@@ -117,7 +117,9 @@ pub trait Tree: Send + Sync + 'static {
     async fn remove_dir(&self, _path: &str) -> Result<(), VfsError> {
         Err(VfsError::ReadOnly)
     }
-    /// Renames a file or directory inside this tree (the target is free).
+    /// Renames a file or directory inside this tree. A file replaces an
+    /// existing file at `to`; a directory's target is free (the core removed
+    /// an empty one first, and refuses a non-empty one).
     async fn rename(&self, _from: &str, _to: &str, _is_dir: bool) -> Result<(), VfsError> {
         Err(VfsError::ReadOnly)
     }

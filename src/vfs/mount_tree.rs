@@ -64,9 +64,8 @@ fn not_found_to_vfs(e: crate::backend::BackendError) -> VfsError {
         BackendErrorKind::IsDir => VfsError::IsDir,
         BackendErrorKind::NotDir => VfsError::NotDir,
         BackendErrorKind::Changed => VfsError::Changed,
-        // The backing path (root + path) outgrew PATH_MAX on the host; opendal
-        // folds that into an unexpected error, which would read as EIO.
-        _ if e.message.contains("File name too long") => VfsError::NameTooLong,
+        // The backing path (root + path) outgrew PATH_MAX on the host.
+        BackendErrorKind::NameTooLong => VfsError::NameTooLong,
         _ => VfsError::Backend(e),
     }
 }
