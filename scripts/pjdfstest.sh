@@ -29,6 +29,9 @@ if [[ "${IKF_PJD_RAW:-}" != 1 ]]; then
     scripts/pjdfstest-expected.txt | paste -sd, -)
 fi
 sed "/^\[settings\]/a expected_failures = [$names]" scripts/pjdfstest.toml > "$CONF"
+# The backing root the daemon made is its owner's only (umask 027); the
+# suite's other users must be able to enter it. Stored in the backing dir.
+chmod 755 "$IKF_MNT/local"
 mkdir -p "$IKF_MNT/local/pjdfstest"
 OUT=$IKF_TMP/pjdfstest.out
 rc=0

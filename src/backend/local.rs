@@ -37,6 +37,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+/// Longest path handed to one `openat2` (below the host's PATH_MAX of 4096
+/// with its NUL, with room to spare).
+const PIECE: usize = 3072;
+
 /// Mode of files the daemon creates before the caller's mode is applied:
 /// owner-only, so nobody can open a new file in the moment before that.
 const NEW_FILE_MODE: u32 = 0o600;
@@ -102,13 +106,28 @@ impl LocalRoot {
         }
     }
 
-    /// Opens the directory `dir` beneath the root.
+    /// Opens the directory `dir` beneath the root. A path longer than one
+    /// syscall takes (the host's PATH_MAX) is opened a piece at a time, each
+    /// piece beneath the directory opened before it: inside the mount a
+    /// path may be as long as PATH_MAX, and the root adds nothing to it.
     fn open_dir(&self, dir: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
+        let beneath = ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS;
+        let mut rest = if dir.is_empty() { "." } else { dir };
+        let mut base: Option<OwnedFd> = None;
+        while rest.len() > PIECE {
+            let cut = rest[..PIECE].rfind('/').ok_or(Errno::ENAMETOOLONG)?;
+            let how = OpenHow::new()
+                .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+                .resolve(beneath);
+            let at = base.as_ref().map(|f| f.as_fd()).unwrap_or(self.fd.as_fd());
+            base = Some(openat2(at, &rest[..cut], how)?);
+            rest = &rest[cut + 1..];
+        }
         let how = OpenHow::new()
             .flags(flags | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
-        let dir = if dir.is_empty() { "." } else { dir };
-        openat2(self.fd.as_fd(), dir, how)
+            .resolve(beneath);
+        let at = base.as_ref().map(|f| f.as_fd()).unwrap_or(self.fd.as_fd());
+        openat2(at, rest, how)
     }
 
     /// Opens the file `path` (never through a symlink).
@@ -531,6 +550,22 @@ mod tests {
             .mode();
         assert_ne!(m & 0o777, 0o777);
         assert_eq!(std::fs::read(outside.path().join("secret")).unwrap(), b"s");
+    }
+
+    #[test]
+    fn paths_longer_than_one_syscall_takes_are_opened_in_pieces() {
+        let d = tempfile::tempdir().unwrap();
+        let root = root(d.path());
+        let comp = "x".repeat(250);
+        let mut p = String::new();
+        while p.len() < 3600 {
+            p = if p.is_empty() { comp.clone() } else { format!("{p}/{comp}") };
+            root.mkdir(&p, 0o755).unwrap();
+        }
+        let f = format!("{p}/{}", "y".repeat(200));
+        assert!(f.len() > PIECE && f.len() < 4096, "{}", f.len());
+        root.mknod(&f, libc::S_IFIFO | 0o600, 0).unwrap();
+        assert_eq!(root.stat(&f).unwrap().mode.unwrap() & libc::S_IFMT, libc::S_IFIFO);
     }
 
     #[test]
