@@ -8,6 +8,8 @@
 #
 # Usage: bash scripts/pjdfstest.sh [TEST_PATTERN...]
 #   IKF_PJD_RAW=1   ignore the expected-failures list (to see the raw numbers)
+#   IKF_PJD_DIR=memory  run on /memory instead of /local (for the figures in
+#                   docs/SEMANTICS.md; the expected-failures list is /local's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -31,11 +33,12 @@ fi
 sed "/^\[settings\]/a expected_failures = [$names]" scripts/pjdfstest.toml > "$CONF"
 # The backing root the daemon made is its owner's only (umask 027); the
 # suite's other users must be able to enter it. Stored in the backing dir.
-chmod 755 "$IKF_MNT/local"
-mkdir -p "$IKF_MNT/local/pjdfstest"
+DIR=${IKF_PJD_DIR:-local}
+chmod 755 "$IKF_MNT/$DIR"
+mkdir -p "$IKF_MNT/$DIR/pjdfstest"
 OUT=$IKF_TMP/pjdfstest.out
 rc=0
-"$PJD" -c "$CONF" -p "$IKF_MNT/local/pjdfstest" "$@" > "$OUT" 2>&1 || rc=$?
+"$PJD" -c "$CONF" -p "$IKF_MNT/$DIR/pjdfstest" "$@" > "$OUT" 2>&1 || rc=$?
 # The per-test lines go to a log kept beside the summary; failures are shown.
 LOG=${IKF_PJD_LOG:-/tmp/ipfs-kit-fuse-pjdfstest.log}
 sed 's/\x1b\[[0-9;]*m//g' "$OUT" > "$LOG"

@@ -210,6 +210,18 @@ impl LocalRoot {
         Ok(copied)
     }
 
+    /// Opens the file `path` for reading and writing (created owner-only if
+    /// missing, emptied when `truncate`), never through a symlink: the
+    /// backing file that direct writes go into.
+    pub fn open_rw(&self, path: &str, truncate: bool) -> Io<File> {
+        let mut flags = OFlag::O_RDWR | OFlag::O_CREAT;
+        if truncate {
+            flags |= OFlag::O_TRUNC;
+        }
+        self.open_file(path, flags, NEW_FILE_MODE)
+            .map_err(|e| err(path, e))
+    }
+
     /// Creates (or truncates) an empty file.
     pub async fn create_empty(&self, path: &str) -> Io<()> {
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;
@@ -559,7 +571,11 @@ mod tests {
         let comp = "x".repeat(250);
         let mut p = String::new();
         while p.len() < 3600 {
-            p = if p.is_empty() { comp.clone() } else { format!("{p}/{comp}") };
+            p = if p.is_empty() {
+                comp.clone()
+            } else {
+                format!("{p}/{comp}")
+            };
             root.mkdir(&p, 0o755).unwrap();
         }
         let f = format!("{p}/{}", "y".repeat(200));

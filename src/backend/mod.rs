@@ -179,6 +179,12 @@ impl Backend {
         self.fs_root.as_ref().and_then(|r| r.checked_path(path))
     }
 
+    /// The backing file of `path` opened for direct writes, for a local
+    /// directory (opened beneath its root, whatever the host path's length).
+    pub fn open_local_rw(&self, path: &str, truncate: bool) -> Option<Result<std::fs::File, BackendError>> {
+        self.fs_root.as_ref().map(|r| r.open_rw(path, truncate))
+    }
+
     /// Whether the service stores modes, owners, times and special files
     /// ([`Backend::set_meta`], [`Backend::symlink`], ... work): a local
     /// directory on disk, `memory` in RAM.

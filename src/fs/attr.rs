@@ -175,8 +175,11 @@ mod tests {
             mode: Some(libc::S_IFIFO | 0o640),
             ..Meta::default()
         };
-        let a = build(4, &fifo, &Overlay::default(), &owner(), false);
+        let a = build(4, &fifo, &Overlay::default(), &owner(), true);
         assert_eq!((a.kind, a.perm), (Kind::Fifo, 0o640));
+        // A read-only place shows the stored mode without write bits.
+        let a = build(4, &fifo, &Overlay::default(), &owner(), false);
+        assert_eq!(a.perm, 0o440);
     }
 
     #[test]

@@ -317,7 +317,13 @@ impl Staged {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)?;
-        Ok(Staged {
+        Ok(Self::in_place_file(file, path))
+    }
+
+    /// [`Staged::in_place`] for a backing file the tree opened itself
+    /// (beneath its root); `path` names it in messages.
+    pub fn in_place_file(file: File, path: &Path) -> Staged {
+        Staged {
             file: Arc::new(file),
             data: path.to_path_buf(),
             meta: PathBuf::new(),
@@ -333,7 +339,7 @@ impl Staged {
             stale_base: false,
             retired: false,
             in_place: true,
-        })
+        }
     }
 
     /// True for the backing file itself: its writes are on the backend already.

@@ -43,8 +43,9 @@ impl Fs {
     /// An empty staged copy for `place` replacing the object version `base`
     /// (on a direct-write mount: the backing file itself, emptied).
     pub(super) fn new_staged(&self, place: &Place, base: Base) -> Res<staging::Staged> {
-        if let Some(path) = place.tree.direct_write_path(&place.rel) {
-            return Ok(staging::Staged::in_place(&path, true)?);
+        if let Some(file) = place.tree.open_direct(&place.rel, true) {
+            let path = place.tree.direct_write_path(&place.rel).unwrap_or_default();
+            return Ok(staging::Staged::in_place_file(file?, &path));
         }
         let target = Target {
             mount: place.mount.clone(),
@@ -119,8 +120,9 @@ impl Fs {
         if st.staged.is_some() {
             return Ok(());
         }
-        if let Some(path) = place.tree.direct_write_path(&place.rel) {
-            st.staged = Some(staging::Staged::in_place(&path, false)?);
+        if let Some(file) = place.tree.open_direct(&place.rel, false) {
+            let path = place.tree.direct_write_path(&place.rel).unwrap_or_default();
+            st.staged = Some(staging::Staged::in_place_file(file?, &path));
             return Ok(());
         }
         // The base is read before the bytes: if the object changes in

@@ -92,6 +92,12 @@ pub trait Tree: Send + Sync + 'static {
     fn direct_write_path(&self, _path: &str) -> Option<std::path::PathBuf> {
         None
     }
+    /// Opens the local file that writes to `path` go into directly (see
+    /// [`Tree::direct_write_path`]), created if missing, emptied when
+    /// `truncate`.
+    fn open_direct(&self, _path: &str, _truncate: bool) -> Option<Result<std::fs::File, VfsError>> {
+        None
+    }
     /// Starts an upload of `path` fed as the file is written, where the tree
     /// gains from one (see [`UploadStream`]); `None`: upload whole at close.
     async fn start_stream(&self, _path: &str) -> Option<Box<dyn UploadStream>> {

@@ -98,6 +98,16 @@ impl Tree for MountTree {
         }
     }
 
+    fn open_direct(&self, path: &str, truncate: bool) -> Option<Result<std::fs::File, VfsError>> {
+        if self.direct_writes && !self.read_only {
+            self.backend
+                .open_local_rw(path, truncate)
+                .map(|r| r.map_err(not_found_to_vfs))
+        } else {
+            None
+        }
+    }
+
     fn cache_blocks(&self) -> bool {
         !self.backend.is_local()
     }
