@@ -289,7 +289,9 @@ fn writes_after_backend_remove_fail_at_write() {
 
 #[test]
 fn status_answers_while_an_upload_hangs_on_a_stalled_server() {
-    let Some(rig) = Rig::new() else { return };
+    let Some(rig) = Rig::with("[[mount]]\npath = \"/mem\"\nuri = \"memory://\"\n") else {
+        return;
+    };
     let mut d = rig.place.start(&[]);
     let path = rig.file(&d, "slow");
     let f = {
@@ -317,6 +319,23 @@ fn status_answers_while_an_upload_hangs_on_a_stalled_server() {
         assert!(st.staged_files >= 1, "{st:?}");
     }
     assert!(std::fs::read_dir(&d.mnt).is_ok(), "the root lists while S3 hangs");
+    // Another mount works on meanwhile.
+    std::fs::write(d.mnt.join("mem/other"), b"unaffected").expect("write to /mem");
+    assert_eq!(
+        std::fs::read(d.mnt.join("mem/other")).expect("read /mem"),
+        b"unaffected"
+    );
+    assert!(
+        std::fs::read_dir(d.mnt.join("mem")).is_ok(),
+        "ls /mem while S3 hangs"
+    );
+    let t = Instant::now();
+    let _: ipfs_kit_fuse::control::protocol::StatsReply = d.client().call(&Request::Stats).expect("stats");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stats took {:?}",
+        t.elapsed()
+    );
     // The close fails within the io_timeout bound, not never.
     assert_eq!(writer.join().expect("writer"), Some(libc::EIO));
     rig.proxy.up();

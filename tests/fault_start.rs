@@ -86,3 +86,37 @@ fn sigterm_at_random_moments_during_start_up_never_leaves_a_dead_mount() {
          {mounted_first} signalled after the mount was live"
     );
 }
+
+/// A control client that sends requests and never reads the replies holds
+/// up neither the daemon nor other clients.
+#[test]
+fn a_control_client_that_stops_reading_holds_up_no_one() {
+    if !can_mount() {
+        return;
+    }
+    let place = Place::new("");
+    let d = place.start(&[]);
+    let mut stuck = std::os::unix::net::UnixStream::connect(&d.socket).expect("connect");
+    stuck
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let line = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"status\"}\n";
+    // Until the socket buffers are full both ways (the write times out).
+    let mut sent = 0;
+    while sent < 100_000 && std::io::Write::write_all(&mut stuck, line).is_ok() {
+        sent += 1;
+    }
+    assert!(sent > 10, "sent only {sent} requests");
+    let t = std::time::Instant::now();
+    let st: ipfs_kit_fuse::control::protocol::StatusReply = d
+        .client()
+        .call(&ipfs_kit_fuse::control::Request::Status)
+        .expect("status from another client");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "status took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(st.mountpoint, d.mnt.display().to_string());
+    std::fs::write(d.mnt.join("local/ok"), b"ok").expect("the mount serves on");
+}
