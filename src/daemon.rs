@@ -159,6 +159,11 @@ pub fn block_stop_signals() -> nix::Result<()> {
     stop_signals().thread_block()
 }
 
+/// Undoes [`block_stop_signals`] (in a process that will not serve a mount).
+pub fn unblock_stop_signals() -> nix::Result<()> {
+    stop_signals().thread_unblock()
+}
+
 /// Builds the mount table from the config.
 pub fn build_router(config: &Config) -> Result<Arc<Router>> {
     build_router_with(config, &Metrics::default())

@@ -193,6 +193,8 @@ fn daemonize_and_run(
         .execute();
     match outcome {
         daemonize::Outcome::Parent(Ok(_)) => {
+            // The parent only waits for the daemon's word: Ctrl-C ends it.
+            let _ = daemon::unblock_stop_signals();
             drop(tx);
             wait_ready(File::from(rx), &log_path)
         }
