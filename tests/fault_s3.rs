@@ -239,8 +239,15 @@ fn recovery_keeps_a_conflict_copy_when_the_object_changed_meanwhile() {
         f.write_all(b"DITED").expect("write while down");
         assert_eq!(close(f), Some(libc::EIO));
     }
-    d.signal(Signal::SIGTERM);
-    assert_eq!(d.wait_exit(EXIT_WAIT).code(), Some(LEFT_STAGED));
+    // The `shutdown` request stops like SIGTERM, and exits 3 just the same.
+    let _: ipfs_kit_fuse::control::protocol::ShutdownReply =
+        d.client().call(&Request::Shutdown).expect("shutdown");
+    assert_eq!(
+        d.wait_exit(EXIT_WAIT).code(),
+        Some(LEFT_STAGED),
+        "{}",
+        d.log_text()
+    );
     // Someone else writes the object while we are down.
     assert_eq!(http(rig.s3.port, "PUT", "/faults/doc", b"theirs, newer").0, 200);
     rig.proxy.up();
@@ -336,8 +343,14 @@ fn status_answers_while_an_upload_hangs_on_a_stalled_server() {
         "stats took {:?}",
         t.elapsed()
     );
-    // The close fails within the io_timeout bound, not never.
+    // The close fails (EIO) within the io_timeout bound, not never.
+    let t = Instant::now();
     assert_eq!(writer.join().expect("writer"), Some(libc::EIO));
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "close took {:?} more",
+        t.elapsed()
+    );
     rig.proxy.up();
     d.signal(Signal::SIGTERM);
     let st = d.wait_exit(EXIT_WAIT);

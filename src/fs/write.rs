@@ -174,6 +174,7 @@ impl Fs {
             self.dirs.invalidate_parent(&vpath);
             return Ok(());
         }
+        let mut timed_out = None;
         if let Some(s) = st.stream.take() {
             if staged.len()? == s.next {
                 match s.upload.finish().await {
@@ -183,6 +184,10 @@ impl Fs {
                         self.dirs.invalidate_parent(&vpath);
                         return Ok(());
                     }
+                    // A backend that let a call time out (io_timeout_secs,
+                    // retries included) gets no second call now: the close
+                    // fails within one bound, the copy stays staged.
+                    Err(e) if is_timeout(&e) => timed_out = Some(e),
                     Err(e) => {
                         tracing::warn!(path = %vpath, error = %e, "streamed upload failed; uploading the staged copy")
                     }
@@ -191,8 +196,14 @@ impl Fs {
                 s.upload.abort().await;
             }
         }
-        let place = self.place(&vpath)?;
-        match place.tree.upload(&place.rel, staged.data_path()).await {
+        let uploaded = match timed_out {
+            Some(e) => Err(e),
+            None => {
+                let place = self.place(&vpath)?;
+                place.tree.upload(&place.rel, staged.data_path()).await
+            }
+        };
+        match uploaded {
             Ok(_) => {
                 staged.uploaded();
                 st.dirty = false;
@@ -359,6 +370,11 @@ impl Fs {
         }
         errors
     }
+}
+
+/// True when a backend call failed by running out of time.
+fn is_timeout(e: &VfsError) -> bool {
+    matches!(e, VfsError::Backend(b) if b.kind == crate::backend::BackendErrorKind::TimedOut)
 }
 
 /// Ends the file's streamed upload, if any, discarding what it sent.
