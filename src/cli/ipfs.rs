@@ -1,22 +1,20 @@
 //! `ipfs-kit-fuse ipfs push VPATH` and `ipfs pull CID VPATH`: move trees
 //! between any mount of a running mount table and a Kubo RPC node. VPATH is
 //! a path under the mount point (`/local/photos`), found through the control
-//! socket like the other commands (`-m MOUNTPOINT` when several run).
+//! socket like the other commands (`-m MOUNTPOINT` when several run); the
+//! daemon runs the transfer (`ipfs.push`/`ipfs.pull`) and reports progress.
 
 use super::control::{resolve_socket, Target};
 use crate::car::Profile;
-use crate::control::protocol::StatusReply;
+use crate::control::protocol::{IpfsPull, IpfsPullReply, IpfsPush, IpfsPushReply};
 use crate::control::{Client, Request};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 /// The node's API when `--api` and `IPFS_KIT_IPFS_API` are unset: kubo's default.
 const DEFAULT_API: &str = "http://127.0.0.1:5001";
-/// Seconds one import or export request may take: a large tree on a slow node.
-const DEFAULT_TIMEOUT_SECS: u64 = 3600;
 
 /// `ipfs` subcommands.
 #[derive(Subcommand, Debug)]
@@ -27,15 +25,12 @@ pub enum IpfsCmd {
     Pull(PullArgs),
 }
 
-/// Where the node is, and how long a request may take.
+/// Where the node is.
 #[derive(Args, Debug)]
 pub struct NodeArgs {
     /// The node's RPC API.
     #[arg(long, env = "IPFS_KIT_IPFS_API", default_value = DEFAULT_API)]
     pub api: String,
-    /// Seconds the import or export request may take.
-    #[arg(long, default_value_t = DEFAULT_TIMEOUT_SECS)]
-    pub timeout: u64,
 }
 
 /// Arguments of `ipfs push`.
@@ -73,18 +68,6 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// The local path of `vpath` under the running mount `t` names.
-fn local_path(t: &Target, vpath: &str) -> Result<PathBuf, String> {
-    let rel = Path::new(vpath.trim_start_matches('/'));
-    if rel.as_os_str().is_empty() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-        return Err(format!("{vpath:?} is not a path under the mount point"));
-    }
-    let socket = resolve_socket(t, None)?;
-    let mut c = Client::connect(&socket).map_err(|e| e.to_string())?;
-    let st: StatusReply = c.call(&Request::Status).map_err(|e| e.to_string())?;
-    Ok(Path::new(&st.mountpoint).join(rel))
-}
-
 fn bar(template: &str) -> ProgressBar {
     let pb = ProgressBar::new_spinner();
     if let Ok(style) = ProgressStyle::with_template(template) {
@@ -94,84 +77,67 @@ fn bar(template: &str) -> ProgressBar {
     pb
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("tokio runtime: {e}"))
+/// Sends `req` to the running mount `t` names, showing its progress notifications.
+fn call<R: serde::de::DeserializeOwned + serde::Serialize>(
+    t: &Target,
+    req: &Request,
+    template: &str,
+) -> Result<R, String> {
+    let socket = resolve_socket(t, None)?;
+    let mut c = Client::connect(&socket).map_err(|e| e.to_string())?;
+    let pb = bar(template);
+    let res = c.call_with_progress(req, |p| {
+        if let Some(b) = p.bytes {
+            pb.set_position(b);
+        }
+    });
+    pb.finish_and_clear();
+    res.map_err(|e| e.to_string())
 }
 
-/// Runs an `ipfs` subcommand.
+fn print<R: serde::Serialize>(json: bool, reply: &R, text: String) {
+    if json {
+        println!("{}", serde_json::to_string(reply).unwrap_or_default());
+    } else {
+        println!("{text}");
+    }
+}
+
+/// Runs an `ipfs` subcommand through the control socket (the daemon does
+/// the transfer on a path under its mount point).
 pub fn run(cmd: IpfsCmd) -> ExitCode {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return fail(e),
-    };
     match cmd {
         IpfsCmd::Push(a) => {
-            let path = match local_path(&a.target, &a.vpath) {
-                Ok(p) => p,
-                Err(e) => return fail(e),
-            };
-            let pb = bar("{spinner} packing {bytes} {bytes_per_sec}");
-            let pbc = pb.clone();
-            let timeout = Duration::from_secs(a.node.timeout.max(1));
-            let res = rt.block_on(crate::ipfs::push(
-                &a.node.api,
-                &path,
-                a.profile,
-                a.hidden,
-                timeout,
-                move |n| pbc.inc(n),
-            ));
-            pb.finish_and_clear();
-            match res {
-                Ok(p) if a.target.json => {
-                    println!(
-                        "{}",
-                        serde_json::json!({"root": p.root.to_string(), "car_bytes": p.car_bytes, "blocks": p.blocks})
-                    );
+            let req = Request::IpfsPush(IpfsPush {
+                path: a.vpath.clone(),
+                api: a.node.api,
+                profile: Some(a.profile.to_string()),
+                hidden: a.hidden,
+            });
+            match call::<IpfsPushReply>(&a.target, &req, "{spinner} packing {bytes} {bytes_per_sec}") {
+                Ok(r) => {
+                    print(a.target.json, &r, r.root.clone());
                     ExitCode::SUCCESS
                 }
-                Ok(p) => {
-                    println!("{}", p.root);
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(format!("push {}: {e}", a.vpath)),
+                Err(e) => fail(e),
             }
         }
         IpfsCmd::Pull(a) => {
-            let cid = match cid::Cid::try_from(a.cid.as_str()) {
-                Ok(c) => c,
-                Err(e) => return fail(format!("bad CID {:?}: {e}", a.cid)),
-            };
-            let path = match local_path(&a.target, &a.vpath) {
-                Ok(p) => p,
-                Err(e) => return fail(e),
-            };
-            let pb = bar("{spinner} fetching {bytes} {bytes_per_sec}");
-            let pbc = pb.clone();
-            let timeout = Duration::from_secs(a.node.timeout.max(1));
-            let res = rt.block_on(crate::ipfs::pull(&a.node.api, &cid, &path, timeout, move |n| {
-                pbc.inc(n)
-            }));
-            pb.finish_and_clear();
-            match res {
-                Ok(p) if a.target.json => {
-                    println!(
-                        "{}",
-                        serde_json::json!({"root": cid.to_string(), "files": p.files, "dirs": p.dirs, "bytes": p.bytes})
+            let req = Request::IpfsPull(IpfsPull {
+                cid: a.cid,
+                path: a.vpath.clone(),
+                api: a.node.api,
+            });
+            match call::<IpfsPullReply>(&a.target, &req, "{spinner} fetching {bytes} {bytes_per_sec}") {
+                Ok(r) => {
+                    let text = format!(
+                        "{}: {} file(s), {} dir(s), {} bytes into {}",
+                        r.root, r.files, r.dirs, r.bytes, a.vpath
                     );
+                    print(a.target.json, &r, text);
                     ExitCode::SUCCESS
                 }
-                Ok(p) => {
-                    println!(
-                        "{cid}: {} file(s), {} dir(s), {} bytes into {}",
-                        p.files, p.dirs, p.bytes, a.vpath
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(format!("pull {cid}: {e}")),
+                Err(e) => fail(e),
             }
         }
     }

@@ -14,6 +14,7 @@
 mod accept;
 pub mod client;
 pub mod http;
+mod ipfs;
 pub mod paths;
 pub mod prometheus;
 pub mod protocol;

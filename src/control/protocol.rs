@@ -50,6 +50,8 @@ pub mod code {
     pub const UPLOAD_FAILED: i64 = -32003;
     /// The change was applied, but writing the config file failed.
     pub const SAVE_FAILED: i64 = -32004;
+    /// `ipfs.push` / `ipfs.pull` failed (node, path or verification).
+    pub const IPFS: i64 = -32010;
 }
 
 /// An error reply.
@@ -93,6 +95,53 @@ pub enum Request {
     Flush,
     /// Drains, unmounts and stops the daemon.
     Shutdown,
+    /// Imports a path of the mount into a Kubo node; sends progress notifications.
+    IpfsPush(IpfsPush),
+    /// Fetches a CID from a Kubo node into a new path; sends progress notifications.
+    IpfsPull(IpfsPull),
+}
+
+/// Params of `ipfs.push`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpfsPush {
+    /// Path under the mount point, e.g. `/local/photos`.
+    pub path: String,
+    /// The node's RPC API, e.g. `http://127.0.0.1:5001`.
+    pub api: String,
+    /// DAG profile (default `unixfs-v1-2025`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Include names starting with `.`.
+    #[serde(default)]
+    pub hidden: bool,
+}
+
+/// Params of `ipfs.pull`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpfsPull {
+    pub cid: String,
+    /// A new path under the mount point, in a writable mount.
+    pub path: String,
+    pub api: String,
+}
+
+/// Reply of `ipfs.push`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IpfsPushReply {
+    pub root: String,
+    pub car_bytes: u64,
+    pub blocks: u64,
+}
+
+/// Reply of `ipfs.pull`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IpfsPullReply {
+    pub root: String,
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
 }
 
 /// Params of `mounts.add`: a `[[mount]]` entry plus `save`.
@@ -144,6 +193,8 @@ impl Request {
             Request::CacheDrop => "cache.drop",
             Request::Flush => "flush",
             Request::Shutdown => "shutdown",
+            Request::IpfsPush(_) => "ipfs.push",
+            Request::IpfsPull(_) => "ipfs.pull",
         }
     }
 
@@ -152,6 +203,8 @@ impl Request {
         let v = match self {
             Request::MountsAdd(a) => serde_json::to_value(a),
             Request::MountsRemove(r) => serde_json::to_value(r),
+            Request::IpfsPush(p) => serde_json::to_value(p),
+            Request::IpfsPull(p) => serde_json::to_value(p),
             _ => Ok(Value::Object(Default::default())),
         };
         v.unwrap_or(Value::Null)
@@ -175,6 +228,8 @@ impl Request {
             "cache.drop" => none(params).map(|_| Request::CacheDrop)?,
             "flush" => none(params).map(|_| Request::Flush)?,
             "shutdown" => none(params).map(|_| Request::Shutdown)?,
+            "ipfs.push" => Request::IpfsPush(serde_json::from_value(params).map_err(bad)?),
+            "ipfs.pull" => Request::IpfsPull(serde_json::from_value(params).map_err(bad)?),
             other => {
                 return Err(RpcError::new(
                     code::METHOD_NOT_FOUND,
@@ -300,6 +355,9 @@ pub struct Progress {
     pub method: String,
     /// Files still waiting to upload.
     pub files_remaining: usize,
+    /// Bytes done so far (`ipfs.push`: read and packed; `ipfs.pull`: received).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 /// An incoming line, before its method is known.
@@ -396,6 +454,17 @@ mod tests {
             Request::CacheDrop,
             Request::Flush,
             Request::Shutdown,
+            Request::IpfsPush(IpfsPush {
+                path: "/local/x".into(),
+                api: "http://127.0.0.1:5001".into(),
+                profile: Some("unixfs-v0-2015".into()),
+                hidden: true,
+            }),
+            Request::IpfsPull(IpfsPull {
+                cid: "bafkqaaa".into(),
+                path: "/memory/x".into(),
+                api: "http://127.0.0.1:5001".into(),
+            }),
         ];
         for r in all {
             assert_eq!(Request::parse(r.method(), Some(r.params())).unwrap(), r);

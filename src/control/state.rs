@@ -210,6 +210,8 @@ impl ControlState {
                 })
             }
             Request::Flush => self.flush(id, progress).await,
+            Request::IpfsPush(p) => self.ipfs_push(id, p, progress).await,
+            Request::IpfsPull(p) => self.ipfs_pull(id, p, progress).await,
             Request::Shutdown => {
                 self.stopper.request(StopReason::Control);
                 to_value(ShutdownReply { stopping: true })
@@ -227,6 +229,7 @@ impl ControlState {
                     id: id.clone(),
                     method: "flush".into(),
                     files_remaining: remaining,
+                    bytes: None,
                 });
             })
             .await;

@@ -7,8 +7,8 @@
 //! `dag/export` of the CID is streamed into a temporary CAR, every block is
 //! verified while it is indexed, the root must be the CID asked for, and the
 //! UnixFS tree is written out at the target (which must not exist yet).
-//! Both run on paths: the CLI gives paths under a running mount point, so
-//! any mount in the table can be a source or a target.
+//! Both run on paths: the daemon gives paths under its own mount point
+//! (`control/ipfs.rs`), so any mount in the table can be a source or a target.
 
 use crate::car::{pack_file, walk_car, CarStore, Kind, Order, Profile, WalkOptions};
 use cid::Cid;
