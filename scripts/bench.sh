@@ -6,7 +6,7 @@
 #
 #   bash scripts/bench.sh                 # full: 1 GiB files, 10,000 small files, 3 runs
 #   SIZE_MB=64 NFILES=500 RUNS=1 bash scripts/bench.sh   # a quick smoke run
-#   ONLY=small bash scripts/bench.sh      # one section: local, small or s3
+#   ONLY=small bash scripts/bench.sh      # one section: local, small, s3 or ipfs
 #
 # S3 figures need Garage (built once by scripts/garage.sh, ~30 min on 2 cores);
 # without it the S3 rows are skipped and say so.
@@ -17,7 +17,7 @@ RUNS="${RUNS:-3}"
 SIZE_MB="${SIZE_MB:-1024}"
 NFILES="${NFILES:-10000}"
 # Sections to run (comma list of local, small, s3) and peers to include.
-ONLY="${ONLY:-local,small,s3}"
+ONLY="${ONLY:-local,small,s3,ipfs}"
 section() { [[ ",$ONLY," == *",$1,"* ]]; }
 WORK="${BENCH_DIR:-/var/tmp/ikf-bench}"
 GARAGE="${GARAGE_BIN:-$HOME/.cache/ipfs-kit-fuse/garage/bin/garage}"
@@ -195,6 +195,12 @@ if section s3 && start_garage; then
   done
 else
   echo "S3 rows skipped: Garage not built ($GARAGE); run scripts/garage.sh once" >&2
+fi
+
+# IPFS reads against the node's own cat (its own table; scripts/bench-ipfs.sh).
+if section ipfs; then
+  BENCH_DIR="$WORK/ipfs" SIZE_MB="$(( SIZE_MB < 256 ? SIZE_MB : 256 ))" bash "$ROOT/scripts/bench-ipfs.sh" >&2 \
+    || echo "IPFS rows skipped: scripts/bench-ipfs.sh failed" >&2
 fi
 
 python3 - "$RESULTS" <<'PY'

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# IPFS read benchmark (issue 9): a sequential read of a file through an
+# `ipfs` mount (cold: empty block cache; warm: blocks cached, page cache
+# dropped) against the node's own `cat` of it, in the same run, and `ls -l`
+# of a HAMT-sharded directory. The node is js-ipfs 0.66.1 (scripts/kubo-rpc.sh)
+# on 127.0.0.1. Prints a table; timings never fail anything.
+#
+#   bash scripts/bench-ipfs.sh                        # 256 MiB file, 10,000-entry directory
+#   SIZE_MB=64 NFILES=2000 bash scripts/bench-ipfs.sh  # short form
+#   IKF_PROFILE=debug bash scripts/bench-ipfs.sh       # use the debug build (figures not representative)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SIZE_MB="${SIZE_MB:-256}"
+NFILES="${NFILES:-10000}"
+PROFILE="${IKF_PROFILE:-release}"
+WORK="${BENCH_DIR:-/var/tmp/ikf-bench-ipfs}"
+BIN="$ROOT/target/$PROFILE/ipfs-kit-fuse"
+# Settings that give the same CIDs as our default profile (and 1 MiB leaves,
+# aligned with the block cache's 1 MiB blocks).
+V1="cid-version=1&raw-leaves=true&chunker=size-1048576&cid-base=base32"
+
+if [[ $PROFILE == release ]]; then
+  (cd "$ROOT" && cargo build --release --quiet --bin ipfs-kit-fuse)
+else
+  (cd "$ROOT" && cargo build --quiet --bin ipfs-kit-fuse)
+fi
+bash "$ROOT/scripts/kubo-rpc.sh" install >/dev/null
+
+rm -rf "$WORK"; mkdir -p "$WORK"/{mnt,home,many}
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+API="http://127.0.0.1:$PORT"
+MNT="$WORK/mnt"
+cleanup() {
+  "$BIN" unmount "$MNT" --timeout 30 >/dev/null 2>&1 || umount -l "$MNT" 2>/dev/null || true
+  bash "$ROOT/scripts/kubo-rpc.sh" stop "$WORK/repo" || true
+}
+trap cleanup EXIT
+bash "$ROOT/scripts/kubo-rpc.sh" start "$WORK/repo" "$PORT" >/dev/null
+
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b - a}'; }
+add() { curl -sf -X POST -F "file=@$1" "$API/api/v0/add?$V1&progress=false" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])["Hash"])'; }
+
+echo "==> $SIZE_MB MiB file and a $NFILES-entry directory into the node"
+head -c "$((SIZE_MB << 20))" /dev/urandom > "$WORK/big.bin"
+BIG=$(add "$WORK/big.bin")
+for i in $(seq 1 "$NFILES"); do printf '%s' "$i" > "$WORK/many/file-$i.txt"; done
+MANY=$(IPFS_API="$API" python3 "$ROOT/scripts/oracles/rpc_add_tree.py" "$WORK/many" "$V1" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["Hash"])')
+
+mount_ipfs() { # a fresh data home: empty block cache
+  rm -rf "$WORK/home"; mkdir -p "$WORK/home"
+  printf '[[mount]]\npath = "/ipfs"\nscheme = "ipfs"\n[mount.options]\napi = "%s"\n' "$API" > "$WORK/ipfs.toml"
+  IPFS_KIT_HOME="$WORK/home" "$BIN" mount "$MNT" --config "$WORK/ipfs.toml"
+}
+
+drop_caches
+t0=$(now); curl -sf -X POST "$API/api/v0/cat?arg=$BIG" > /dev/null; t1=$(now)
+CAT=$(secs "$t0" "$t1")
+mount_ipfs
+drop_caches
+t0=$(now); cat "$MNT/ipfs/$BIG" > /dev/null; t1=$(now)
+COLD=$(secs "$t0" "$t1")
+drop_caches
+t0=$(now); cat "$MNT/ipfs/$BIG" > /dev/null; t1=$(now)
+WARM=$(secs "$t0" "$t1")
+t0=$(now); n=$(ls -l "$MNT/ipfs/$MANY" | tail -n +2 | wc -l); t1=$(now)
+LS=$(secs "$t0" "$t1")
+[[ $n == "$NFILES" ]] || echo "warning: ls -l listed $n entries, expected $NFILES" >&2
+
+mibps() { awk -v s="$1" -v m="$SIZE_MB" 'BEGIN {printf "%.0f", (s > 0 ? m / s : 0)}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", (b > 0 ? a / b : 0)}'; }
+echo
+echo "build: $PROFILE; node: js-ipfs 0.66.1 on 127.0.0.1; file: $SIZE_MB MiB ($BIG)"
+printf '%-44s %8s %8s %10s\n' "scenario" "seconds" "MiB/s" "vs cat"
+printf '%-44s %8s %8s %10s\n' "node's own cat (HTTP /api/v0/cat)" "$CAT" "$(mibps "$CAT")" "1.00x"
+printf '%-44s %8s %8s %10s\n' "cat through the mount, cold (empty cache)" "$COLD" "$(mibps "$COLD")" "$(ratio "$COLD" "$CAT")"
+printf '%-44s %8s %8s %10s\n' "cat through the mount, warm (blocks cached)" "$WARM" "$(mibps "$WARM")" "$(ratio "$WARM" "$CAT")"
+printf '%-44s %8s\n' "ls -l of a $NFILES-entry HAMT directory, cold" "$LS"
