@@ -30,6 +30,7 @@ hook_install_oracles() {
   bash scripts/moto.sh >/dev/null
   # A Kubo-RPC node (js-ipfs) for tests/ipfs_*.rs; each test starts its own.
   bash scripts/kubo-rpc.sh install >/dev/null
+  bash scripts/mcp-client.sh >/dev/null # the official MCP Python SDK (tests/mcp_client.rs)
 }
 
 hook_start_services() {
@@ -44,6 +45,8 @@ hook_stop_services() {
 export IPFS_KIT_REQUIRE_ORACLES=1 IPFS_KIT_REQUIRE_S3=1 IPFS_KIT_REQUIRE_KUBO_RPC=1
 # A mount test (tests/ops_support) that cannot mount fails here instead of skipping.
 export IPFS_KIT_REQUIRE_MOUNT=1
+# The MCP client tests need the MCP Python SDK: missing, they fail here.
+export IPFS_KIT_REQUIRE_MCP=1
 
 # ---------------------------------------------------------------- steps ----
 

@@ -2,6 +2,7 @@
 
 mod control;
 mod ipfs;
+mod mcp;
 mod mount;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,7 @@ Examples:
   ipfs-kit-fuse car pack ./photos -o photos.car write a CAR for `ipfs dag import` or Storacha
   ipfs-kit-fuse ipfs push /local/photos         import into a Kubo node (pinned), print the CID
   ipfs-kit-fuse ipfs pull bafy... /memory/p     fetch a CID, verified, into a writable mount
+  ipfs-kit-fuse mcp -m /mnt/vfs                 MCP tools for AI agents on stdio (--http 127.0.0.1:8765 for HTTP)
 
 Data home: $IPFS_KIT_HOME (default ~/.ipfs_kit); config: $IPFS_KIT_HOME/config.toml";
 
@@ -62,6 +64,8 @@ pub enum Command {
     /// Push a path of the mount to a Kubo node, or pull a CID into the mount.
     #[command(subcommand)]
     Ipfs(ipfs::IpfsCmd),
+    /// Serve the running mount's files and controls as MCP tools (stdio, or --http on loopback).
+    Mcp(mcp::McpArgs),
 }
 
 /// Entry point used by `main.rs`.
@@ -77,6 +81,7 @@ pub fn main() -> ExitCode {
         Command::Cid(args) => crate::car::cli::run_cid(args),
         Command::Car(args) => crate::car::cli::run_car(args),
         Command::Ipfs(c) => ipfs::run(c),
+        Command::Mcp(a) => mcp::run_mcp(a),
     }
 }
 

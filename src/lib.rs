@@ -5,7 +5,7 @@
 //! opendal code, `cache/` the block cache and readahead, `car/` UnixFS DAGs,
 //! CIDs and CAR files, `ipfs` verified read-only IPFS and CAR trees, `config` the TOML configuration, `control` the control
 //! socket, `metrics` operation counters, `daemon` the composition root, `cli`
-//! the command line.
+//! the command line, `mcp` the MCP server (tools over the socket and the mount).
 
 pub mod backend;
 pub mod cache;
@@ -17,5 +17,6 @@ pub mod daemon;
 pub mod fs;
 pub mod fuse;
 pub mod ipfs;
+pub mod mcp;
 pub mod metrics;
 pub mod vfs;

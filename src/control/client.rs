@@ -4,6 +4,7 @@
 
 use super::protocol::{Envelope, Progress, Request, RequestFrame, RpcError, JSONRPC};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -55,15 +56,29 @@ impl Client {
     pub fn call_with_progress<R: DeserializeOwned>(
         &mut self,
         req: &Request,
-        mut on_progress: impl FnMut(&Progress),
+        on_progress: impl FnMut(&Progress),
     ) -> Result<R, ClientError> {
+        let result = self.call_method(req.method(), req.params(), on_progress)?;
+        serde_json::from_value(result).map_err(|e| ClientError::Garbled(e.to_string()))
+    }
+
+    /// Sends any method with raw params (for methods this client has no
+    /// typed [`Request`] for, e.g. ones a newer daemon adds) and returns the
+    /// raw result; an unknown method comes back as `Remote` with code
+    /// `METHOD_NOT_FOUND`.
+    pub fn call_method(
+        &mut self,
+        method: &str,
+        params: Value,
+        mut on_progress: impl FnMut(&Progress),
+    ) -> Result<Value, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
         let frame = RequestFrame {
             jsonrpc: JSONRPC,
             id,
-            method: req.method(),
-            params: req.params(),
+            method,
+            params,
         };
         let mut line = serde_json::to_string(&frame).map_err(|e| ClientError::Garbled(e.to_string()))?;
         line.push('\n');
@@ -92,8 +107,7 @@ impl Client {
             if env.id.as_ref().and_then(|v| v.as_u64()) != Some(id) {
                 continue;
             }
-            let result = env.result.unwrap_or_default();
-            return serde_json::from_value(result).map_err(|e| ClientError::Garbled(e.to_string()));
+            return Ok(env.result.unwrap_or_default());
         }
     }
 
