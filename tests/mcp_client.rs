@@ -2,11 +2,14 @@
 //! official MCP Python SDK (tests/mcp/client_test.py, installed by
 //! scripts/mcp-client.sh): every tool called, results checked on disk,
 //! refusals (escapes, read-only, bad arguments, the read cap) as tool
-//! errors, client roots, progress, and the HTTP transport.
+//! errors, client roots, progress, the HTTP transport, and the sync tools
+//! against a real Kubo-RPC node (IPFS_KIT_REQUIRE_KUBO_RPC as in ipfs_*.rs).
 //!
 //! Without the SDK these tests print why and pass, unless
 //! `IPFS_KIT_REQUIRE_MCP=1` (set by scripts/test.sh), where they fail.
 
+#[path = "ipfs_common/mod.rs"]
+mod ipfs_common;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -76,6 +79,10 @@ root = "{root}/ro"
 }
 
 fn run_client(m: &Mounted, transport: &str) {
+    run_client_with(m, transport, &[]);
+}
+
+fn run_client_with(m: &Mounted, transport: &str, env: &[(&str, String)]) {
     let Some(python) = mcp_python() else { return };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/client_test.py");
     let socket = ipfs_kit_fuse::control::paths::socket_path(&m.mnt.canonicalize().unwrap());
@@ -91,6 +98,7 @@ fn run_client(m: &Mounted, transport: &str) {
         .env("IKF_SOCKET", &socket)
         .env("IKF_TRANSPORT", transport)
         .env("IPFS_KIT_HOME", &m.home)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run the MCP client");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -114,6 +122,30 @@ fn every_tool_works_and_refuses_what_it_must_over_stdio() {
 fn tools_work_over_streamable_http() {
     let m = mount();
     run_client(&m, "http");
+}
+
+/// IPFS node CID options of the default profile (unixfs-v1-2025), as kubo's
+/// `add` takes them: the node's own CID of the tree is the golden value.
+const V1: &str = "cid-version=1&raw-leaves=true&chunker=size-1048576&cid-base=base32";
+
+#[test]
+fn sync_tools_push_to_and_pull_from_a_real_ipfs_node() {
+    let Some(node) = ipfs_common::KuboNode::start() else {
+        return;
+    };
+    let m = mount();
+    let tree = m.root().join("local/tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("a.txt"), b"pushed by an agent\n").unwrap();
+    std::fs::write(tree.join("sub/b.bin"), support::random_bytes(7, 3 << 20)).unwrap();
+    // 36 MiB: the daemon reports push progress every 16 MiB packed.
+    std::fs::write(tree.join("zeros.bin"), vec![0u8; 36 << 20]).unwrap();
+    let want = node.add(&tree, &format!("{V1}&only-hash=true"));
+    run_client_with(
+        &m,
+        "ipfs",
+        &[("IKF_IPFS_API", node.api.clone()), ("IKF_WANT_ROOT", want)],
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// The node's API when `--api` and `IPFS_KIT_IPFS_API` are unset: kubo's default.
-const DEFAULT_API: &str = "http://127.0.0.1:5001";
+pub(super) const DEFAULT_API: &str = "http://127.0.0.1:5001";
 
 /// `ipfs` subcommands.
 #[derive(Subcommand, Debug)]

@@ -24,6 +24,9 @@ pub struct McpArgs {
     /// Serve streamable HTTP at http://ADDR/mcp instead of stdio (loopback only, e.g. 127.0.0.1:8765).
     #[arg(long, value_name = "127.0.0.1:PORT")]
     pub http: Option<SocketAddr>,
+    /// The IPFS node's RPC API for vfs_sync_to_ipfs / vfs_sync_from_ipfs (as for `ipfs push`).
+    #[arg(long, env = "IPFS_KIT_IPFS_API", default_value = super::ipfs::DEFAULT_API, value_name = "URL")]
+    pub ipfs_api: String,
     /// Log filter for stderr (default: warn; RUST_LOG works too).
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
@@ -75,9 +78,9 @@ pub fn run_mcp(a: McpArgs) -> ExitCode {
                     "ipfs-kit-fuse: mcp: serving http://{bound}{}",
                     mcp::http::ENDPOINT
                 );
-                mcp::http::serve(listener, daemon).await
+                mcp::http::serve(listener, daemon, a.ipfs_api).await
             }
-            None => mcp::serve_stdio(daemon).await,
+            None => mcp::serve_stdio(daemon, a.ipfs_api).await,
         }
     });
     // The stdio transport leaves a blocking stdin reader behind: do not wait for it.

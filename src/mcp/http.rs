@@ -31,9 +31,13 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
 }
 
 /// Serves MCP on `listener` until the process is stopped.
-pub async fn serve(listener: tokio::net::TcpListener, daemon: Daemon) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    daemon: Daemon,
+    ipfs_api: String,
+) -> anyhow::Result<()> {
     let service: StreamableHttpService<VfsServer, LocalSessionManager> = StreamableHttpService::new(
-        move || Ok(VfsServer::new(daemon.clone())),
+        move || Ok(VfsServer::new(daemon.clone(), ipfs_api.clone())),
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default(),
     );

@@ -25,8 +25,10 @@ pub use tools::VfsServer;
 use rmcp::ServiceExt;
 
 /// Serves MCP on stdin/stdout until the client closes it.
-pub async fn serve_stdio(daemon: Daemon) -> anyhow::Result<()> {
-    let service = VfsServer::new(daemon).serve(rmcp::transport::stdio()).await?;
+pub async fn serve_stdio(daemon: Daemon, ipfs_api: String) -> anyhow::Result<()> {
+    let service = VfsServer::new(daemon, ipfs_api)
+        .serve(rmcp::transport::stdio())
+        .await?;
     service.waiting().await?;
     Ok(())
 }

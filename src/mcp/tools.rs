@@ -51,6 +51,8 @@ read large files in parts (encoding base64 with offset/length, or head/tail).";
 #[derive(Clone)]
 pub struct VfsServer {
     daemon: Daemon,
+    /// The IPFS node's RPC API the sync tools hand to the daemon.
+    ipfs_api: String,
     /// The client's roots as virtual paths, once fetched; reset when the
     /// client says its roots changed.
     roots: Arc<Mutex<Option<Option<Vec<VPath>>>>>,
@@ -233,6 +235,11 @@ pub struct SearchArgs {
 pub struct SyncToArgs {
     /// File or directory to add to IPFS.
     pub path: String,
+    /// DAG profile: "unixfs-v1-2025" (default), "unixfs-v0-2015", "ipfs-car".
+    pub profile: Option<String>,
+    /// Include names starting with ".".
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -305,10 +312,12 @@ fn params(pairs: &[(&str, Option<Value>)]) -> Value {
 }
 
 impl VfsServer {
-    /// A server working on the mount served by `daemon`.
-    pub fn new(daemon: Daemon) -> VfsServer {
+    /// A server working on the mount served by `daemon`; the sync tools use
+    /// the IPFS node at `ipfs_api`.
+    pub fn new(daemon: Daemon, ipfs_api: String) -> VfsServer {
         VfsServer {
             daemon,
+            ipfs_api,
             roots: Arc::new(Mutex::new(None)),
             tool_router: Self::tool_router(),
         }
@@ -389,13 +398,16 @@ impl VfsServer {
         let mut n = 0u64;
         let r = self
             .daemon
-            .call(method, feature, p, move |pr: &Progress| {
-                n += 1;
-                rep.report(
-                    n as f64,
-                    None,
-                    format!("{method}: {} files remaining", pr.files_remaining),
-                );
+            .call(method, feature, p, move |pr: &Progress| match pr.bytes {
+                Some(b) => rep.report(b as f64, None, format!("{method}: {b} bytes")),
+                None => {
+                    n += 1;
+                    rep.report(
+                        n as f64,
+                        None,
+                        format!("{method}: {} files remaining", pr.files_remaining),
+                    )
+                }
             })
             .await;
         fwd.finish().await;
@@ -697,7 +709,7 @@ impl VfsServer {
         ok_json(json!({"status": status, "stats": stats}))
     }
 
-    /// Add a file or directory of the mount to IPFS (daemon method ipfs.push).
+    /// Add a file or directory to the IPFS node, pinned; returns the root CID (daemon method ipfs.push).
     #[tool(annotations(
         read_only_hint = false,
         destructive_hint = false,
@@ -713,7 +725,12 @@ impl VfsServer {
             .place(&ctx.peer, &a.path, Access::Read)
             .await
             .map_err(|e| e.0)?;
-        let p = json!({"path": place.vpath.to_string()});
+        let p = params(&[
+            ("path", Some(json!(place.vpath.to_string()))),
+            ("api", Some(json!(self.ipfs_api))),
+            ("profile", a.profile.map(Value::String)),
+            ("hidden", Some(json!(a.hidden))),
+        ]);
         ok_json(
             self.daemon_call(&ctx, "ipfs.push", "IPFS sync", p)
                 .await
@@ -721,7 +738,7 @@ impl VfsServer {
         )
     }
 
-    /// Fetch a CID from IPFS into a path of the mount (daemon method ipfs.pull).
+    /// Fetch a CID from the IPFS node, every block verified, into a new path (daemon method ipfs.pull).
     #[tool(annotations(
         read_only_hint = false,
         destructive_hint = true,
@@ -737,7 +754,7 @@ impl VfsServer {
             .place(&ctx.peer, &a.path, Access::Write)
             .await
             .map_err(|e| e.0)?;
-        let p = json!({"cid": a.cid, "path": place.vpath.to_string()});
+        let p = json!({"cid": a.cid, "path": place.vpath.to_string(), "api": self.ipfs_api});
         ok_json(
             self.daemon_call(&ctx, "ipfs.pull", "IPFS sync", p)
                 .await

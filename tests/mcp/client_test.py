@@ -7,7 +7,9 @@ Run by tests/mcp_client.rs against a real mount (daemon running) with
   IKF_LOCAL      the backing directory of /local (files checked on disk)
   IKF_RO         the backing directory of /ro
   IKF_SOCKET     the daemon's control socket (to ask which methods it has)
-  IKF_TRANSPORT  "stdio" (default) or "http"
+  IKF_TRANSPORT  "stdio" (default), "http", or "ipfs" (the sync tools against
+                 the node at IKF_IPFS_API; IKF_WANT_ROOT is the node's own CID
+                 of /local/tree)
 Every check is named; the script prints each result and exits 1 if any failed.
 """
 
@@ -284,6 +286,44 @@ async def check_roots(read, write):
                            "roots: a path outside the client's roots is a tool error")
 
 
+def node_rpc(path):
+    import urllib.request
+    req = urllib.request.Request(os.environ["IKF_IPFS_API"] + "/api/v0/" + path, method="POST")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.read().decode()
+
+
+def tree_files(base):
+    out = {}
+    for root, _, fs in os.walk(base):
+        for f in fs:
+            p = os.path.join(root, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, base)] = fh.read()
+    return out
+
+
+async def check_ipfs(s):
+    want = os.environ["IKF_WANT_ROOT"]
+    progress = []
+
+    async def on_progress(p, total, message):
+        progress.append((p, message))
+
+    r = await call(s, "vfs_sync_to_ipfs", {"path": "/local/tree"}, progress_callback=on_progress)
+    root = data(r).get("root") if not r.is_error else None
+    check("vfs_sync_to_ipfs: root equals the node's own CID of the tree", root == want, (text(r), want))
+    check("vfs_sync_to_ipfs: the node has it pinned", root is not None and root in node_rpc(f"pin/ls?arg={root}&type=recursive&cid-base=base32"))
+    r = await call(s, "vfs_sync_from_ipfs", {"cid": want, "path": "/memory/pulled"}, progress_callback=on_progress)
+    check("vfs_sync_from_ipfs: the pulled tree equals the source",
+          not r.is_error and tree_files(os.path.join(MNT, "memory/pulled")) == tree_files(os.path.join(LOCAL, "tree")), text(r))
+    check("sync tools forward the daemon's progress notifications", len(progress) >= 1, progress)
+    await expect_error(s, "vfs_sync_from_ipfs", {"cid": want, "path": "/ro/pulled"}, "read-only",
+                       "vfs_sync_from_ipfs into a read-only mount is a tool error")
+    await expect_error(s, "vfs_sync_from_ipfs", {"cid": "not-a-cid", "path": "/memory/bad"}, ".",
+                       "vfs_sync_from_ipfs of a bad CID is a tool error")
+
+
 async def main():
     if TRANSPORT == "http":
         proc = subprocess.Popen([BIN, "mcp", "--mount", MNT, "--http", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True)
@@ -305,6 +345,14 @@ async def main():
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        return
+    if TRANSPORT == "ipfs":
+        env = {"IPFS_KIT_IPFS_API": os.environ["IKF_IPFS_API"]}
+        params = StdioServerParameters(command=BIN, args=["mcp", "--mount", MNT], env=env)
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as s:
+                await s.initialize()
+                await check_ipfs(s)
         return
     params = StdioServerParameters(command=BIN, args=["mcp", "--mount", MNT])
     async with stdio_client(params) as (read, write):
