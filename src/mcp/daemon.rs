@@ -9,6 +9,12 @@ use crate::control::protocol::{MountInfo, MountsReply, Progress};
 use crate::control::Client;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Longest wait for a quick request (`mounts.list`, `stats`, `mounts.add`):
+/// the daemon answers these at once, or after one backend check bounded by
+/// its own I/O timeout (60 s by default); past that it is hung.
+const QUICK_CALL_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Where the daemon listens and what it mounts.
 #[derive(Debug, Clone)]
@@ -47,9 +53,17 @@ impl Daemon {
         .map_err(|e| ToolError(format!("{method}: {e}")))?
     }
 
-    /// Calls `method` without progress reporting.
+    /// Calls a quick `method` (no progress), giving up after
+    /// [`QUICK_CALL_TIMEOUT`] so a hung daemon cannot hang the tool.
     pub async fn simple(&self, method: &'static str, params: Value) -> Result<Value, ToolError> {
-        self.call(method, method, params, |_| {}).await
+        tokio::time::timeout(QUICK_CALL_TIMEOUT, self.call(method, method, params, |_| {}))
+            .await
+            .map_err(|_| {
+                ToolError(format!(
+                    "{method}: the daemon did not answer within {} s",
+                    QUICK_CALL_TIMEOUT.as_secs()
+                ))
+            })?
     }
 
     /// The mount table as the daemon has it now.

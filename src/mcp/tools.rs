@@ -254,16 +254,27 @@ pub struct SyncFromArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BucketArgs {
-    /// The bucket's name.
-    pub bucket: String,
+    /// The bucket's name; absent: every bucket.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrepareCarArgs {
+    /// The bucket's name; absent: every bucket.
+    pub name: Option<String>,
+    /// Split the CAR into shards of at most this many bytes (as the Storacha client does).
+    pub shard_size: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BucketFilesArgs {
     /// The bucket's name.
-    pub bucket: String,
-    /// Most files returned.
+    pub name: String,
+    /// Only paths starting with this prefix.
+    pub prefix: Option<String>,
+    /// Most files returned (the rest is counted in `omitted`).
     pub limit: Option<usize>,
 }
 
@@ -274,13 +285,6 @@ pub struct FindCidArgs {
     pub cid: String,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SnapshotArgs {
-    /// A label kept with the snapshot.
-    pub label: Option<String>,
-}
-
 // ----------------------------------------------------------------- glue ----
 
 fn ok_json(v: Value) -> Out {
@@ -289,6 +293,14 @@ fn ok_json(v: Value) -> Out {
 
 fn ok_text(s: String) -> Out {
     Ok(CallToolResult::success(vec![ContentBlock::text(s)]))
+}
+
+/// `{"name": N}` for one bucket, `{"all": true}` for every bucket.
+fn by_name(name: Option<String>) -> Value {
+    match name {
+        Some(n) => json!({"name": n}),
+        None => json!({"all": true}),
+    }
 }
 
 /// Runs file work on a blocking thread.
@@ -461,7 +473,12 @@ impl VfsServer {
     ))]
     async fn vfs_unmount(&self, Parameters(a): Parameters<UnmountArgs>) -> Out {
         let p = json!({"path": a.path, "save": a.save});
-        ok_json(self.daemon.simple("mounts.remove", p).await.map_err(|e| e.0)?)
+        // Not `simple`: the daemon uploads what is staged under the path first.
+        let r = self
+            .daemon
+            .call("mounts.remove", "mounts.remove", p, |_| {})
+            .await;
+        ok_json(r.map_err(|e| e.0)?)
     }
 
     /// Read a file: text (whole, or head/tail lines) or bytes as base64 (offset, length); capped at 8 MiB per call.
@@ -780,14 +797,19 @@ impl VfsServer {
         ctx: RequestContext<RoleServer>,
     ) -> Out {
         let p = params(&[
-            ("bucket", Some(json!(a.bucket))),
-            ("limit", a.limit.map(|l| json!(l))),
+            ("name", Some(json!(a.name))),
+            ("prefix", a.prefix.map(Value::String)),
         ]);
-        ok_json(
-            self.daemon_call(&ctx, "bucket.files", "buckets", p)
-                .await
-                .map_err(|e| e.0)?,
-        )
+        let mut v = self
+            .daemon_call(&ctx, "bucket.files", "buckets", p)
+            .await
+            .map_err(|e| e.0)?;
+        if let (Some(limit), Some(files)) = (a.limit, v.get_mut("files").and_then(Value::as_array_mut)) {
+            let omitted = files.len().saturating_sub(limit);
+            files.truncate(limit);
+            v["omitted"] = json!(omitted);
+        }
+        ok_json(v)
     }
 
     /// Which bucket files have a CID (daemon method bucket.find_cid).
@@ -805,7 +827,7 @@ impl VfsServer {
         )
     }
 
-    /// Freeze every bucket's index into a content-addressed snapshot (daemon method bucket.snapshot).
+    /// Freeze a bucket's index (or every bucket's) into a content-addressed snapshot (daemon method bucket.snapshot).
     #[tool(annotations(
         read_only_hint = false,
         destructive_hint = false,
@@ -814,32 +836,32 @@ impl VfsServer {
     ))]
     async fn bucket_snapshot(
         &self,
-        Parameters(a): Parameters<SnapshotArgs>,
+        Parameters(a): Parameters<BucketArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Out {
-        let p = params(&[("label", a.label.map(Value::String))]);
         ok_json(
-            self.daemon_call(&ctx, "bucket.snapshot", "snapshots", p)
+            self.daemon_call(&ctx, "bucket.snapshot", "snapshots", by_name(a.name))
                 .await
                 .map_err(|e| e.0)?,
         )
     }
 
-    /// The snapshots taken so far (daemon method bucket.snapshots).
+    /// The snapshots taken so far, or those holding one bucket (daemon method bucket.snapshots).
     #[tool(annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
     async fn bucket_snapshots(
         &self,
-        Parameters(_): Parameters<NoArgs>,
+        Parameters(a): Parameters<BucketArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Out {
+        let p = params(&[("name", a.name.map(Value::String))]);
         ok_json(
-            self.daemon_call(&ctx, "bucket.snapshots", "snapshots", json!({}))
+            self.daemon_call(&ctx, "bucket.snapshots", "snapshots", p)
                 .await
                 .map_err(|e| e.0)?,
         )
     }
 
-    /// Write a bucket as a CAR file ready for `ipfs dag import` (daemon method bucket.prepare_car).
+    /// Write a bucket (or every bucket) as CAR files ready for `ipfs dag import` (daemon method bucket.prepare_car).
     #[tool(annotations(
         read_only_hint = false,
         destructive_hint = false,
@@ -848,10 +870,13 @@ impl VfsServer {
     ))]
     async fn bucket_prepare_car(
         &self,
-        Parameters(a): Parameters<BucketArgs>,
+        Parameters(a): Parameters<PrepareCarArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Out {
-        let p = json!({"bucket": a.bucket});
+        let mut p = by_name(a.name);
+        if let Some(n) = a.shard_size {
+            p["shard_size"] = json!(n);
+        }
         ok_json(
             self.daemon_call(&ctx, "bucket.prepare_car", "CAR preparation", p)
                 .await

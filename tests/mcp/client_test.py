@@ -44,11 +44,11 @@ FEATURE_TOOLS = {
     "vfs_sync_to_ipfs": ("ipfs.push", {"path": "/local/dir"}),
     "vfs_sync_from_ipfs": ("ipfs.pull", {"cid": "bafkqaaa", "path": "/memory/pulled"}),
     "bucket_list": ("bucket.list", {}),
-    "bucket_files": ("bucket.files", {"bucket": "nope"}),
+    "bucket_files": ("bucket.files", {"name": "nope"}),
     "bucket_find_cid": ("bucket.find_cid", {"cid": "bafkqaaa"}),
     "bucket_snapshot": ("bucket.snapshot", {}),
     "bucket_snapshots": ("bucket.snapshots", {}),
-    "bucket_prepare_car": ("bucket.prepare_car", {"bucket": "nope"}),
+    "bucket_prepare_car": ("bucket.prepare_car", {"name": "nope"}),
 }
 
 passed, failed = [], []
