@@ -395,13 +395,18 @@ impl Staged {
         Ok(())
     }
 
-    /// After a failed upload: makes the bytes durable, then records their
-    /// length and checksum in the marker (see the module doc).
+    /// After a failed upload: makes the bytes and the sidecar durable, then
+    /// records their length and checksum in the marker (see the module doc).
     pub fn seal(&mut self) -> io::Result<()> {
         if self.in_place || self.retired || self.sealed {
             return Ok(());
         }
         self.file.sync_all()?;
+        // The sidecar too: a copy whose sidecar a power loss took is never found.
+        write_durably(
+            &self.meta,
+            &serde_json::to_vec(&self.target).map_err(io::Error::other)?,
+        )?;
         let seal = seal_of(&self.data)?;
         write_durably(
             &self.data.with_extension("dirty"),
