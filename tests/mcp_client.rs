@@ -149,6 +149,18 @@ fn sync_tools_push_to_and_pull_from_a_real_ipfs_node() {
 }
 
 #[test]
+fn mcp_refuses_a_non_loopback_http_address() {
+    let dir = support::temp_dir();
+    let out = run_cli(
+        dir.path(),
+        &["mcp", "--http", "0.0.0.0:0", "--socket", "/nonexistent.sock"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("only a loopback address"), "{err}");
+}
+
+#[test]
 fn mcp_without_a_running_daemon_says_so_in_one_line_and_exits_1() {
     let dir = support::temp_dir();
     let out = run_cli(

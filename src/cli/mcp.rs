@@ -50,6 +50,11 @@ pub fn run_mcp(a: McpArgs) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .try_init();
+    if let Some(addr) = a.http.filter(|x| !x.ip().is_loopback()) {
+        return fail(format!(
+            "--http {addr}: only a loopback address (127.0.0.1, ::1) is served; the tools reach your files"
+        ));
+    }
     let target = Target {
         mountpoint: a.mountpoint.clone(),
         socket: a.socket.clone(),

@@ -8,6 +8,7 @@
 //! other program, confined by [`place`] to the mount table. Without a
 //! running daemon the command says so in one line and exits 1.
 
+pub mod args;
 pub mod daemon;
 pub mod edit;
 pub mod error;
@@ -15,12 +16,13 @@ pub mod files;
 pub mod http;
 pub mod place;
 pub mod progress;
+pub mod server;
 pub mod tools;
 pub mod vpath;
 pub mod walk;
 
 pub use daemon::Daemon;
-pub use tools::VfsServer;
+pub use server::VfsServer;
 
 use rmcp::ServiceExt;
 
