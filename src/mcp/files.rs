@@ -517,3 +517,87 @@ pub fn rename(src: &Place, dst: &Place, overwrite: bool, reporter: &Reporter) ->
         Err(e) => Err(ToolError::io(format!("{} -> {}", src.vpath, dst.vpath), e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::protocol::MountInfo;
+    use crate::mcp::place::{Access, Scope};
+    use crate::mcp::vpath::VPath;
+
+    fn place_of(dir: &std::path::Path, name: &str) -> Place {
+        std::fs::create_dir_all(dir.join("m")).unwrap();
+        let scope = Scope {
+            mountpoint: dir.to_path_buf(),
+            mounts: vec![MountInfo {
+                path: "/m".into(),
+                scheme: "memory".into(),
+                read_only: false,
+                options: Default::default(),
+            }],
+            roots: None,
+        };
+        scope
+            .place(&VPath::parse(&format!("/m/{name}")).unwrap(), Access::Write)
+            .unwrap()
+    }
+
+    /// The first / last `n` lines as `str::split_inclusive` cuts them.
+    fn expect(text: &str, n: usize, from_end: bool) -> String {
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        let keep = n.min(lines.len());
+        if from_end {
+            lines[lines.len() - keep..].concat()
+        } else {
+            lines[..keep].concat()
+        }
+    }
+
+    #[test]
+    fn head_and_tail_match_line_splitting_across_chunk_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        // Lines of varying length, over several TAIL_CHUNKs, with and without a final newline.
+        let mut long = String::new();
+        for i in 0..20_000 {
+            long.push_str(&"x".repeat(i % 37));
+            long.push_str(&format!("{i}\n"));
+        }
+        let cases = [
+            long.clone(),
+            format!("{long}tail without newline"),
+            "one".into(),
+            "\n\n".into(),
+            String::new(),
+        ];
+        for (k, text) in cases.iter().enumerate() {
+            let p = place_of(dir.path(), &format!("f{k}"));
+            write(&p, text.as_bytes(), false).unwrap();
+            for n in [0usize, 1, 2, 3, 1000, 19_999, 25_000] {
+                let got = read_text(&p, None, Some(n as u64)).unwrap();
+                assert_eq!(got, expect(text, n, true), "case {k} tail {n}");
+                let got = read_text(&p, Some(n as u64), None).unwrap();
+                assert_eq!(got, expect(text, n, false), "case {k} head {n}");
+            }
+            assert_eq!(read_text(&p, None, None).unwrap(), *text);
+        }
+    }
+
+    #[test]
+    fn reads_past_the_cap_are_refused_and_parts_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = place_of(dir.path(), "big");
+        let f = std::fs::File::create(dir.path().join("m/big")).unwrap();
+        f.set_len(MAX_READ + 1).unwrap();
+        assert!(read_text(&p, None, None)
+            .unwrap_err()
+            .0
+            .contains("over the read cap"));
+        assert!(read_bytes(&p, None, None)
+            .unwrap_err()
+            .0
+            .contains("over the read cap"));
+        let v = read_bytes(&p, Some(MAX_READ - 1), Some(10)).unwrap();
+        assert_eq!(v["length"], 2);
+        assert_eq!(v["eof"], true);
+    }
+}
