@@ -98,6 +98,7 @@ fn run_client_with(m: &Mounted, transport: &str, env: &[(&str, String)]) {
         .env("IKF_SOCKET", &socket)
         .env("IKF_TRANSPORT", transport)
         .env("IPFS_KIT_HOME", &m.home)
+        .env_remove("RUST_LOG")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run the MCP client");

@@ -21,6 +21,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import traceback
 
 from mcp import ClientSession, StdioServerParameters, stdio_client, types
@@ -328,9 +329,16 @@ async def main():
     if TRANSPORT == "http":
         proc = subprocess.Popen([BIN, "mcp", "--mount", MNT, "--http", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True)
         try:
-            line = proc.stderr.readline()
-            m = re.search(r"serving (http://\S+)", line)
-            check("mcp --http prints its address", m is not None, line)
+            m, seen = None, []
+            for _ in range(200):  # log lines (RUST_LOG) may come first
+                line = proc.stderr.readline()
+                seen.append(line)
+                m = re.search(r"serving (http://\S+)", line)
+                if m or not line:
+                    break
+            check("mcp --http prints its address", m is not None, seen[-5:])
+            # Keep draining stderr so a chatty server never blocks on a full pipe.
+            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
             if not m:
                 return
             async with streamable_http_client(m.group(1)) as (read, write, *_):
