@@ -142,10 +142,15 @@ fn sync_tools_push_to_and_pull_from_a_real_ipfs_node() {
     // 36 MiB: the daemon reports push progress every 16 MiB packed.
     std::fs::write(tree.join("zeros.bin"), vec![0u8; 36 << 20]).unwrap();
     let want = node.add(&tree, &format!("{V1}&only-hash=true"));
+    let want_file = node.add(&tree.join("sub/b.bin"), &format!("{V1}&only-hash=true"));
     run_client_with(
         &m,
         "ipfs",
-        &[("IKF_IPFS_API", node.api.clone()), ("IKF_WANT_ROOT", want)],
+        &[
+            ("IKF_IPFS_API", node.api.clone()),
+            ("IKF_WANT_ROOT", want),
+            ("IKF_WANT_FILE_CID", want_file),
+        ],
     );
 }
 

@@ -125,6 +125,18 @@ pub struct PathArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct StatArgs {
+    /// Path inside the mount table, e.g. "/local/file".
+    pub path: String,
+    /// For a file without a known CID: compute it by reading the file (as `ipfs add --only-hash`).
+    #[serde(default)]
+    pub compute_cid: bool,
+    /// Profile of a computed CID: "unixfs-v1-2025" (default), "unixfs-v0-2015", "ipfs-car".
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LsArgs {
     /// Directory to list ("/" lists the mounts).
     pub path: String,

@@ -281,16 +281,38 @@ fn cid_of(fd: impl AsFd) -> Option<String> {
     (n > 0).then(|| String::from_utf8_lossy(&buf[..n as usize]).trim().to_string())
 }
 
-/// Type, size, times, mode, owning mount and the CID when the mount knows it.
-pub fn stat(p: &Place) -> Result<Value, ToolError> {
+/// Type, size, times, mode, owning mount and the CID: the mount's when it
+/// knows it, else, for a file and when `compute` names a profile, the CID
+/// `ipfs add --only-hash` gives, from the file's bytes read through the mount.
+pub fn stat(
+    p: &Place,
+    compute: Option<crate::car::Profile>,
+    reporter: &Reporter,
+) -> Result<Value, ToolError> {
     use cap_std::fs::MetadataExt;
     let dir = p.dir()?;
     let md = dir.metadata(&p.rel).map_err(io(p))?;
-    let cid = if md.is_dir() {
+    let mut cid = if md.is_dir() {
         dir.open_dir(&p.rel).ok().and_then(cid_of)
     } else {
         dir.open(&p.rel).ok().and_then(cid_of)
     };
+    let mut cid_source = cid.as_ref().map(|_| "mount");
+    if let (None, Some(profile), true) = (&cid, compute, md.is_file()) {
+        let f = dir.open(&p.rel).map_err(io(p))?;
+        let mut reader = f.into_std();
+        let mut sink = crate::car::Discard;
+        let mut b = crate::car::FileBuilder::new(profile, &mut sink);
+        let size = md.len() as f64;
+        let report = |done: u64| reporter.report(done as f64, Some(size), "hashing");
+        b.write_from(&mut reader, &report)
+            .map_err(|e| ToolError(format!("{}: computing the CID: {e}", p.vpath)))?;
+        let built = b
+            .finish()
+            .map_err(|e| ToolError(format!("{}: computing the CID: {e}", p.vpath)))?;
+        cid = Some(built.cid.to_string());
+        cid_source = Some("computed");
+    }
     Ok(json!({
         "path": p.vpath.to_string(),
         "type": kind(&md),
@@ -302,6 +324,7 @@ pub fn stat(p: &Place) -> Result<Value, ToolError> {
         "scheme": p.mount.as_ref().map(|m| m.scheme.clone()),
         "read_only": p.mount.as_ref().is_none_or(|m| m.read_only),
         "cid": cid,
+        "cid_source": cid_source,
     }))
 }
 

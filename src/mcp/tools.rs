@@ -270,11 +270,23 @@ impl VfsServer {
         ok_json(r.map_err(|e| e.0)?)
     }
 
-    /// Type, size, times, mode and owning mount of a path, with its CID when the mount knows it.
+    /// Type, size, times, mode and owning mount of a path, with its CID (known to the mount, or computed on request).
     #[tool(annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
-    async fn vfs_stat(&self, Parameters(a): Parameters<PathArgs>, peer: Peer<RoleServer>) -> Out {
-        let place = self.place(&peer, &a.path, Access::Read).await.map_err(|e| e.0)?;
-        ok_json(blocking(move || files::stat(&place)).await.map_err(|e| e.0)?)
+    async fn vfs_stat(&self, Parameters(a): Parameters<StatArgs>, ctx: RequestContext<RoleServer>) -> Out {
+        let place = self
+            .place(&ctx.peer, &a.path, Access::Read)
+            .await
+            .map_err(|e| e.0)?;
+        let profile = match a.profile.as_deref() {
+            None => crate::car::Profile::default(),
+            Some(p) => p.parse().map_err(|e| format!("profile: {e}"))?,
+        };
+        let fwd = Forwarder::new(ctx.peer.clone(), ctx.meta.get_progress_token());
+        let rep: Reporter = fwd.reporter.clone();
+        let compute = a.compute_cid.then_some(profile);
+        let r = blocking(move || files::stat(&place, compute, &rep)).await;
+        fwd.finish().await;
+        ok_json(r.map_err(|e| e.0)?)
     }
 
     /// List a directory: names, with sizes, or a recursive JSON tree limited by depth and entries.

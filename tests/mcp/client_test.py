@@ -203,6 +203,8 @@ async def check_files(s):
     st = os.stat(os.path.join(LOCAL, "dir/bin.dat"))
     check("vfs_stat size/type/mount/cid field", d["size"] == st.st_size and d["type"] == "file"
           and d["mount"] == "/local" and "cid" in d and d["read_only"] is False, d)
+    await expect_error(s, "vfs_stat", {"path": "/local/dir/bin.dat", "compute_cid": True, "profile": "nope"}, "profile",
+                       "vfs_stat with an unknown profile is a tool error")
 
     r = await call(s, "vfs_ls", {"path": "/local/dir"})
     check("vfs_ls plain", "[FILE] bin.dat" in text(r) and "[DIR]  sub" in text(r), text(r))
@@ -307,6 +309,10 @@ def tree_files(base):
 async def check_ipfs(s):
     want = os.environ["IKF_WANT_ROOT"]
     progress = []
+    r = await call(s, "vfs_stat", {"path": "/local/tree/sub/b.bin", "compute_cid": True})
+    d = data(r)
+    check("vfs_stat compute_cid equals the node's own CID of the file",
+          d.get("cid") == os.environ["IKF_WANT_FILE_CID"] and d.get("cid_source") == "computed", (d, os.environ["IKF_WANT_FILE_CID"]))
 
     async def on_progress(p, total, message):
         progress.append((p, message))
