@@ -46,7 +46,16 @@ impl Rig {
             return None;
         }
         let s3 = S3Server::start()?;
-        s3.create_bucket("faults");
+        // moto may take connections before it answers them on a loaded
+        // machine: retry the first request instead of failing the test.
+        let made = (0..50).any(|_| {
+            let ok = try_http(s3.port, "PUT", "/faults", b"").is_ok_and(|(code, _)| code == 200);
+            if !ok {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            ok
+        });
+        assert!(made, "moto did not create the bucket");
         let proxy = Proxy::start(s3.port);
         let place = Place::new("");
         // io_timeout 10 s: every backend call (retries included) fails
@@ -86,21 +95,29 @@ impl Rig {
 
 /// One HTTP/1.1 request to moto, returning status and body.
 fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    try_http(port, method, path, body).expect("HTTP request to moto")
+}
+
+/// [`http`], with I/O errors returned.
+fn try_http(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\
          Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, \
          SignedHeaders=host, Signature=00\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
     let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP head");
+    s.read_to_end(&mut resp)?;
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no HTTP head"))?;
     let head = String::from_utf8_lossy(&resp[..split]).to_string();
     let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (code, resp[split + 4..].to_vec())
+    Ok((code, resp[split + 4..].to_vec()))
 }
 
 /// close(2) of `f`, returning its errno (None: success). Rust's `drop`
