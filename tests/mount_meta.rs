@@ -334,3 +334,34 @@ fn a_git_checkout_copied_in_with_cp_a_is_clean_after_a_remount() {
     let out = sh(&mut Command::new(inside.join("tool")));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "tool\n");
 }
+
+#[test]
+fn memory_keeps_modes_owners_symlinks_and_fifos_and_refuses_hard_links() {
+    let m = Mounted::new();
+    let mem = m.path("memory");
+    let f = mem.join("f");
+    std::fs::write(&f, b"x").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o751)).unwrap();
+    nix::unistd::chown(
+        &f,
+        Some(nix::unistd::Uid::from_raw(1234)),
+        Some(nix::unistd::Gid::from_raw(5678)),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("f", mem.join("ln")).unwrap();
+    nix::unistd::mkfifo(&mem.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o640)).unwrap();
+    // Renamed, the attributes go along.
+    std::fs::create_dir(mem.join("d")).unwrap();
+    std::fs::rename(&f, mem.join("d/g")).unwrap();
+    let st = lstat(&mem.join("d/g")).unwrap();
+    assert_eq!((st.st_mode & 0o7777, st.st_uid, st.st_gid), (0o751, 1234, 5678));
+    assert_eq!(
+        lstat(&mem.join("ln")).unwrap().st_mode & libc::S_IFMT,
+        libc::S_IFLNK
+    );
+    assert_eq!(std::fs::read_link(mem.join("ln")).unwrap(), Path::new("f"));
+    let fifo = lstat(&mem.join("fifo")).unwrap();
+    assert_eq!(fifo.st_mode & (libc::S_IFMT | 0o7777), libc::S_IFIFO | 0o640);
+    let e = std::fs::hard_link(mem.join("d/g"), mem.join("h")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+}

@@ -93,8 +93,15 @@ impl MemAttrs {
         s.ctime = Some(now);
     }
 
+    /// A name in the directory holding `path` came or went: the
+    /// directory's mtime and ctime change.
+    pub fn touched_parent(&self, path: &str) {
+        self.touched(path.rsplit_once('/').map(|(p, _)| p).unwrap_or(""));
+    }
+
     /// A new special entry (`kind`: `S_IFLNK`, `S_IFIFO`, `S_IFSOCK`).
     pub fn make(&self, path: &str, kind: u32, target: Option<Vec<u8>>) {
+        self.touched_parent(path);
         let now = SystemTime::now();
         self.lock().insert(
             path.to_string(),
@@ -117,6 +124,7 @@ impl MemAttrs {
     /// `path` is gone.
     pub fn remove(&self, path: &str) {
         self.lock().remove(path);
+        self.touched_parent(path);
     }
 
     /// `from` (and everything under it) is now `to`; what was at `to` is gone.
@@ -137,6 +145,9 @@ impl MemAttrs {
                 m.insert(format!("{to}{}", &k[from.len()..]), s);
             }
         }
+        drop(m);
+        self.touched_parent(from);
+        self.touched_parent(to);
     }
 }
 

@@ -452,6 +452,7 @@ impl Backend {
         self.op.write(path, Vec::<u8>::new()).await?;
         if let Some(mem) = &self.mem {
             mem.touched(path);
+            mem.touched_parent(path);
         }
         Ok(())
     }
@@ -479,6 +480,7 @@ impl Backend {
         self.op.create_dir(&dir_key(path)).await?;
         if let Some(mem) = &self.mem {
             mem.touched(path);
+            mem.touched_parent(path);
         }
         Ok(())
     }

@@ -259,6 +259,10 @@ impl Fs {
                     meta.size = len;
                 }
                 meta.mtime = st.mtime.or(meta.mtime);
+                // A change of the contents is a change of the inode too.
+                if let (Some(m), Some(c)) = (st.mtime, meta.ctime) {
+                    meta.ctime = Some(c.max(m));
+                }
             }
         }
         attr::build(ino, &meta, &self.inodes.overlay(ino), &self.opts.owner, writable)
@@ -542,7 +546,7 @@ impl Fs {
     /// others keep it in the in-memory overlay. Patches `attr` to match.
     pub async fn adopt(&self, attr: &mut Attr, uid: u32, gid: u32) {
         let me = nix::unistd::geteuid().as_raw();
-        if uid == me {
+        if uid == me && gid == nix::unistd::getegid().as_raw() {
             return;
         }
         let Some(vpath) = self.inodes.path(attr.ino) else {
@@ -554,13 +558,14 @@ impl Fs {
                     return;
                 }
                 let parent = rel.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
-                let setgid_parent = tree
-                    .stat(parent)
-                    .await
-                    .is_ok_and(|m| m.mode.unwrap_or(0) & libc::S_ISGID != 0);
+                // Under a set-group-ID directory the group is the directory's.
+                let group = match tree.stat(parent).await {
+                    Ok(m) if m.mode.unwrap_or(0) & libc::S_ISGID != 0 => m.gid,
+                    _ => Some(gid),
+                };
                 let set = crate::vfs::SetMeta {
-                    uid: Some(uid),
-                    gid: (!setgid_parent).then_some(gid),
+                    uid: (uid != me).then_some(uid),
+                    gid: group,
                     // chown clears set-ID bits; the mode asked for puts them back.
                     mode: (attr.kind != Kind::Symlink).then_some(attr.perm as u32),
                     ..Default::default()
@@ -568,7 +573,9 @@ impl Fs {
                 match tree.set_meta(&rel, &set).await {
                     Ok(()) => {
                         self.dirs.invalidate_parent(&vpath);
-                        attr.uid = uid;
+                        if let Some(u) = set.uid {
+                            attr.uid = u;
+                        }
                         if let Some(g) = set.gid {
                             attr.gid = g;
                         }
