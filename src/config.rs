@@ -295,6 +295,8 @@ const SCHEMES: &[(&str, &[&str])] = &[
     ("s3", &["bucket"]),
     ("ipfs", &[]),
     ("car", &["paths"]),
+    // A Kubo node's MFS (src/ipfs/mfs.rs): api = URL, optional root.
+    ("ipfs-mfs", &["api"]),
 ];
 
 fn check_scheme(scheme: &str, options: &BTreeMap<String, String>) -> Result<(), String> {

@@ -47,12 +47,13 @@ pub fn open_tree(
 ) -> Result<Arc<dyn Tree>, ChangeError> {
     let (scheme, options) = entry.resolved().map_err(ChangeError::Invalid)?;
     if crate::ipfs::SCHEMES.contains(&scheme.as_str()) {
-        let tree = crate::ipfs::open(&scheme, &options, io_timeout).map_err(|e| ChangeError::Backend {
-            path: path.to_string(),
-            scheme: scheme.clone(),
-            message: e.to_string(),
+        let tree = crate::ipfs::open(&scheme, &options, entry.read_only, io_timeout).map_err(|e| {
+            ChangeError::Backend {
+                path: path.to_string(),
+                scheme: scheme.clone(),
+                message: e.to_string(),
+            }
         })?;
-        let tree: Arc<dyn Tree> = Arc::new(tree);
         return Ok(Arc::new(MeteredTree::new(tree, metrics.backend(path, &scheme))));
     }
     let backend = Backend::open(&scheme, &options, io_timeout).map_err(|e| ChangeError::Backend {

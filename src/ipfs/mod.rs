@@ -1,7 +1,8 @@
 //! IPFS content as read-only, verified trees.
 //!
 //! Owns `scheme = "ipfs"` (blocks from a Kubo RPC node and/or a trustless
-//! gateway over HTTP) and `scheme = "car"` (blocks from CAR files). Both are a
+//! gateway over HTTP), `scheme = "car"` (blocks from CAR files), and
+//! `scheme = "ipfs-mfs"` (a node's MFS, read-write: `mfs.rs`). Both are a
 //! [`DagTree`] over a [`Store`]: every block is hashed against its CID before
 //! use, and UnixFS is read with the `car` module's codecs. opendal plays no
 //! part here: its IPFS services read path gateways and check no hash.
@@ -17,6 +18,7 @@
 
 mod carfile;
 mod error;
+mod mfs;
 mod source;
 mod store;
 mod transfer;
@@ -25,6 +27,7 @@ mod unixfs;
 
 pub use carfile::CarFiles;
 pub use error::IpfsError;
+pub use mfs::MfsTree;
 pub use source::{BlockSource, HttpKind, HttpSource, SourceError, MAX_BLOCK};
 pub use store::Store;
 pub use transfer::{pull, push, Pulled, Pushed, TransferError, MAX_PUSH_CAR};
@@ -38,7 +41,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// The schemes this module serves.
-pub const SCHEMES: &[&str] = &["ipfs", "car"];
+pub const SCHEMES: &[&str] = &["ipfs", "car", "ipfs-mfs"];
 
 fn list_option(options: &BTreeMap<String, String>, key: &str) -> Vec<String> {
     options
@@ -121,11 +124,17 @@ pub fn open_car(options: &BTreeMap<String, String>) -> Result<DagTree, IpfsError
 pub fn open(
     scheme: &str,
     options: &BTreeMap<String, String>,
+    read_only: bool,
     io_timeout: Duration,
-) -> Result<DagTree, IpfsError> {
-    match scheme {
-        "ipfs" => open_ipfs(options, io_timeout),
-        "car" => open_car(options),
-        other => Err(IpfsError::Config(format!("{other:?} is not an IPFS scheme"))),
-    }
+) -> Result<Arc<dyn crate::vfs::Tree>, IpfsError> {
+    Ok(match scheme {
+        "ipfs" => Arc::new(open_ipfs(options, io_timeout)?),
+        "car" => Arc::new(open_car(options)?),
+        "ipfs-mfs" => {
+            let api = options.get("api").map(String::as_str).unwrap_or_default();
+            let root = options.get("root").map(String::as_str);
+            Arc::new(MfsTree::new(api, root, read_only, io_timeout).map_err(IpfsError::Config)?)
+        }
+        other => return Err(IpfsError::Config(format!("{other:?} is not an IPFS scheme"))),
+    })
 }
