@@ -31,6 +31,7 @@ hook_install_oracles() {
   # A Kubo-RPC node (js-ipfs) for tests/ipfs_*.rs; each test starts its own.
   bash scripts/kubo-rpc.sh install >/dev/null
   bash scripts/mcp-client.sh >/dev/null # the official MCP Python SDK (tests/mcp_client.rs)
+  bash scripts/parquet-readers.sh >/dev/null   # pyarrow + DuckDB read bucket indexes
 }
 
 hook_start_services() {
@@ -47,6 +48,7 @@ export IPFS_KIT_REQUIRE_ORACLES=1 IPFS_KIT_REQUIRE_S3=1 IPFS_KIT_REQUIRE_KUBO_RP
 export IPFS_KIT_REQUIRE_MOUNT=1
 # The MCP client tests need the MCP Python SDK: missing, they fail here.
 export IPFS_KIT_REQUIRE_MCP=1
+export IPFS_KIT_REQUIRE_PARQUET_READERS=1
 
 # ---------------------------------------------------------------- steps ----
 

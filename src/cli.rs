@@ -1,5 +1,6 @@
 //! Command-line interface: argument parsing (clap) and dispatch to subcommands.
 
+mod bucket;
 mod control;
 mod ipfs;
 mod mcp;
@@ -25,6 +26,9 @@ Examples:
   ipfs-kit-fuse ipfs push /local/photos         import into a Kubo node (pinned), print the CID
   ipfs-kit-fuse ipfs pull bafy... /memory/p     fetch a CID, verified, into a writable mount
   ipfs-kit-fuse mcp -m /mnt/vfs                 MCP tools for AI agents on stdio (--http 127.0.0.1:8765 for HTTP)
+  ipfs-kit-fuse bucket create media fs -O root=/srv/media   a bucket at /buckets/media, indexed with CIDs
+  ipfs-kit-fuse bucket snapshot --all           freeze every bucket index into a snapshot
+  ipfs-kit-fuse bucket prepare-car media        write the bucket as a CAR for `ipfs dag import`
 
 Data home: $IPFS_KIT_HOME (default ~/.ipfs_kit); config: $IPFS_KIT_HOME/config.toml";
 
@@ -66,6 +70,9 @@ pub enum Command {
     Ipfs(ipfs::IpfsCmd),
     /// Serve the running mount's files and controls as MCP tools (stdio, or --http on loopback).
     Mcp(mcp::McpArgs),
+    /// Buckets: indexed mounts with CIDs, snapshots and CAR preparation.
+    #[command(subcommand)]
+    Bucket(bucket::BucketCmd),
 }
 
 /// Entry point used by `main.rs`.
@@ -82,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Car(args) => crate::car::cli::run_car(args),
         Command::Ipfs(c) => ipfs::run(c),
         Command::Mcp(a) => mcp::run_mcp(a),
+        Command::Bucket(c) => bucket::run_bucket(c),
     }
 }
 

@@ -55,6 +55,10 @@ pub struct MountEntry {
     /// Options handed to the opendal service as they are.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
+    /// Makes this mount a bucket of that name: files closed after writing
+    /// are indexed with their CIDs (see `bucket/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
 }
 
 /// How writes to a mount reach its backend.
@@ -172,6 +176,7 @@ impl Config {
                     read_only: false,
                     writes: None,
                     options: BTreeMap::from([("root".into(), local.to_string_lossy().into_owned())]),
+                    bucket: None,
                 },
                 MountEntry {
                     path: "/memory".into(),
@@ -180,6 +185,7 @@ impl Config {
                     read_only: false,
                     writes: None,
                     options: BTreeMap::new(),
+                    bucket: None,
                 },
             ],
             vfs: VfsSettings::default(),
@@ -216,6 +222,12 @@ impl Config {
                 }
             }
             seen.push(norm);
+            if let Some(b) = &m.bucket {
+                crate::bucket::check_name(b).map_err(|e| fail(e.to_string()))?;
+                if self.mounts[..index].iter().any(|o| o.bucket.as_deref() == Some(b)) {
+                    return Err(fail(format!("duplicate bucket name {b:?}")));
+                }
+            }
         }
         if self.vfs.attr_ttl_secs < 0.0 || !self.vfs.attr_ttl_secs.is_finite() {
             return Err(ConfigError::Parse {
@@ -349,6 +361,7 @@ mod tests {
             read_only: false,
             writes: None,
             options: BTreeMap::from([("root".to_string(), "/tmp/x".to_string())]),
+            bucket: None,
         }
     }
 
@@ -425,6 +438,7 @@ mod tests {
             read_only: false,
             writes: None,
             options: Default::default(),
+            bucket: None,
         };
         let (s, o) = e.resolved().unwrap();
         assert_eq!(s, "s3");

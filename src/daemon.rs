@@ -351,6 +351,13 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
     let unmounter = Arc::new(unmounter);
     let _ = unmounter_slot.set(unmounter.clone());
     table.set_invalidator(session.invalidator());
+    let catalog = crate::bucket::attach(&fs, &spec.home, &spec.config);
+    let bucket_service = Arc::new(crate::bucket::Service {
+        catalog: catalog.clone(),
+        router: fs.router().clone(),
+        mounts: Arc::new(crate::control::buckets::TableMounts(table.clone())),
+    });
+    rt.spawn(crate::bucket::maintain(catalog.clone()));
     let state = Arc::new(ControlState {
         fs: fs.clone(),
         table: table.clone(),
@@ -360,6 +367,7 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
         owner_uid: nix::unistd::geteuid().as_raw(),
         started: Instant::now(),
         stopper: stopper.clone(),
+        buckets: Some(bucket_service),
     });
     let (ended_tx, ended_rx) = tokio::sync::watch::channel(false);
     let socket = ops
@@ -420,6 +428,9 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
         notify::stopping("unmounted; uploading what is left");
     }
     rt.block_on(lifecycle::drain(&fs, drain_timeout, "unmounted"));
+    if let Err(e) = catalog.checkpoint() {
+        tracing::error!(error = %e, "bucket indexes not compacted at unmount; their journals are kept");
+    }
     if let Some(s) = socket {
         let _ = std::fs::remove_file(s);
     }

@@ -8,6 +8,7 @@
 //! the command line, `mcp` the MCP server (tools over the socket and the mount).
 
 pub mod backend;
+pub mod bucket;
 pub mod cache;
 pub mod car;
 pub mod cli;

@@ -227,7 +227,7 @@ pub fn run_stats(t: Target) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn parse_options(list: &[String]) -> Result<BTreeMap<String, String>, String> {
+pub(super) fn parse_options(list: &[String]) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     for kv in list {
         let (k, v) = kv

@@ -7,11 +7,13 @@
 //! - [`server`]: `run(listener, state, shutdown)`, peer-uid check, line framing;
 //! - [`state`]: what requests are served from, and their dispatch;
 //! - [`table`]: the live mount table (also used by SIGHUP reload);
+//! - [`buckets`]: the `bucket.*` methods over the live table;
 //! - [`client`]: a blocking client for the CLI;
 //! - [`paths`]: where sockets live; [`redact`]: hiding secrets;
 //! - [`prometheus`] and [`http`]: the optional metrics endpoint.
 
 mod accept;
+pub mod buckets;
 pub mod client;
 pub mod http;
 mod ipfs;

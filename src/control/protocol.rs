@@ -52,6 +52,8 @@ pub mod code {
     pub const SAVE_FAILED: i64 = -32004;
     /// `ipfs.push` / `ipfs.pull` failed (node, path or verification).
     pub const IPFS: i64 = -32010;
+    /// A `bucket.*` call failed (unknown bucket, unreadable file, backend error).
+    pub const BUCKET: i64 = -32005;
 }
 
 /// An error reply.
@@ -95,6 +97,8 @@ pub enum Request {
     Flush,
     /// Drains, unmounts and stops the daemon.
     Shutdown,
+    /// A `bucket.*` method; long ones (`index`, `prepare_car`) send progress.
+    Bucket(BucketMethod, BucketParams),
     /// Imports a path of the mount into a Kubo node; sends progress notifications.
     IpfsPush(IpfsPush),
     /// Fetches a CID from a Kubo node into a new path; sends progress notifications.
@@ -142,6 +146,77 @@ pub struct IpfsPullReply {
     pub files: u64,
     pub dirs: u64,
     pub bytes: u64,
+}
+
+/// The `bucket.*` methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketMethod {
+    List,
+    Create,
+    Remove,
+    Index,
+    Files,
+    FindCid,
+    Snapshot,
+    Snapshots,
+    PrepareCar,
+}
+
+impl BucketMethod {
+    /// Every method, with its name on the wire.
+    pub const ALL: [(BucketMethod, &'static str); 9] = [
+        (BucketMethod::List, "bucket.list"),
+        (BucketMethod::Create, "bucket.create"),
+        (BucketMethod::Remove, "bucket.remove"),
+        (BucketMethod::Index, "bucket.index"),
+        (BucketMethod::Files, "bucket.files"),
+        (BucketMethod::FindCid, "bucket.find_cid"),
+        (BucketMethod::Snapshot, "bucket.snapshot"),
+        (BucketMethod::Snapshots, "bucket.snapshots"),
+        (BucketMethod::PrepareCar, "bucket.prepare_car"),
+    ];
+
+    /// The method name on the wire.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(m, _)| *m == self)
+            .map_or("bucket.list", |(_, n)| n)
+    }
+}
+
+/// Params of the `bucket.*` methods (each uses the fields it needs; see
+/// docs/CONTROL.md).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketParams {
+    /// The bucket (create, remove, index, files, prepare_car; snapshot/snapshots: one bucket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Every bucket (snapshot, prepare_car).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+    /// create: a scheme or URI, options, and the mount path (default `/buckets/NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// files: only paths starting with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// find_cid: the CID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+    /// index: re-hash every file, not only new or changed ones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
+    /// prepare_car: output directory (default `vfs/cars/<bucket>/`) and shard size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_size: Option<u64>,
 }
 
 /// Params of `mounts.add`: a `[[mount]]` entry plus `save`.
@@ -195,6 +270,7 @@ impl Request {
             Request::Shutdown => "shutdown",
             Request::IpfsPush(_) => "ipfs.push",
             Request::IpfsPull(_) => "ipfs.pull",
+            Request::Bucket(m, _) => m.name(),
         }
     }
 
@@ -205,6 +281,7 @@ impl Request {
             Request::MountsRemove(r) => serde_json::to_value(r),
             Request::IpfsPush(p) => serde_json::to_value(p),
             Request::IpfsPull(p) => serde_json::to_value(p),
+            Request::Bucket(_, p) => serde_json::to_value(p),
             _ => Ok(Value::Object(Default::default())),
         };
         v.unwrap_or(Value::Null)
@@ -230,6 +307,13 @@ impl Request {
             "shutdown" => none(params).map(|_| Request::Shutdown)?,
             "ipfs.push" => Request::IpfsPush(serde_json::from_value(params).map_err(bad)?),
             "ipfs.pull" => Request::IpfsPull(serde_json::from_value(params).map_err(bad)?),
+            m if m.starts_with("bucket.") && BucketMethod::ALL.iter().any(|(_, n)| *n == m) => {
+                let b = BucketMethod::ALL.iter().find(|(_, n)| *n == m).map(|(b, _)| *b);
+                Request::Bucket(
+                    b.unwrap_or(BucketMethod::List),
+                    serde_json::from_value(params).map_err(bad)?,
+                )
+            }
             other => {
                 return Err(RpcError::new(
                     code::METHOD_NOT_FOUND,
@@ -347,17 +431,24 @@ pub struct ShutdownReply {
 }
 
 /// Params of a `progress` notification.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Progress {
     /// The id of the request it belongs to.
     pub id: Value,
     /// The request's method.
     pub method: String,
-    /// Files still waiting to upload.
+    /// Files still waiting (to upload for `flush`; to hash or pack for `bucket.*`).
     pub files_remaining: usize,
     /// Bytes done so far (`ipfs.push`: read and packed; `ipfs.pull`: received).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// `bucket.*`: the stage (`hashing`, `packing`), files done and the total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
 }
 
 /// An incoming line, before its method is known.
@@ -465,6 +556,15 @@ mod tests {
                 path: "/memory/x".into(),
                 api: "http://127.0.0.1:5001".into(),
             }),
+            Request::Bucket(
+                BucketMethod::Files,
+                BucketParams {
+                    name: Some("media".into()),
+                    prefix: Some("a/".into()),
+                    ..Default::default()
+                },
+            ),
+            Request::Bucket(BucketMethod::PrepareCar, BucketParams::default()),
         ];
         for r in all {
             assert_eq!(Request::parse(r.method(), Some(r.params())).unwrap(), r);

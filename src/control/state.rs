@@ -90,6 +90,8 @@ pub struct ControlState {
     pub owner_uid: u32,
     pub started: Instant,
     pub stopper: Stopper,
+    /// The `bucket.*` methods (None: answered with an error).
+    pub buckets: Option<Arc<crate::bucket::Service>>,
 }
 
 fn figures(s: CacheStats) -> CacheFigures {
@@ -187,6 +189,7 @@ impl ControlState {
                     read_only: a.read_only,
                     writes: None,
                     options: a.options,
+                    bucket: None,
                 };
                 let (path, saved) = self.table.add(entry, a.save).await.map_err(change_error)?;
                 to_value(ChangeReply {
@@ -216,6 +219,7 @@ impl ControlState {
                 self.stopper.request(StopReason::Control);
                 to_value(ShutdownReply { stopping: true })
             }
+            Request::Bucket(m, p) => super::buckets::call(self.buckets.as_ref(), id, m, p, progress).await,
         }
     }
 
@@ -229,7 +233,7 @@ impl ControlState {
                     id: id.clone(),
                     method: "flush".into(),
                     files_remaining: remaining,
-                    bytes: None,
+                    ..Default::default()
                 });
             })
             .await;

@@ -26,6 +26,7 @@ mod inodes;
 pub mod invalidate;
 mod namespace;
 mod posix;
+pub mod observe;
 mod reader;
 mod recover;
 pub mod staging;
@@ -121,6 +122,8 @@ pub struct Fs {
     /// The object each inode was last opened at, to keep the kernel's page
     /// cache across opens of an unchanged object.
     last_seen: std::sync::Mutex<HashMap<u64, crate::cache::ObjectId>>,
+    /// Told about stores, renames and removals (the bucket index).
+    observer: std::sync::OnceLock<Arc<dyn observe::Observer>>,
 }
 
 type Res<T> = Result<T, FsError>;
@@ -143,7 +146,20 @@ impl Fs {
             dirs: DirCache::new(opts.ttl),
             reader: None,
             last_seen: Default::default(),
+            observer: Default::default(),
         }
+    }
+
+    /// Tells `observer` about stores, renames and removals from now on (once).
+    pub fn set_observer(&self, observer: Arc<dyn observe::Observer>) {
+        if self.observer.set(observer).is_err() {
+            tracing::warn!("an observer was set already; the new one is ignored");
+        }
+    }
+
+    /// The observer, if one was set.
+    pub(crate) fn observer(&self) -> Option<&Arc<dyn observe::Observer>> {
+        self.observer.get()
     }
 
     /// Reads of unmodified files go through `reader` (block cache + readahead).

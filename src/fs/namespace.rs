@@ -170,6 +170,7 @@ impl Fs {
         if let (true, Some(ino), Some(state), Some(st)) = (last_name, ino, &state, guard.as_deref_mut()) {
             self.retire_locked(ino, state, st).await;
         }
+        self.notify_removed(&vpath).await;
         Ok(())
     }
 
@@ -269,6 +270,7 @@ impl Fs {
         self.dirs.invalidate_tree(&from);
         self.dirs.invalidate_tree(&to);
         renamed?;
+        self.notify_renamed(&from, &to).await;
         if let Some(victim) = self.inodes.peek(&to) {
             if let Some(vs) = self.handles.state(victim) {
                 if !state.as_ref().is_some_and(|s| Arc::ptr_eq(s, &vs)) {

@@ -172,6 +172,7 @@ impl Fs {
             // Written into the backing file already; listings may hold the old size.
             st.dirty = false;
             self.dirs.invalidate_parent(&vpath);
+            self.notify_stored(&vpath, staged.data_path()).await;
             return Ok(());
         }
         let mut timed_out = None;
@@ -182,6 +183,7 @@ impl Fs {
                         staged.uploaded();
                         st.dirty = false;
                         self.dirs.invalidate_parent(&vpath);
+                        self.notify_stored(&vpath, staged.data_path()).await;
                         return Ok(());
                     }
                     // A backend that let a call time out (io_timeout_secs,
@@ -208,6 +210,7 @@ impl Fs {
                 staged.uploaded();
                 st.dirty = false;
                 self.dirs.invalidate_parent(&vpath);
+                self.notify_stored(&vpath, staged.data_path()).await;
                 Ok(())
             }
             Err(source) => {

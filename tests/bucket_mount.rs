@@ -1,0 +1,350 @@
+//! Buckets end to end on a real mount: files written through a bucket mount
+//! are indexed (CIDs equal to `ipfs-kit-fuse cid` and to ipfs-car on the
+//! same bytes), renames and deletes update the index, `bucket index` catches
+//! changes made in the backing store, snapshots keep the old version
+//! readable through a prepared CAR, both trees are read-only, pyarrow and
+//! DuckDB read the index, corrupt files are moved aside with a clear error,
+//! and a killed daemon loses no row.
+
+mod car_common;
+mod support;
+
+use car_common::{ipfs_car, run};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use support::{errno, random_bytes, run_cli, Mounted};
+
+fn bucket_config(root: &Path) -> Option<String> {
+    let media = root.join("media");
+    let other = root.join("other");
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    Some(format!(
+        "[[mount]]\npath = \"/buckets/media\"\nscheme = \"fs\"\nbucket = \"media\"\n[mount.options]\nroot = \"{}\"\n\n\
+         [[mount]]\npath = \"/buckets/other\"\nscheme = \"fs\"\nbucket = \"other\"\n[mount.options]\nroot = \"{}\"\n",
+        media.display(),
+        other.display()
+    ))
+}
+
+/// `ipfs-kit-fuse ARGS -m MNT` (or in-process without a mount), as JSON.
+fn cli_json(m: &Mounted, args: &[&str]) -> Value {
+    let mnt = m.mnt.display().to_string();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--json", "-m", &mnt]);
+    let out = run_cli(&m.home, &all);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}\nlog:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        m.log()
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// path -> cid of `bucket files NAME`.
+fn files(m: &Mounted, name: &str) -> Vec<(String, String, u64)> {
+    let v = cli_json(m, &["bucket", "files", name]);
+    v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["cid"].as_str().unwrap().to_string(),
+                f["size"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn our_cid(m: &Mounted, path: &Path, extra: &[&str]) -> String {
+    let p = path.display().to_string();
+    let mut args = vec!["cid", "-Q"];
+    args.extend(extra);
+    args.push(&p);
+    let out = run_cli(&m.home, &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn ipfs_car_root(bin: &Path, input: &Path, extra: &[&str], tmp: &Path) -> String {
+    let out = tmp.join(format!("oracle-{}.car", rand::random::<u32>()));
+    let mut cmd = Command::new(bin);
+    cmd.arg("pack").arg(input).args(extra).arg("--output").arg(&out);
+    run(&mut cmd).trim().to_string()
+}
+
+fn bucket_row<'a>(rows: &'a [(String, String, u64)], path: &str) -> &'a (String, String, u64) {
+    rows.iter()
+        .find(|r| r.0 == path)
+        .unwrap_or_else(|| panic!("{path} not indexed: {rows:?}"))
+}
+
+#[test]
+fn writes_renames_and_deletes_through_a_bucket_mount_update_its_index() {
+    let m = Mounted::with_config(bucket_config, &[]);
+    let dir = m.path("buckets/media");
+    std::fs::write(dir.join("a.txt"), b"hello bucket\n").unwrap();
+    std::fs::create_dir_all(dir.join("d/e")).unwrap();
+    let big = random_bytes(7, 3 * 1024 * 1024 + 11);
+    std::fs::write(dir.join("d/b.bin"), &big).unwrap();
+    std::fs::write(dir.join("d/e/c.txt"), b"c").unwrap();
+    // cp through the mount too (another close path).
+    let src = m.root().join("src.bin");
+    std::fs::write(&src, random_bytes(8, 200_000)).unwrap();
+    run(Command::new("cp").arg(&src).arg(dir.join("copied.bin")));
+
+    let backing = m.root().join("media");
+    let rows = files(&m, "media");
+    let paths: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(paths, vec!["a.txt", "copied.bin", "d/b.bin", "d/e/c.txt"]);
+    for (path, cid, size) in &rows {
+        let f = backing.join(path);
+        assert_eq!(*size, std::fs::metadata(&f).unwrap().len());
+        assert_eq!(cid, &our_cid(&m, &f, &[]), "{path}: row CID differs from `cid`");
+    }
+    let car = ipfs_car();
+    if let Some(bin) = &car {
+        for (path, cid, _) in &rows {
+            let theirs = ipfs_car_root(bin, &backing.join(path), &["--no-wrap"], m.root());
+            assert_eq!(cid, &theirs, "{path}: row CID differs from ipfs-car");
+        }
+    }
+    // The root from the index alone equals the CID of the backing tree.
+    let list = cli_json(&m, &["bucket", "list"]);
+    let media = list["buckets"].as_array().unwrap().iter().find(|b| b["name"] == "media").unwrap().clone();
+    assert_eq!(media["files"], 4);
+    let root = media["root_cid"].as_str().unwrap().to_string();
+    assert_eq!(root, our_cid(&m, &backing, &["--hidden"]));
+    if let Some(bin) = &car {
+        assert_eq!(root, ipfs_car_root(bin, &backing, &["-H"], m.root()), "bucket root differs from ipfs-car");
+    }
+
+    // Rename (a file and a directory) and delete.
+    std::fs::rename(dir.join("a.txt"), dir.join("a2.txt")).unwrap();
+    std::fs::rename(dir.join("d/e"), dir.join("moved")).unwrap();
+    std::fs::remove_file(dir.join("copied.bin")).unwrap();
+    let after = files(&m, "media");
+    let paths: Vec<&str> = after.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(paths, vec!["a2.txt", "d/b.bin", "moved/c.txt"]);
+    assert_eq!(bucket_row(&after, "a2.txt").1, bucket_row(&rows, "a.txt").1);
+    let root2 = cli_json(&m, &["bucket", "list"])["buckets"][0]["root_cid"].clone();
+    assert_eq!(root2.as_str().unwrap(), our_cid(&m, &backing, &["--hidden"]));
+
+    // find-cid finds the file wherever it is.
+    let cid = bucket_row(&after, "d/b.bin").1.clone();
+    let found = cli_json(&m, &["bucket", "find-cid", &cid]);
+    assert_eq!(found["found"][0]["path"], "d/b.bin");
+    assert_eq!(found["found"][0]["bucket"], "media");
+
+    // The .buckets tree: listings and bytes from the index, read-only.
+    let view = m.path(".buckets/media/files");
+    let mut names: Vec<String> = std::fs::read_dir(&view)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["a2.txt", "d", "moved"]);
+    assert_eq!(std::fs::read(view.join("d/b.bin")).unwrap(), big);
+    assert_eq!(std::fs::metadata(view.join("d/b.bin")).unwrap().len(), big.len() as u64);
+    let manifest: Value = serde_json::from_slice(&std::fs::read(m.path(".buckets/media/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["root_cid"], root2);
+    let w = std::fs::write(view.join("new.txt"), b"x");
+    assert_eq!(errno(&w), libc::EROFS);
+    let r = std::fs::remove_file(view.join("a2.txt"));
+    assert_eq!(errno(&r), libc::EROFS);
+    let mk = std::fs::create_dir(m.path(".snapshots/x"));
+    assert_eq!(errno(&mk), libc::EROFS);
+}
+
+#[test]
+fn snapshot_keeps_the_old_version_readable_from_a_prepared_car_after_an_outside_change() {
+    let m = Mounted::with_config(bucket_config, &[]);
+    let dir = m.path("buckets/media");
+    let v1 = random_bytes(21, 1_500_000);
+    std::fs::write(dir.join("f.bin"), &v1).unwrap();
+    std::fs::write(dir.join("keep.txt"), b"unchanged").unwrap();
+    let snap = cli_json(&m, &["bucket", "snapshot", "media"]);
+    let id = snap["snapshot_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("snapshot_"), "{id}");
+    let global = snap["global_hash"].as_str().unwrap();
+    assert!(id.ends_with(&global[..12]), "{id} vs {global}");
+    assert!(m.home.join(format!("vfs/snapshots/{id}.json")).exists());
+    assert!(m.home.join(format!("vfs/snapshots/{id}/media_vfs.parquet")).exists());
+    let listed = cli_json(&m, &["bucket", "snapshots", "--bucket", "media"]);
+    assert_eq!(listed["snapshots"][0]["snapshot_id"], id.as_str());
+
+    let car = cli_json(&m, &["bucket", "prepare-car", "media"]);
+    let car_path = PathBuf::from(car["cars"][0]["path"].as_str().unwrap());
+    assert!(car_path.starts_with(m.home.join("vfs/cars/media")), "{car_path:?}");
+    assert_eq!(car["root"], snap["buckets"]["media"]["root_cid"]);
+    assert_eq!(car["reindexed"].as_array().unwrap().len(), 0);
+    if let Some(bin) = ipfs_car() {
+        run(Command::new(&bin).arg("blocks").arg(&car_path).arg("--verify"));
+        let roots = run(Command::new(&bin).arg("roots").arg(&car_path));
+        assert_eq!(roots.trim(), car["root"].as_str().unwrap());
+    }
+    let list = cli_json(&m, &["bucket", "list"]);
+    let media = list["buckets"].as_array().unwrap().iter().find(|b| b["name"] == "media").unwrap().clone();
+    assert_eq!(media["car_ready"], true);
+    assert_eq!(media["last_snapshot"], id.as_str());
+
+    // Change the file behind the mount's back, then re-index.
+    let backing = m.root().join("media");
+    let v2 = random_bytes(22, 900_000);
+    std::fs::write(backing.join("f.bin"), &v2).unwrap();
+    std::fs::write(backing.join("outside.txt"), b"new outside").unwrap();
+    let rep = cli_json(&m, &["bucket", "index", "media"]);
+    assert_eq!(rep["hashed"], 2, "{rep}");
+    assert_eq!(rep["unchanged"], 1, "{rep}");
+    assert_eq!(rep["root_cid"].as_str().unwrap(), our_cid(&m, &backing, &["--hidden"]));
+    let rows = files(&m, "media");
+    assert_eq!(bucket_row(&rows, "f.bin").1, our_cid(&m, &backing.join("f.bin"), &[]));
+    assert_eq!(bucket_row(&rows, "outside.txt").2, 11);
+
+    // Both versions: the new one through .buckets, the old one through the snapshot.
+    assert_eq!(std::fs::read(m.path(".buckets/media/files/f.bin")).unwrap(), v2);
+    let old = m.path(&format!(".snapshots/{id}/media/f.bin"));
+    assert_eq!(std::fs::metadata(&old).unwrap().len(), v1.len() as u64);
+    assert_eq!(std::fs::read(&old).unwrap(), v1);
+    assert_eq!(std::fs::read(m.path(&format!(".snapshots/{id}/media/keep.txt"))).unwrap(), b"unchanged");
+    let sm: Value = serde_json::from_slice(&std::fs::read(m.path(&format!(".snapshots/{id}/manifest.json"))).unwrap()).unwrap();
+    assert_eq!(sm["snapshot_id"], id.as_str());
+    let w = std::fs::write(m.path(&format!(".snapshots/{id}/media/f.bin")), b"x");
+    assert_eq!(errno(&w), libc::EROFS);
+}
+
+/// The python of the venv scripts/parquet-readers.sh installs, or None
+/// (a failure when IPFS_KIT_REQUIRE_PARQUET_READERS=1, as under CI).
+fn parquet_python() -> Option<PathBuf> {
+    let dir = std::env::var_os("IPFS_KIT_PARQUET_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ipfs-kit-fuse/parquet-readers")
+    });
+    let py = dir.join("bin/python");
+    if dir.join(".installed").exists() && py.exists() {
+        return Some(py);
+    }
+    if std::env::var("IPFS_KIT_REQUIRE_PARQUET_READERS").is_ok_and(|v| v == "1") {
+        panic!("pyarrow/duckdb missing in {} (run scripts/parquet-readers.sh)", dir.display());
+    }
+    eprintln!("skipped: pyarrow/duckdb missing; run scripts/parquet-readers.sh");
+    None
+}
+
+#[test]
+fn pyarrow_and_duckdb_read_the_index_and_agree_with_bucket_files() {
+    let Some(py) = parquet_python() else { return };
+    let m = Mounted::with_config(bucket_config, &[]);
+    let dir = m.path("buckets/media");
+    for i in 0..40 {
+        std::fs::create_dir_all(dir.join(format!("d{}", i % 4))).unwrap();
+        std::fs::write(dir.join(format!("d{}/f{i:03}.txt", i % 4)), format!("file {i}\n")).unwrap();
+    }
+    // Compaction writes the Parquet file (snapshot compacts first).
+    cli_json(&m, &["bucket", "snapshot", "media"]);
+    let ours = files(&m, "media");
+    let index = m.home.join("vfs/buckets/media_vfs.parquet");
+    let script = r#"
+import sys, json, pyarrow.parquet as pq, duckdb
+path = sys.argv[1]
+t = pq.read_table(path)
+f = pq.ParquetFile(path)
+md = f.metadata
+rg = md.row_group(0)
+cols = {rg.column(i).path_in_schema: rg.column(i) for i in range(rg.num_columns)}
+out = {
+  "columns": t.column_names,
+  "rows": [[p, c, s] for p, c, s in zip(t["path"].to_pylist(), t["cid"].to_pylist(), t["size_bytes"].to_pylist())],
+  "compression": cols["cid"].compression,
+  "bloom": cols["cid"].bloom_filter_offset is not None and cols["cid"].bloom_filter_offset > 0,
+  "stats": cols["path"].is_stats_set,
+  "duck": duckdb.sql(f"select path, cid, size_bytes from read_parquet('{path}') order by path").fetchall(),
+  "duck_prefix": duckdb.sql(f"select count(*) from read_parquet('{path}') where path like 'd1/%'").fetchone()[0],
+  "duck_mime": duckdb.sql(f"select distinct mime_type from read_parquet('{path}')").fetchall(),
+}
+print(json.dumps(out))
+"#;
+    let out = run(Command::new(&py).arg("-c").arg(script).arg(&index));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    for c in [
+        "file_id", "bucket_name", "name", "path", "vfs_path", "mount_point", "cid", "size_bytes", "mime_type",
+        "uploaded_at", "bucket_version", "mtime", "etag", "cid_profile", "kind", "dag_size",
+    ] {
+        assert!(v["columns"].as_array().unwrap().iter().any(|x| x == c), "column {c} missing: {}", v["columns"]);
+    }
+    let want: Vec<Value> = ours.iter().map(|(p, c, s)| serde_json::json!([p, c, s])).collect();
+    assert_eq!(v["rows"].as_array().unwrap(), &want, "pyarrow disagrees with bucket files");
+    assert_eq!(v["duck"].as_array().unwrap(), &want, "DuckDB disagrees with bucket files");
+    assert_eq!(v["duck_prefix"], 10);
+    assert_eq!(v["compression"], "ZSTD");
+    assert_eq!(v["bloom"], true, "no bloom filter on cid");
+    assert_eq!(v["stats"], true, "no statistics on path");
+    assert_eq!(v["duck_mime"], serde_json::json!([["text/plain"]]));
+}
+
+#[test]
+fn a_killed_daemon_loses_no_row_and_corrupt_files_are_moved_aside() {
+    let mut m = Mounted::with_config(bucket_config, &[]);
+    let dir = m.path("buckets/media");
+    for i in 0..50 {
+        std::fs::write(dir.join(format!("f{i:02}")), format!("{i}")).unwrap();
+    }
+    std::fs::write(m.path("buckets/other/o.txt"), b"other").unwrap();
+    let pid = m.pid().expect("daemon pid");
+    // SAFETY: kill(2) of the daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(support::wait_until(std::time::Duration::from_secs(30), || !support::alive(pid)));
+    m.unmount();
+    // In-process now (no daemon): every row is there, from the journal.
+    let config = m.root().join("config.toml").display().to_string();
+    let out = run_cli(&m.home, &["bucket", "files", "media", "--json", "--config", &config]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["files"].as_array().unwrap().len(), 50);
+
+    // A corrupt index: moved aside, named in `bucket list`, the other bucket fine.
+    let idx = m.home.join("vfs/buckets/media_vfs.parquet");
+    assert!(idx.exists(), "the in-process run compacted the journal into the index");
+    let len = std::fs::metadata(&idx).unwrap().len();
+    let bytes = std::fs::read(&idx).unwrap();
+    std::fs::write(&idx, &bytes[..(len / 2) as usize]).unwrap();
+    let out = run_cli(&m.home, &["bucket", "list", "--json", "--config", &config]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let b = |n: &str| v["buckets"].as_array().unwrap().iter().find(|b| b["name"] == n).unwrap().clone();
+    let err = b("media")["error"].as_str().unwrap_or_default().to_string();
+    assert!(err.contains("corrupt") && err.contains("media_vfs.parquet.corrupt-"), "{err}");
+    assert!(b("other")["error"].is_null());
+    assert_eq!(b("other")["files"], 1);
+    let aside: Vec<_> = std::fs::read_dir(m.home.join("vfs/buckets"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("media_vfs.parquet.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the bad index is kept under a name that says why");
+    // `bucket index` rebuilds it from the backend.
+    let out = run_cli(&m.home, &["bucket", "index", "media", "--json", "--config", &config]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_cli(&m.home, &["bucket", "list", "--json", "--config", &config]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let media = v["buckets"].as_array().unwrap().iter().find(|b| b["name"] == "media").unwrap().clone();
+    assert!(media["error"].is_null(), "{media}");
+    assert_eq!(media["files"], 50);
+
+    // A corrupt journal line and a corrupt manifest.
+    std::fs::write(m.home.join("vfs/buckets/other_vfs.journal"), b"{not json\n").unwrap();
+    std::fs::write(m.home.join("vfs/bucket_manifest.json"), b"{\"trunc").unwrap();
+    let out = run_cli(&m.home, &["bucket", "list", "--json", "--config", &config]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let other = v["buckets"].as_array().unwrap().iter().find(|b| b["name"] == "other").unwrap().clone();
+    assert!(other["error"].as_str().unwrap().contains("journal"), "{other}");
+    let names: Vec<String> = std::fs::read_dir(m.home.join("vfs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n.starts_with("bucket_manifest.json.corrupt-")), "{names:?}");
+}
