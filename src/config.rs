@@ -224,7 +224,10 @@ impl Config {
             seen.push(norm);
             if let Some(b) = &m.bucket {
                 crate::bucket::check_name(b).map_err(|e| fail(e.to_string()))?;
-                if self.mounts[..index].iter().any(|o| o.bucket.as_deref() == Some(b)) {
+                if self.mounts[..index]
+                    .iter()
+                    .any(|o| o.bucket.as_deref() == Some(b))
+                {
                     return Err(fail(format!("duplicate bucket name {b:?}")));
                 }
             }

@@ -40,7 +40,8 @@ fn cli_json(m: &Mounted, args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr),
         m.log()
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// path -> cid of `bucket files NAME`.
@@ -115,12 +116,22 @@ fn writes_renames_and_deletes_through_a_bucket_mount_update_its_index() {
     }
     // The root from the index alone equals the CID of the backing tree.
     let list = cli_json(&m, &["bucket", "list"]);
-    let media = list["buckets"].as_array().unwrap().iter().find(|b| b["name"] == "media").unwrap().clone();
+    let media = list["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "media")
+        .unwrap()
+        .clone();
     assert_eq!(media["files"], 4);
     let root = media["root_cid"].as_str().unwrap().to_string();
     assert_eq!(root, our_cid(&m, &backing, &["--hidden"]));
     if let Some(bin) = &car {
-        assert_eq!(root, ipfs_car_root(bin, &backing, &["-H"], m.root()), "bucket root differs from ipfs-car");
+        assert_eq!(
+            root,
+            ipfs_car_root(bin, &backing, &["-H"], m.root()),
+            "bucket root differs from ipfs-car"
+        );
     }
 
     // Rename (a file and a directory) and delete.
@@ -149,8 +160,12 @@ fn writes_renames_and_deletes_through_a_bucket_mount_update_its_index() {
     names.sort();
     assert_eq!(names, vec!["a2.txt", "d", "moved"]);
     assert_eq!(std::fs::read(view.join("d/b.bin")).unwrap(), big);
-    assert_eq!(std::fs::metadata(view.join("d/b.bin")).unwrap().len(), big.len() as u64);
-    let manifest: Value = serde_json::from_slice(&std::fs::read(m.path(".buckets/media/manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        std::fs::metadata(view.join("d/b.bin")).unwrap().len(),
+        big.len() as u64
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(m.path(".buckets/media/manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["root_cid"], root2);
     let w = std::fs::write(view.join("new.txt"), b"x");
     assert_eq!(errno(&w), libc::EROFS);
@@ -173,13 +188,19 @@ fn snapshot_keeps_the_old_version_readable_from_a_prepared_car_after_an_outside_
     let global = snap["global_hash"].as_str().unwrap();
     assert!(id.ends_with(&global[..12]), "{id} vs {global}");
     assert!(m.home.join(format!("vfs/snapshots/{id}.json")).exists());
-    assert!(m.home.join(format!("vfs/snapshots/{id}/media_vfs.parquet")).exists());
+    assert!(m
+        .home
+        .join(format!("vfs/snapshots/{id}/media_vfs.parquet"))
+        .exists());
     let listed = cli_json(&m, &["bucket", "snapshots", "--bucket", "media"]);
     assert_eq!(listed["snapshots"][0]["snapshot_id"], id.as_str());
 
     let car = cli_json(&m, &["bucket", "prepare-car", "media"]);
     let car_path = PathBuf::from(car["cars"][0]["path"].as_str().unwrap());
-    assert!(car_path.starts_with(m.home.join("vfs/cars/media")), "{car_path:?}");
+    assert!(
+        car_path.starts_with(m.home.join("vfs/cars/media")),
+        "{car_path:?}"
+    );
     assert_eq!(car["root"], snap["buckets"]["media"]["root_cid"]);
     assert_eq!(car["reindexed"].as_array().unwrap().len(), 0);
     if let Some(bin) = ipfs_car() {
@@ -188,7 +209,13 @@ fn snapshot_keeps_the_old_version_readable_from_a_prepared_car_after_an_outside_
         assert_eq!(roots.trim(), car["root"].as_str().unwrap());
     }
     let list = cli_json(&m, &["bucket", "list"]);
-    let media = list["buckets"].as_array().unwrap().iter().find(|b| b["name"] == "media").unwrap().clone();
+    let media = list["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "media")
+        .unwrap()
+        .clone();
     assert_eq!(media["car_ready"], true);
     assert_eq!(media["last_snapshot"], id.as_str());
 
@@ -200,9 +227,15 @@ fn snapshot_keeps_the_old_version_readable_from_a_prepared_car_after_an_outside_
     let rep = cli_json(&m, &["bucket", "index", "media"]);
     assert_eq!(rep["hashed"], 2, "{rep}");
     assert_eq!(rep["unchanged"], 1, "{rep}");
-    assert_eq!(rep["root_cid"].as_str().unwrap(), our_cid(&m, &backing, &["--hidden"]));
+    assert_eq!(
+        rep["root_cid"].as_str().unwrap(),
+        our_cid(&m, &backing, &["--hidden"])
+    );
     let rows = files(&m, "media");
-    assert_eq!(bucket_row(&rows, "f.bin").1, our_cid(&m, &backing.join("f.bin"), &[]));
+    assert_eq!(
+        bucket_row(&rows, "f.bin").1,
+        our_cid(&m, &backing.join("f.bin"), &[])
+    );
     assert_eq!(bucket_row(&rows, "outside.txt").2, 11);
 
     // Both versions: the new one through .buckets, the old one through the snapshot.
@@ -210,8 +243,13 @@ fn snapshot_keeps_the_old_version_readable_from_a_prepared_car_after_an_outside_
     let old = m.path(&format!(".snapshots/{id}/media/f.bin"));
     assert_eq!(std::fs::metadata(&old).unwrap().len(), v1.len() as u64);
     assert_eq!(std::fs::read(&old).unwrap(), v1);
-    assert_eq!(std::fs::read(m.path(&format!(".snapshots/{id}/media/keep.txt"))).unwrap(), b"unchanged");
-    let sm: Value = serde_json::from_slice(&std::fs::read(m.path(&format!(".snapshots/{id}/manifest.json"))).unwrap()).unwrap();
+    assert_eq!(
+        std::fs::read(m.path(&format!(".snapshots/{id}/media/keep.txt"))).unwrap(),
+        b"unchanged"
+    );
+    let sm: Value =
+        serde_json::from_slice(&std::fs::read(m.path(&format!(".snapshots/{id}/manifest.json"))).unwrap())
+            .unwrap();
     assert_eq!(sm["snapshot_id"], id.as_str());
     let w = std::fs::write(m.path(&format!(".snapshots/{id}/media/f.bin")), b"x");
     assert_eq!(errno(&w), libc::EROFS);
@@ -220,15 +258,21 @@ fn snapshot_keeps_the_old_version_readable_from_a_prepared_car_after_an_outside_
 /// The python of the venv scripts/parquet-readers.sh installs, or None
 /// (a failure when IPFS_KIT_REQUIRE_PARQUET_READERS=1, as under CI).
 fn parquet_python() -> Option<PathBuf> {
-    let dir = std::env::var_os("IPFS_KIT_PARQUET_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ipfs-kit-fuse/parquet-readers")
-    });
+    let dir = std::env::var_os("IPFS_KIT_PARQUET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/ipfs-kit-fuse/parquet-readers")
+        });
     let py = dir.join("bin/python");
     if dir.join(".installed").exists() && py.exists() {
         return Some(py);
     }
     if std::env::var("IPFS_KIT_REQUIRE_PARQUET_READERS").is_ok_and(|v| v == "1") {
-        panic!("pyarrow/duckdb missing in {} (run scripts/parquet-readers.sh)", dir.display());
+        panic!(
+            "pyarrow/duckdb missing in {} (run scripts/parquet-readers.sh)",
+            dir.display()
+        );
     }
     eprintln!("skipped: pyarrow/duckdb missing; run scripts/parquet-readers.sh");
     None
@@ -270,14 +314,43 @@ print(json.dumps(out))
     let out = run(Command::new(&py).arg("-c").arg(script).arg(&index));
     let v: Value = serde_json::from_str(&out).unwrap();
     for c in [
-        "file_id", "bucket_name", "name", "path", "vfs_path", "mount_point", "cid", "size_bytes", "mime_type",
-        "uploaded_at", "bucket_version", "mtime", "etag", "cid_profile", "kind", "dag_size",
+        "file_id",
+        "bucket_name",
+        "name",
+        "path",
+        "vfs_path",
+        "mount_point",
+        "cid",
+        "size_bytes",
+        "mime_type",
+        "uploaded_at",
+        "bucket_version",
+        "mtime",
+        "etag",
+        "cid_profile",
+        "kind",
+        "dag_size",
     ] {
-        assert!(v["columns"].as_array().unwrap().iter().any(|x| x == c), "column {c} missing: {}", v["columns"]);
+        assert!(
+            v["columns"].as_array().unwrap().iter().any(|x| x == c),
+            "column {c} missing: {}",
+            v["columns"]
+        );
     }
-    let want: Vec<Value> = ours.iter().map(|(p, c, s)| serde_json::json!([p, c, s])).collect();
-    assert_eq!(v["rows"].as_array().unwrap(), &want, "pyarrow disagrees with bucket files");
-    assert_eq!(v["duck"].as_array().unwrap(), &want, "DuckDB disagrees with bucket files");
+    let want: Vec<Value> = ours
+        .iter()
+        .map(|(p, c, s)| serde_json::json!([p, c, s]))
+        .collect();
+    assert_eq!(
+        v["rows"].as_array().unwrap(),
+        &want,
+        "pyarrow disagrees with bucket files"
+    );
+    assert_eq!(
+        v["duck"].as_array().unwrap(),
+        &want,
+        "DuckDB disagrees with bucket files"
+    );
     assert_eq!(v["duck_prefix"], 10);
     assert_eq!(v["compression"], "ZSTD");
     assert_eq!(v["bloom"], true, "no bloom filter on cid");
@@ -296,27 +369,46 @@ fn a_killed_daemon_loses_no_row_and_corrupt_files_are_moved_aside() {
     let pid = m.pid().expect("daemon pid");
     // SAFETY: kill(2) of the daemon this test started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    assert!(support::wait_until(std::time::Duration::from_secs(30), || !support::alive(pid)));
+    assert!(support::wait_until(std::time::Duration::from_secs(30), || {
+        !support::alive(pid)
+    }));
     m.unmount();
     // In-process now (no daemon): every row is there, from the journal.
     let config = m.root().join("config.toml").display().to_string();
-    let out = run_cli(&m.home, &["bucket", "files", "media", "--json", "--config", &config]);
+    let out = run_cli(
+        &m.home,
+        &["bucket", "files", "media", "--json", "--config", &config],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["files"].as_array().unwrap().len(), 50);
 
     // A corrupt index: moved aside, named in `bucket list`, the other bucket fine.
     let idx = m.home.join("vfs/buckets/media_vfs.parquet");
-    assert!(idx.exists(), "the in-process run compacted the journal into the index");
+    assert!(
+        idx.exists(),
+        "the in-process run compacted the journal into the index"
+    );
     let len = std::fs::metadata(&idx).unwrap().len();
     let bytes = std::fs::read(&idx).unwrap();
     std::fs::write(&idx, &bytes[..(len / 2) as usize]).unwrap();
     let out = run_cli(&m.home, &["bucket", "list", "--json", "--config", &config]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let b = |n: &str| v["buckets"].as_array().unwrap().iter().find(|b| b["name"] == n).unwrap().clone();
+    let b = |n: &str| {
+        v["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == n)
+            .unwrap()
+            .clone()
+    };
     let err = b("media")["error"].as_str().unwrap_or_default().to_string();
-    assert!(err.contains("corrupt") && err.contains("media_vfs.parquet.corrupt-"), "{err}");
+    assert!(
+        err.contains("corrupt") && err.contains("media_vfs.parquet.corrupt-"),
+        "{err}"
+    );
     assert!(b("other")["error"].is_null());
     assert_eq!(b("other")["files"], 1);
     let aside: Vec<_> = std::fs::read_dir(m.home.join("vfs/buckets"))
@@ -326,11 +418,20 @@ fn a_killed_daemon_loses_no_row_and_corrupt_files_are_moved_aside() {
         .collect();
     assert_eq!(aside.len(), 1, "the bad index is kept under a name that says why");
     // `bucket index` rebuilds it from the backend.
-    let out = run_cli(&m.home, &["bucket", "index", "media", "--json", "--config", &config]);
+    let out = run_cli(
+        &m.home,
+        &["bucket", "index", "media", "--json", "--config", &config],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = run_cli(&m.home, &["bucket", "list", "--json", "--config", &config]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let media = v["buckets"].as_array().unwrap().iter().find(|b| b["name"] == "media").unwrap().clone();
+    let media = v["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "media")
+        .unwrap()
+        .clone();
     assert!(media["error"].is_null(), "{media}");
     assert_eq!(media["files"], 50);
 
@@ -340,11 +441,22 @@ fn a_killed_daemon_loses_no_row_and_corrupt_files_are_moved_aside() {
     let out = run_cli(&m.home, &["bucket", "list", "--json", "--config", &config]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let other = v["buckets"].as_array().unwrap().iter().find(|b| b["name"] == "other").unwrap().clone();
+    let other = v["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "other")
+        .unwrap()
+        .clone();
     assert!(other["error"].as_str().unwrap().contains("journal"), "{other}");
     let names: Vec<String> = std::fs::read_dir(m.home.join("vfs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(names.iter().any(|n| n.starts_with("bucket_manifest.json.corrupt-")), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("bucket_manifest.json.corrupt-")),
+        "{names:?}"
+    );
 }

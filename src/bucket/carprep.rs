@@ -152,21 +152,27 @@ impl Catalog {
                     report.root = built.cid.to_string();
                     for s in &sharded.shards {
                         report.blocks += s.blocks as u64;
-                        report.commands.push(format!("storacha up --car {}", s.path.display()));
+                        report
+                            .commands
+                            .push(format!("storacha up --car {}", s.path.display()));
                         report.cars.push(CarFile {
                             path: s.path.display().to_string(),
                             size: s.size,
                             cid: s.cid.to_string(),
                         });
                     }
-                    let isize = std::fs::metadata(&sharded.index_path).map(|m| m.len()).unwrap_or(0);
+                    let isize = std::fs::metadata(&sharded.index_path)
+                        .map(|m| m.len())
+                        .unwrap_or(0);
                     report.index = Some(CarFile {
                         path: sharded.index_path.display().to_string(),
                         size: isize,
                         cid: sharded.index.to_string(),
                     });
                     for s in &sharded.shards {
-                        report.commands.push(format!("ipfs dag import {}", s.path.display()));
+                        report
+                            .commands
+                            .push(format!("ipfs dag import {}", s.path.display()));
                     }
                 }
             }

@@ -225,7 +225,8 @@ impl Catalog {
     pub fn record(&self, b: &Bucket, op: Op) -> Result<()> {
         let mut st = b.lock();
         let entry = Entry { seq: st.seq + 1, op };
-        self.store.append(&journal_key(&b.def.name), &journal::encode(&entry))?;
+        self.store
+            .append(&journal_key(&b.def.name), &journal::encode(&entry))?;
         st.seq = entry.seq;
         journal::apply(&mut st.rows, &entry.op);
         st.pending += 1;
@@ -296,10 +297,12 @@ impl Catalog {
         if let Some(r) = st.root {
             return Ok(r);
         }
-        let built = dag::build(&st.sorted(), b.def.profile, &mut Discard, &mut dag::from_row)
-            .map_err(|e| BucketError::Failed {
-                bucket: b.def.name.clone(),
-                message: format!("root CID: {e}"),
+        let built =
+            dag::build(&st.sorted(), b.def.profile, &mut Discard, &mut dag::from_row).map_err(|e| {
+                BucketError::Failed {
+                    bucket: b.def.name.clone(),
+                    message: format!("root CID: {e}"),
+                }
             })?;
         st.root = Some(built);
         Ok(built)
@@ -382,9 +385,21 @@ mod tests {
         assert_eq!(cat2.files("media", "").unwrap().len(), 2);
         assert!(cat.compact(&b).unwrap());
         assert!(!dir.path().join("buckets/media_vfs.journal").exists());
-        cat.record(&b, Op::Mv { from: "d".into(), to: "e".into() }).unwrap();
+        cat.record(
+            &b,
+            Op::Mv {
+                from: "d".into(),
+                to: "e".into(),
+            },
+        )
+        .unwrap();
         let cat3 = Catalog::open(store, vec![def()]);
-        let paths: Vec<String> = cat3.files("media", "").unwrap().into_iter().map(|r| r.path).collect();
+        let paths: Vec<String> = cat3
+            .files("media", "")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
         assert_eq!(paths, vec!["a", "e/b"]);
         assert_eq!(cat3.find_cid(&row("x").cid).len(), 2);
         assert!(cat3.get("media").unwrap().lock().error.is_none());
@@ -397,7 +412,10 @@ mod tests {
         std::fs::write(dir.path().join("buckets/media_vfs.parquet"), b"PAR1garbage").unwrap();
         let cat = Catalog::open(Arc::new(LocalStore::new(dir.path())), vec![def()]);
         let err = cat.get("media").unwrap().lock().error.clone().unwrap();
-        assert!(err.contains("corrupt") && err.contains("moved to buckets/media_vfs.parquet.corrupt-"), "{err}");
+        assert!(
+            err.contains("corrupt") && err.contains("moved to buckets/media_vfs.parquet.corrupt-"),
+            "{err}"
+        );
         let kept: Vec<_> = std::fs::read_dir(dir.path().join("buckets")).unwrap().collect();
         assert_eq!(kept.len(), 1, "the bad file is kept, nothing written over it");
     }

@@ -57,9 +57,7 @@ fn build_dir(
                 let end = i + rows[i..]
                     .iter()
                     .take_while(|r| {
-                        r.path.len() > cut
-                            && r.path.as_bytes()[cut] == b'/'
-                            && &r.path[prefix..cut] == name
+                        r.path.len() > cut && r.path.as_bytes()[cut] == b'/' && &r.path[prefix..cut] == name
                     })
                     .count();
                 let b = build_dir(&rows[i..end], cut + 1, profile, sink, file)?;
@@ -79,7 +77,13 @@ mod tests {
     #[test]
     fn root_from_rows_equals_cid_of_the_same_tree_on_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let files = [("a.txt", "alpha"), ("d/b.txt", "beta"), ("d/e/c", ""), ("a0", "zz"), ("d.x", "q")];
+        let files = [
+            ("a.txt", "alpha"),
+            ("d/b.txt", "beta"),
+            ("d/e/c", ""),
+            ("a0", "zz"),
+            ("d.x", "q"),
+        ];
         let mut rows = Vec::new();
         for (p, body) in files {
             let full = dir.path().join(p);

@@ -26,7 +26,9 @@ impl IndexOnClose {
     }
 
     fn record(&self, mount: &str, op: Op) {
-        let Some(b) = self.catalog.at_mount(mount) else { return };
+        let Some(b) = self.catalog.at_mount(mount) else {
+            return;
+        };
         if let Err(e) = self.catalog.record(&b, op) {
             tracing::error!(bucket = %b.def.name, error = %e, "could not record a change in the bucket journal; run `bucket index`");
         }
@@ -36,7 +38,9 @@ impl IndexOnClose {
 #[async_trait]
 impl Observer for IndexOnClose {
     async fn stored(&self, mount: &str, tree: &Arc<dyn Tree>, rel: &str, local: &Path) {
-        let Some(b) = self.catalog.at_mount(mount) else { return };
+        let Some(b) = self.catalog.at_mount(mount) else {
+            return;
+        };
         let (path, profile) = (local.to_path_buf(), b.def.profile);
         let built = match tokio::task::spawn_blocking(move || hash_local(&path, profile)).await {
             Ok(Ok(built)) => built,

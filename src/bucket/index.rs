@@ -130,7 +130,9 @@ fn batch(rows: &[Row], info: &IndexInfo) -> Result<RecordBatch> {
             n,
         ))),
         Arc::new(StringArray::from_iter_values(std::iter::repeat_n(KIND_FILE, n))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| to_i64(r.dag_size)))),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| to_i64(r.dag_size)),
+        )),
     ];
     RecordBatch::try_new(schema(), cols).map_err(|e| BucketError::Failed {
         bucket: info.bucket.clone(),

@@ -127,7 +127,13 @@ mod tests {
         for p in ["a", "d/x", "d/y", "d2", "e"] {
             apply(&mut rows, &Op::Put(row(p)));
         }
-        apply(&mut rows, &Op::Mv { from: "d".into(), to: "z/d".into() });
+        apply(
+            &mut rows,
+            &Op::Mv {
+                from: "d".into(),
+                to: "z/d".into(),
+            },
+        );
         apply(&mut rows, &Op::Del("e".into()));
         let keys: Vec<&str> = rows.keys().map(|s| s.as_str()).collect();
         assert_eq!(keys, vec!["a", "d2", "z/d/x", "z/d/y"]);
@@ -136,7 +142,10 @@ mod tests {
 
     #[test]
     fn decode_skips_torn_last_line_and_refuses_garbage_lines() {
-        let e = Entry { seq: 1, op: Op::Del("a".into()) };
+        let e = Entry {
+            seq: 1,
+            op: Op::Del("a".into()),
+        };
         let mut bytes = encode(&e);
         bytes.extend_from_slice(b"{\"seq\":2,\"del\":");
         assert_eq!(decode(&bytes, Path::new("j")).unwrap(), vec![e.clone()]);

@@ -112,7 +112,9 @@ impl Catalog {
         };
         let root_cid = root.cid.to_string();
         let (cars, car_root) = match old {
-            Some(o) if o.car_root.as_deref() == Some(root_cid.as_str()) => (o.cars.clone(), o.car_root.clone()),
+            Some(o) if o.car_root.as_deref() == Some(root_cid.as_str()) => {
+                (o.cars.clone(), o.car_root.clone())
+            }
             _ => (Vec::new(), None),
         };
         Ok(BucketEntry {

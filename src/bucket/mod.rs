@@ -108,7 +108,11 @@ impl Catalog {
                 last_snapshot: snaps
                     .iter()
                     .rev()
-                    .find(|s| s.snapshot.as_ref().is_some_and(|s| s.buckets.contains_key(&e.name)))
+                    .find(|s| {
+                        s.snapshot
+                            .as_ref()
+                            .is_some_and(|s| s.buckets.contains_key(&e.name))
+                    })
                     .map(|s| s.snapshot_id.clone()),
                 name: e.name,
                 mount_point: e.mount_point,

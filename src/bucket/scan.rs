@@ -76,7 +76,13 @@ async fn walk(tree: &Arc<dyn Tree>) -> Result<Vec<(String, Meta)>> {
 
 impl Catalog {
     /// Re-indexes bucket `name` from its backend.
-    pub async fn index(&self, router: &Router, name: &str, full: bool, progress: ProgressFn) -> Result<IndexReport> {
+    pub async fn index(
+        &self,
+        router: &Router,
+        name: &str,
+        full: bool,
+        progress: ProgressFn,
+    ) -> Result<IndexReport> {
         let b = self.get(name)?;
         let tree = tree_at(router, &b.def.mount)?;
         let files = walk(&tree).await?;

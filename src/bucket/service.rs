@@ -57,10 +57,14 @@ impl Service {
             BucketMethod::Remove => {
                 let name = need(&p.name)?;
                 let b = cat.get(name)?;
-                let saved = self.mounts.remove(&b.def.mount).await.map_err(|message| BucketError::Failed {
-                    bucket: name.into(),
-                    message,
-                })?;
+                let saved =
+                    self.mounts
+                        .remove(&b.def.mount)
+                        .await
+                        .map_err(|message| BucketError::Failed {
+                            bucket: name.into(),
+                            message,
+                        })?;
                 cat.compact(&b)?;
                 cat.remove(name);
                 json!({ "name": name, "path": b.def.mount, "saved_to": saved })
@@ -84,7 +88,11 @@ impl Service {
                 json!({ "cid": cid, "found": found })
             }
             BucketMethod::Snapshot => {
-                let names: Vec<String> = if p.all { Vec::new() } else { p.name.iter().cloned().collect() };
+                let names: Vec<String> = if p.all {
+                    Vec::new()
+                } else {
+                    p.name.iter().cloned().collect()
+                };
                 let c = cat.clone();
                 let snap = tokio::task::spawn_blocking(move || c.snapshot(&names))
                     .await
@@ -111,7 +119,10 @@ impl Service {
                             o
                         }
                     });
-                    reports.push(cat.prepare_car(&self.router, n, out, p.shard_size, progress.clone()).await?);
+                    reports.push(
+                        cat.prepare_car(&self.router, n, out, p.shard_size, progress.clone())
+                            .await?,
+                    );
                 }
                 if p.all {
                     json!({ "buckets": reports })
@@ -132,7 +143,10 @@ impl Service {
             bucket: name.clone(),
             message: "create needs a scheme or URI".into(),
         })?;
-        let path = p.path.clone().unwrap_or_else(|| format!("{DEFAULT_PARENT}/{name}"));
+        let path = p
+            .path
+            .clone()
+            .unwrap_or_else(|| format!("{DEFAULT_PARENT}/{name}"));
         let (scheme, uri) = if target.contains("://") {
             (None, Some(target))
         } else {
@@ -147,10 +161,14 @@ impl Service {
             options: p.options.clone(),
             bucket: Some(name.clone()),
         };
-        let saved = self.mounts.add(entry.clone()).await.map_err(|message| BucketError::Failed {
-            bucket: name.clone(),
-            message,
-        })?;
+        let saved = self
+            .mounts
+            .add(entry.clone())
+            .await
+            .map_err(|message| BucketError::Failed {
+                bucket: name.clone(),
+                message,
+            })?;
         self.catalog.add(BucketDef {
             name: name.clone(),
             mount: entry.normalized_path(),

@@ -83,8 +83,12 @@ impl Catalog {
     pub fn snapshots(&self, bucket: Option<&str>) -> Result<Vec<Listed>> {
         let mut out = Vec::new();
         for key in self.store.list(SNAPSHOT_DIR)? {
-            let Some(file) = key.strip_prefix(&format!("{SNAPSHOT_DIR}/")) else { continue };
-            let Some(id) = file.strip_suffix(".json") else { continue };
+            let Some(file) = key.strip_prefix(&format!("{SNAPSHOT_DIR}/")) else {
+                continue;
+            };
+            let Some(id) = file.strip_suffix(".json") else {
+                continue;
+            };
             if !id.starts_with("snapshot_") {
                 continue;
             }

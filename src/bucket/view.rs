@@ -73,12 +73,20 @@ fn stat_rows(rows: &BTreeMap<String, Row>, rel: &str) -> Result<Meta, VfsError> 
 
 /// Children of the directory `rel` in `rows`, sorted by name.
 fn list_rows(rows: &BTreeMap<String, Row>, rel: &str) -> Result<Vec<(String, Meta)>, VfsError> {
-    let prefix = if rel.is_empty() { String::new() } else { format!("{rel}/") };
+    let prefix = if rel.is_empty() {
+        String::new()
+    } else {
+        format!("{rel}/")
+    };
     let mut out = Vec::new();
     let mut from = prefix.clone();
     loop {
-        let Some((k, r)) = rows.range(from.clone()..).next() else { break };
-        let Some(rest) = k.strip_prefix(&prefix) else { break };
+        let Some((k, r)) = rows.range(from.clone()..).next() else {
+            break;
+        };
+        let Some(rest) = k.strip_prefix(&prefix) else {
+            break;
+        };
         match rest.find('/') {
             None => {
                 out.push((rest.to_string(), row_meta(r)));
@@ -126,13 +134,28 @@ impl Content {
             cid = %row.cid,
             "no source holds this CID: the backend has other bytes now and no prepared CAR has it (run `ipfs-kit-fuse bucket prepare-car {bucket}` before changing files you want to keep readable)"
         );
-        Err(eio(format!("CID {} of {bucket}/{} is not available", row.cid, row.path)))
+        Err(eio(format!(
+            "CID {} of {bucket}/{} is not available",
+            row.cid, row.path
+        )))
     }
 
-    async fn from_backend(&self, bucket: &str, row: &Row, offset: u64, len: u64) -> Result<Option<Bytes>, VfsError> {
-        let Ok(b) = self.catalog.get(bucket) else { return Ok(None) };
-        let Ok(tree) = tree_at(&self.router, &b.def.mount) else { return Ok(None) };
-        let Ok(m) = tree.stat(&row.path).await else { return Ok(None) };
+    async fn from_backend(
+        &self,
+        bucket: &str,
+        row: &Row,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<Bytes>, VfsError> {
+        let Ok(b) = self.catalog.get(bucket) else {
+            return Ok(None);
+        };
+        let Ok(tree) = tree_at(&self.router, &b.def.mount) else {
+            return Ok(None);
+        };
+        let Ok(m) = tree.stat(&row.path).await else {
+            return Ok(None);
+        };
         if m.is_dir || !row.matches(m.size, m.mtime.map(millis), m.version.as_deref()) {
             return Ok(None);
         }
@@ -142,11 +165,18 @@ impl Content {
             .or(m.mtime.map(|t| millis(t).to_string()))
             .unwrap_or_default();
         let key = (bucket.to_string(), row.path.clone(), row.cid.clone(), version);
-        let known = self.verified.lock().unwrap_or_else(|e| e.into_inner()).contains(&key);
+        let known = self
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key);
         if !known {
             match hash_tree(tree.clone(), row.path.clone(), b.def.profile).await {
                 Ok(built) if built.cid.to_string() == row.cid => {
-                    self.verified.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+                    self.verified
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(key);
                 }
                 Ok(built) => {
                     tracing::warn!(bucket, path = %row.path, indexed = %row.cid, found = %built.cid, "backend bytes differ from the indexed CID; trying prepared CARs");
@@ -158,15 +188,26 @@ impl Content {
                 }
             }
         }
-        match tree.read_version(&row.path, offset, len, m.version.as_deref()).await {
+        match tree
+            .read_version(&row.path, offset, len, m.version.as_deref())
+            .await
+        {
             Ok(b) => Ok(Some(b)),
             Err(VfsError::Changed) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    async fn from_car(&self, bucket: &str, row: &Row, offset: u64, len: u64) -> Result<Option<Bytes>, VfsError> {
-        let Some(vfs) = self.vfs_dir() else { return Ok(None) };
+    async fn from_car(
+        &self,
+        bucket: &str,
+        row: &Row,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<Bytes>, VfsError> {
+        let Some(vfs) = self.vfs_dir() else {
+            return Ok(None);
+        };
         let extracted = vfs.join("cars").join(".extracted").join(&row.cid);
         if !extracted.exists() {
             let cid: cid::Cid = match row.cid.parse() {
@@ -176,7 +217,9 @@ impl Content {
             let cars_dir = vfs.join("cars").join(bucket);
             let out = extracted.clone();
             let found = tokio::task::spawn_blocking(move || -> Result<bool, String> {
-                let Ok(rd) = std::fs::read_dir(&cars_dir) else { return Ok(false) };
+                let Ok(rd) = std::fs::read_dir(&cars_dir) else {
+                    return Ok(false);
+                };
                 let mut cars: Vec<PathBuf> = rd
                     .filter_map(|e| e.ok().map(|e| e.path()))
                     .filter(|p| p.extension().is_some_and(|x| x == "car"))
@@ -315,11 +358,19 @@ impl Tree for BucketsTree {
         match top {
             "" | "cars" if inner.is_empty() => Ok(Meta::dir()),
             "files" => stat_rows(&b.lock().rows, inner),
-            "index.parquet" if inner.is_empty() => {
-                local_meta(&self.local(&super::catalog::index_key(bucket)).ok_or(VfsError::NotFound)?)
+            "index.parquet" if inner.is_empty() => local_meta(
+                &self
+                    .local(&super::catalog::index_key(bucket))
+                    .ok_or(VfsError::NotFound)?,
+            ),
+            "manifest.json" if inner.is_empty() => {
+                Ok(file_meta(self.manifest_json(bucket)?.len() as u64, None, None))
             }
-            "manifest.json" if inner.is_empty() => Ok(file_meta(self.manifest_json(bucket)?.len() as u64, None, None)),
-            "cars" => local_meta(&self.local(&format!("cars/{bucket}/{inner}")).ok_or(VfsError::NotFound)?),
+            "cars" => local_meta(
+                &self
+                    .local(&format!("cars/{bucket}/{inner}"))
+                    .ok_or(VfsError::NotFound)?,
+            ),
             _ => Err(VfsError::NotFound),
         }
     }
@@ -337,7 +388,10 @@ impl Tree for BucketsTree {
         let (top, inner) = split(rest);
         match top {
             "" => {
-                let mut out = vec![("cars".to_string(), Meta::dir()), ("files".to_string(), Meta::dir())];
+                let mut out = vec![
+                    ("cars".to_string(), Meta::dir()),
+                    ("files".to_string(), Meta::dir()),
+                ];
                 for name in ["index.parquet", "manifest.json"] {
                     if let Ok(m) = self.stat(&format!("{bucket}/{name}")).await {
                         out.push((name.to_string(), m));
@@ -377,7 +431,9 @@ impl Tree for BucketsTree {
                 self.content.read(bucket, &row, offset, len).await
             }
             "index.parquet" => {
-                let p = self.local(&super::catalog::index_key(bucket)).ok_or(VfsError::NotFound)?;
+                let p = self
+                    .local(&super::catalog::index_key(bucket))
+                    .ok_or(VfsError::NotFound)?;
                 read_local(p, offset, len).await
             }
             "manifest.json" => {
@@ -387,7 +443,9 @@ impl Tree for BucketsTree {
                 Ok(Bytes::copy_from_slice(&v[start..end]))
             }
             "cars" => {
-                let p = self.local(&format!("cars/{bucket}/{inner}")).ok_or(VfsError::NotFound)?;
+                let p = self
+                    .local(&format!("cars/{bucket}/{inner}"))
+                    .ok_or(VfsError::NotFound)?;
                 read_local(p, offset, len).await
             }
             _ => Err(VfsError::NotFound),
@@ -437,7 +495,8 @@ impl SnapshotsTree {
             Ok(_) => Vec::new(),
             Err(e) => return Err(eio(e.to_string())),
         };
-        let map: Arc<BTreeMap<String, Row>> = Arc::new(rows.into_iter().map(|r| (r.path.clone(), r)).collect());
+        let map: Arc<BTreeMap<String, Row>> =
+            Arc::new(rows.into_iter().map(|r| (r.path.clone(), r)).collect());
         let mut cache = self.rows.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= SNAPSHOT_CACHE {
             cache.clear();
@@ -466,7 +525,11 @@ impl Tree for SnapshotsTree {
             .local_path(&format!("{SNAPSHOT_DIR}/{id}.json"))
             .ok_or(VfsError::NotFound)?;
         if rest.is_empty() {
-            return if json.exists() { Ok(Meta::dir()) } else { Err(VfsError::NotFound) };
+            return if json.exists() {
+                Ok(Meta::dir())
+            } else {
+                Err(VfsError::NotFound)
+            };
         }
         let (bucket, inner) = split(rest);
         if bucket == "manifest.json" && inner.is_empty() {
@@ -483,8 +546,12 @@ impl Tree for SnapshotsTree {
         let (id, rest) = split(rel);
         if rest.is_empty() {
             let snap = self.catalog().read_snapshot(id).map_err(|_| VfsError::NotFound)?;
-            let mut out: Vec<(String, Meta)> = snap.buckets.keys().map(|b| (b.clone(), Meta::dir())).collect();
-            out.push(("manifest.json".into(), self.stat(&format!("{id}/manifest.json")).await?));
+            let mut out: Vec<(String, Meta)> =
+                snap.buckets.keys().map(|b| (b.clone(), Meta::dir())).collect();
+            out.push((
+                "manifest.json".into(),
+                self.stat(&format!("{id}/manifest.json")).await?,
+            ));
             out.sort_by(|a, b| a.0.cmp(&b.0));
             return Ok(out);
         }
@@ -537,7 +604,11 @@ mod tests {
     fn listing_rows_gives_each_child_once_and_skips_subtrees() {
         let r = rows(&["a", "d/x", "d/y/z", "d.txt", "d0", "e/f"]);
         let names = |rel: &str| -> Vec<(String, bool)> {
-            list_rows(&r, rel).unwrap().into_iter().map(|(n, m)| (n, m.is_dir)).collect()
+            list_rows(&r, rel)
+                .unwrap()
+                .into_iter()
+                .map(|(n, m)| (n, m.is_dir))
+                .collect()
         };
         assert_eq!(
             names(""),

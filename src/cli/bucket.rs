@@ -208,7 +208,10 @@ fn in_process(at: &Where, method: BucketMethod, params: BucketParams) -> Result<
                 config: std::sync::Mutex::new(config.clone()),
             }),
         };
-        let v = service.call(method, params, progress).await.map_err(|e| e.to_string());
+        let v = service
+            .call(method, params, progress)
+            .await
+            .map_err(|e| e.to_string());
         // Whatever the call journaled goes into the index before we exit.
         let _ = tokio::task::spawn_blocking(move || catalog.compact_all()).await;
         v
@@ -348,7 +351,10 @@ fn print_human(method: BucketMethod, v: &Value) {
     let empty = Vec::new();
     match method {
         BucketMethod::List => {
-            println!("{:<16} {:>8} {:>10}  {:<62} {:<40} ERROR", "BUCKET", "FILES", "SIZE", "ROOT CID", "LAST SNAPSHOT");
+            println!(
+                "{:<16} {:>8} {:>10}  {:<62} {:<40} ERROR",
+                "BUCKET", "FILES", "SIZE", "ROOT CID", "LAST SNAPSHOT"
+            );
             for b in v["buckets"].as_array().unwrap_or(&empty) {
                 println!(
                     "{:<16} {:>8} {:>10}  {:<62} {:<40} {}",
@@ -399,8 +405,18 @@ fn print_human(method: BucketMethod, v: &Value) {
                 _ => String::new(),
             }
         ),
-        BucketMethod::Create => println!("bucket {} mounted at {} (saved to {})", s(v, "name"), s(v, "path"), s(v, "saved_to")),
-        BucketMethod::Remove => println!("bucket {} removed from {} (saved to {})", s(v, "name"), s(v, "path"), s(v, "saved_to")),
+        BucketMethod::Create => println!(
+            "bucket {} mounted at {} (saved to {})",
+            s(v, "name"),
+            s(v, "path"),
+            s(v, "saved_to")
+        ),
+        BucketMethod::Remove => println!(
+            "bucket {} removed from {} (saved to {})",
+            s(v, "name"),
+            s(v, "path"),
+            s(v, "saved_to")
+        ),
         BucketMethod::PrepareCar => print_json(v),
     }
 }

@@ -49,6 +49,7 @@ pub async fn call(
             stage: Some(stage.into()),
             done: Some(done),
             total: Some(total),
+            ..Default::default()
         });
     });
     service

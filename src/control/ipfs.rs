@@ -53,6 +53,7 @@ fn reporter(
                 method: method.into(),
                 files_remaining: 0,
                 bytes: Some(total),
+                ..Default::default()
             });
         }
     }
