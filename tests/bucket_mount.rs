@@ -68,7 +68,8 @@ fn our_cid(m: &Mounted, path: &Path, extra: &[&str]) -> String {
     args.push(&p);
     let out = run_cli(&m.home, &args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_whitespace().next().unwrap_or_default().to_string()
 }
 
 fn ipfs_car_root(bin: &Path, input: &Path, extra: &[&str], tmp: &Path) -> String {
@@ -306,7 +307,7 @@ out = {
   "bloom": cols["cid"].bloom_filter_offset is not None and cols["cid"].bloom_filter_offset > 0,
   "stats": cols["path"].is_stats_set,
   "duck": duckdb.sql(f"select path, cid, size_bytes from read_parquet('{path}') order by path").fetchall(),
-  "duck_prefix": duckdb.sql(f"select count(*) from read_parquet('{path}') where path like 'd1/%'").fetchone()[0],
+  "duck_prefix": duckdb.sql(f"select count(*) from read_parquet('{path}') where path like 'd1/%'").fetchall()[0][0],
   "duck_mime": duckdb.sql(f"select distinct mime_type from read_parquet('{path}')").fetchall(),
 }
 print(json.dumps(out))

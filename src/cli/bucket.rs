@@ -23,7 +23,8 @@ use std::sync::Arc;
 pub struct Where {
     #[command(flatten)]
     pub target: Target,
-    /// Config file for in-process runs (default: $IPFS_KIT_HOME/config.toml, else the built-in default).
+    /// Run in-process on this config file (without it: through the running mount's socket if there
+    /// is one, else in-process on $IPFS_KIT_HOME/config.toml or the built-in default).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -223,6 +224,10 @@ fn in_process(at: &Where, method: BucketMethod, params: BucketParams) -> Result<
 /// Runs a call through the running mount's socket, or in-process when none runs.
 fn run(at: &Where, method: BucketMethod, params: BucketParams) -> Result<Value, String> {
     let explicit = at.target.socket.is_some() || at.target.mountpoint.is_some();
+    if at.config.is_some() && !explicit {
+        // A config file names the buckets to work on: in-process.
+        return in_process(at, method, params);
+    }
     let socket = match resolve_socket(&at.target, None) {
         Ok(s) => Some(s),
         Err(e) if explicit => return Err(e),
