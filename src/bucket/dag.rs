@@ -89,7 +89,8 @@ mod tests {
             let full = dir.path().join(p);
             std::fs::create_dir_all(full.parent().unwrap()).unwrap();
             std::fs::write(&full, body).unwrap();
-            for profile in [Profile::UnixfsV1_2025] {
+            {
+                let profile = Profile::UnixfsV1_2025;
                 let mut sink = Discard;
                 let mut fb = FileBuilder::with_threads(profile, &mut sink, 1);
                 fb.write(body.as_bytes()).unwrap();
@@ -107,7 +108,8 @@ mod tests {
         }
         rows.sort_by(|a, b| a.path.cmp(&b.path));
         let refs: Vec<&Row> = rows.iter().collect();
-        for profile in [Profile::UnixfsV1_2025] {
+        {
+            let profile = Profile::UnixfsV1_2025;
             let built = build(&refs, profile, &mut Discard, &mut from_row).unwrap();
             let want = cid_of_path(profile, dir.path(), true).unwrap();
             assert_eq!(built.cid, want);

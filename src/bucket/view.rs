@@ -80,10 +80,7 @@ fn list_rows(rows: &BTreeMap<String, Row>, rel: &str) -> Result<Vec<(String, Met
     };
     let mut out = Vec::new();
     let mut from = prefix.clone();
-    loop {
-        let Some((k, r)) = rows.range(from.clone()..).next() else {
-            break;
-        };
+    while let Some((k, r)) = rows.range(from.clone()..).next() {
         let Some(rest) = k.strip_prefix(&prefix) else {
             break;
         };
@@ -122,10 +119,10 @@ impl Content {
 
     /// `len` bytes at `offset` of the file `row` of `bucket`.
     pub async fn read(&self, bucket: &str, row: &Row, offset: u64, len: u64) -> Result<Bytes, VfsError> {
-        if let Some(b) = self.from_backend(bucket, row, offset, len).await? {
+        if let Some(b) = self.backend_bytes(bucket, row, offset, len).await? {
             return Ok(b);
         }
-        if let Some(b) = self.from_car(bucket, row, offset, len).await? {
+        if let Some(b) = self.car_bytes(bucket, row, offset, len).await? {
             return Ok(b);
         }
         tracing::error!(
@@ -140,7 +137,7 @@ impl Content {
         )))
     }
 
-    async fn from_backend(
+    async fn backend_bytes(
         &self,
         bucket: &str,
         row: &Row,
@@ -198,7 +195,7 @@ impl Content {
         }
     }
 
-    async fn from_car(
+    async fn car_bytes(
         &self,
         bucket: &str,
         row: &Row,
@@ -453,11 +450,14 @@ impl Tree for BucketsTree {
     }
 }
 
+/// A snapshot's rows of one bucket, decoded once.
+type SnapshotRows = Arc<BTreeMap<String, Row>>;
+
 /// `.snapshots/`.
 pub struct SnapshotsTree {
     content: Arc<Content>,
     /// Decoded index copies by (snapshot id, bucket).
-    rows: Mutex<HashMap<(String, String), Arc<BTreeMap<String, Row>>>>,
+    rows: Mutex<HashMap<(String, String), SnapshotRows>>,
 }
 
 impl SnapshotsTree {
