@@ -9,7 +9,7 @@
 use super::args::*;
 use super::error::ToolError;
 use super::files::{self, MAX_READ};
-use super::place::Access;
+use super::place::{Access, Place};
 use super::progress::{Forwarder, Reporter};
 use super::server::VfsServer;
 use super::walk;
@@ -66,6 +66,35 @@ fn params(pairs: &[(&str, Option<Value>)]) -> Value {
         }
     }
     Value::Object(m)
+}
+
+/// What `vfs_copy` and `vfs_move` run on their two places.
+type TransferFn = fn(&Place, &Place, bool, &Reporter) -> Result<Value, ToolError>;
+
+impl VfsServer {
+    /// Resolves `source` (for `src_access`) and `destination` (for writing),
+    /// then runs `op` on a blocking thread with its progress forwarded.
+    async fn transfer(
+        &self,
+        a: CopyArgs,
+        ctx: RequestContext<RoleServer>,
+        src_access: Access,
+        op: TransferFn,
+    ) -> Out {
+        let src = self
+            .place(&ctx.peer, &a.source, src_access)
+            .await
+            .map_err(|e| e.0)?;
+        let dst = self
+            .place(&ctx.peer, &a.destination, Access::Write)
+            .await
+            .map_err(|e| e.0)?;
+        let fwd = Forwarder::new(ctx.peer.clone(), ctx.meta.get_progress_token());
+        let rep: Reporter = fwd.reporter.clone();
+        let r = blocking(move || op(&src, &dst, a.overwrite, &rep)).await;
+        fwd.finish().await;
+        ok_json(r.map_err(|e| e.0)?)
+    }
 }
 
 #[tool_router(vis = "pub(super)")]
@@ -232,19 +261,7 @@ impl VfsServer {
         open_world_hint = false
     ))]
     async fn vfs_copy(&self, Parameters(a): Parameters<CopyArgs>, ctx: RequestContext<RoleServer>) -> Out {
-        let src = self
-            .place(&ctx.peer, &a.source, Access::Read)
-            .await
-            .map_err(|e| e.0)?;
-        let dst = self
-            .place(&ctx.peer, &a.destination, Access::Write)
-            .await
-            .map_err(|e| e.0)?;
-        let fwd = Forwarder::new(ctx.peer.clone(), ctx.meta.get_progress_token());
-        let rep: Reporter = fwd.reporter.clone();
-        let r = blocking(move || files::copy(&src, &dst, a.overwrite, &rep)).await;
-        fwd.finish().await;
-        ok_json(r.map_err(|e| e.0)?)
+        self.transfer(a, ctx, Access::Read, files::copy).await
     }
 
     /// Move or rename a file or directory; across mounts it copies, then removes the source.
@@ -255,19 +272,7 @@ impl VfsServer {
         open_world_hint = false
     ))]
     async fn vfs_move(&self, Parameters(a): Parameters<CopyArgs>, ctx: RequestContext<RoleServer>) -> Out {
-        let src = self
-            .place(&ctx.peer, &a.source, Access::Write)
-            .await
-            .map_err(|e| e.0)?;
-        let dst = self
-            .place(&ctx.peer, &a.destination, Access::Write)
-            .await
-            .map_err(|e| e.0)?;
-        let fwd = Forwarder::new(ctx.peer.clone(), ctx.meta.get_progress_token());
-        let rep: Reporter = fwd.reporter.clone();
-        let r = blocking(move || files::rename(&src, &dst, a.overwrite, &rep)).await;
-        fwd.finish().await;
-        ok_json(r.map_err(|e| e.0)?)
+        self.transfer(a, ctx, Access::Write, files::rename).await
     }
 
     /// Type, size, times, mode and owning mount of a path, with its CID (known to the mount, or computed on request).
