@@ -287,9 +287,12 @@ async fn cached_blocks_survive_a_restart_with_zero_backend_reads_when_unchanged(
     rand::rng().fill_bytes(&mut data);
     assert_eq!(s3.request("PUT", "/warm/f", &data), 200);
     let home = tempfile::tempdir().unwrap();
+    let mut config = Config::parse(&s3.mount_toml("/s3", "warm")).unwrap();
+    // mount_toml's [cache] has no dir; keep the disk tier inside this test's home.
+    config.cache.as_mut().unwrap().dir = home.path().join("cache");
     let spec = MountSpec {
         mountpoint: home.path().join("unused"),
-        config: Config::parse(&s3.mount_toml("/s3", "warm")).unwrap(),
+        config,
         options: MountOptions::default(),
         home: home.path().to_path_buf(),
     };

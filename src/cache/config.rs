@@ -56,9 +56,9 @@ pub struct CacheConfig {
     pub block_size: u64,
     /// Directory of the disk tier (the product passes `$IPFS_KIT_HOME/cache`).
     pub dir: PathBuf,
-    /// Free space to leave on the disk tier's filesystem; not a config-file key
-    /// (the daemon and tests set it).
-    #[serde(skip)]
+    /// Free space to leave on the disk tier's filesystem: `min_free = "auto"`
+    /// (the default) or a size such as `"2GiB"` (`0` turns the check off).
+    #[serde(rename = "min_free", deserialize_with = "margin")]
     pub free_space_margin: FreeSpaceMargin,
 }
 
@@ -131,6 +131,32 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         })
 }
 
+/// Serde adapter for `min_free`: `"auto"` or a size.
+fn margin<'de, D: Deserializer<'de>>(d: D) -> Result<FreeSpaceMargin, D::Error> {
+    struct MarginVisitor;
+    impl Visitor<'_> for MarginVisitor {
+        type Value = FreeSpaceMargin;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("\"auto\" or a size such as \"2GiB\"")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<FreeSpaceMargin, E> {
+            Ok(FreeSpaceMargin::Bytes(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<FreeSpaceMargin, E> {
+            u64::try_from(v)
+                .map(FreeSpaceMargin::Bytes)
+                .map_err(|_| E::custom(format!("size must not be negative, got {v}")))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<FreeSpaceMargin, E> {
+            if v.trim().eq_ignore_ascii_case("auto") {
+                return Ok(FreeSpaceMargin::Auto);
+            }
+            parse_size(v).map(FreeSpaceMargin::Bytes).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(MarginVisitor)
+}
+
 /// Serde adapter: a size as a string or a non-negative integer.
 fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     struct SizeVisitor;
@@ -186,6 +212,18 @@ mod tests {
         assert_eq!(cfg.disk_bytes, DEFAULT_DISK_BYTES);
         assert_eq!(cfg.block_size, DEFAULT_BLOCK_SIZE);
         assert_eq!(cfg.free_space_margin, FreeSpaceMargin::Auto);
+    }
+
+    #[test]
+    fn min_free_takes_auto_or_a_size_and_names_a_bad_value() {
+        let auto = parse("[cache]\nmin_free = \"auto\"\n").unwrap();
+        assert_eq!(auto.free_space_margin, FreeSpaceMargin::Auto);
+        let fixed = parse("[cache]\nmin_free = \"2GiB\"\n").unwrap();
+        assert_eq!(fixed.free_space_margin, FreeSpaceMargin::Bytes(2 << 30));
+        let off = parse("[cache]\nmin_free = 0\n").unwrap();
+        assert_eq!(off.free_space_margin, FreeSpaceMargin::Bytes(0));
+        let err = parse("[cache]\nmin_free = \"lots\"\n").unwrap_err();
+        assert!(err.contains("lots") && err.contains("min_free"), "{err}");
     }
 
     #[test]

@@ -384,6 +384,10 @@ pub struct TierStats {
     pub misses: u64,
     pub evictions: u64,
     pub used_bytes: u64,
+    /// Disk tier only: blocks not written because the filesystem was at its
+    /// `cache.min_free` margin (0 for the memory tier).
+    #[serde(default)]
+    pub writes_refused: u64,
 }
 
 /// Figures of the block cache.

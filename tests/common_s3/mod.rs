@@ -94,7 +94,8 @@ impl S3Server {
         format!(
             "[[mount]]\npath = \"{vpath}\"\nscheme = \"s3\"\n[mount.options]\nbucket = \"{bucket}\"\n\
              endpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\n\
-             secret_access_key = \"test\"\ndisable_config_load = \"true\"\n",
+             secret_access_key = \"test\"\ndisable_config_load = \"true\"\n\
+             [cache]\nmin_free = \"64MiB\"\n",
             self.endpoint()
         )
     }
