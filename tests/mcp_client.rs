@@ -8,6 +8,8 @@
 //! Without the SDK these tests print why and pass, unless
 //! `IPFS_KIT_REQUIRE_MCP=1` (set by scripts/test.sh), where they fail.
 
+#[path = "car_common/mod.rs"]
+mod car_common;
 #[path = "ipfs_common/mod.rs"]
 mod ipfs_common;
 mod support;
@@ -38,12 +40,13 @@ fn mcp_python() -> Option<PathBuf> {
     None
 }
 
-/// A mount with /local (fs), /memory and /ro (fs, read-only), plus the
+/// A mount with /local (fs), /memory, /ro (fs, read-only) and /bkt (fs,
+/// bucket "b1"), plus the
 /// fixtures: a sparse 1 GiB file and a symlink out of /local's directory.
 fn mount() -> Mounted {
     let m = Mounted::with_config(
         |root| {
-            for d in ["local", "ro/keep"] {
+            for d in ["local", "ro/keep", "bkt"] {
                 std::fs::create_dir_all(root.join(d)).unwrap();
             }
             std::fs::write(root.join("ro/keep/f.txt"), b"keep").unwrap();
@@ -65,6 +68,13 @@ scheme = "fs"
 read_only = true
 [mount.options]
 root = "{root}/ro"
+
+[[mount]]
+path = "/bkt"
+scheme = "fs"
+bucket = "b1"
+[mount.options]
+root = "{root}/bkt"
 "#,
                 root = root.display()
             ))
@@ -95,6 +105,13 @@ fn run_client_with(m: &Mounted, transport: &str, env: &[(&str, String)]) {
         .env("IKF_MNT", &m.mnt)
         .env("IKF_LOCAL", m.root().join("local"))
         .env("IKF_RO", m.root().join("ro"))
+        .env("IKF_BKT", m.root().join("bkt"))
+        .env(
+            "IKF_IPFS_CAR",
+            car_common::ipfs_car()
+                .map(|p| p.into_os_string())
+                .unwrap_or_default(),
+        )
         .env("IKF_SOCKET", &socket)
         .env("IKF_TRANSPORT", transport)
         .env("IPFS_KIT_HOME", &m.home)

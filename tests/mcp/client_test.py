@@ -10,6 +10,10 @@ Run by tests/mcp_client.rs against a real mount (daemon running) with
   IKF_TRANSPORT  "stdio" (default), "http", or "ipfs" (the sync tools against
                  the node at IKF_IPFS_API; IKF_WANT_ROOT is the node's own CID
                  of /local/tree)
+  IKF_BKT        (stdio) the backing directory of the bucket mount /bkt
+                 (bucket "b1"); the bucket tools' results are checked
+  IKF_IPFS_CAR   ipfs-car, the source of golden CIDs for the bucket checks
+                 (when empty, CIDs are compared with `ipfs-kit-fuse cid`)
 Every check is named; the script prints each result and exits 1 if any failed.
 """
 
@@ -277,6 +281,82 @@ async def check_feature_tools(s):
                   r.is_error and "not available" in text(r), text(r))
 
 
+def golden_cid(path, whole_dir=False):
+    """The CID ipfs-car gives path (a directory with hidden files; a file unwrapped)."""
+    car = os.environ.get("IKF_IPFS_CAR", "")
+    if car:
+        out = os.path.join(os.environ["IPFS_KIT_HOME"], f"oracle-{os.getpid()}-{len(passed)}.car")
+        args = [car, "pack", path, "-H" if whole_dir else "--no-wrap", "--output", out]
+        return subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
+    args = [BIN, "cid", "-Q"] + (["--hidden"] if whole_dir else []) + [path]
+    return subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()[0]
+
+
+async def check_buckets(s):
+    """The bucket tools on bucket b1 (mount /bkt): every result against the files and ipfs-car."""
+    bkt = os.environ.get("IKF_BKT")
+    if not bkt:
+        return
+    os.makedirs(os.path.join(MNT, "bkt", "d"), exist_ok=True)
+    small, big = b"indexed through the mount\n", os.urandom(3 * 1024 * 1024 + 7)
+    for rel, body in (("a.txt", small), ("d/b.bin", big)):
+        with open(os.path.join(MNT, "bkt", rel), "wb") as f:
+            f.write(body)
+    root = golden_cid(bkt, whole_dir=True)
+    want = {rel: golden_cid(os.path.join(bkt, rel)) for rel in ("a.txt", "d/b.bin")}
+
+    r = await call(s, "bucket_list", {})
+    b1 = [b for b in data(r).get("buckets", []) if b.get("name") == "b1"] if not r.is_error else []
+    check("bucket_list: b1 with 2 files, its size, and ipfs-car's root CID of the backing tree",
+          len(b1) == 1 and b1[0]["files"] == 2 and b1[0]["size"] == len(small) + len(big) and b1[0]["root_cid"] == root,
+          f"want root {root}: {text(r)[:500]}")
+
+    r = await call(s, "bucket_files", {"name": "b1"})
+    rows = {f["path"]: f for f in data(r).get("files", [])} if not r.is_error else {}
+    check("bucket_files: each file with ipfs-car's CID and its size",
+          set(rows) == set(want) and all(rows[p]["cid"] == want[p] for p in want)
+          and rows["d/b.bin"]["size"] == len(big), f"want {want}: {text(r)[:500]}")
+    r = await call(s, "bucket_files", {"name": "b1", "limit": 1})
+    check("bucket_files: limit keeps one and counts the rest",
+          not r.is_error and len(data(r)["files"]) == 1 and data(r).get("omitted") == 1, text(r)[:300])
+
+    r = await call(s, "bucket_find_cid", {"cid": want["a.txt"]})
+    found = data(r).get("found", []) if not r.is_error else []
+    check("bucket_find_cid: finds a.txt in b1 by its CID",
+          [(f["bucket"], f["path"]) for f in found] == [("b1", "a.txt")], text(r)[:300])
+    with open(os.path.join(LOCAL, "not-in-a-bucket.txt"), "wb") as f:
+        f.write(b"outside every bucket\n")
+    r = await call(s, "bucket_find_cid", {"cid": golden_cid(os.path.join(LOCAL, "not-in-a-bucket.txt"))})
+    check("bucket_find_cid: a CID in no bucket finds nothing", not r.is_error and data(r).get("found") == [], text(r)[:300])
+
+    r = await call(s, "bucket_snapshot", {"name": "b1"})
+    snap = data(r) if not r.is_error else {}
+    sid = snap.get("snapshot_id", "")
+    on_disk = os.path.join(os.environ["IPFS_KIT_HOME"], "vfs", "snapshots", sid + ".json")
+    check("bucket_snapshot: b1 frozen with its root, the snapshot file written",
+          bool(sid) and snap["buckets"]["b1"]["root_cid"] == root and os.path.exists(on_disk), text(r)[:500])
+    if sid:
+        with open(os.path.join(MNT, ".snapshots", sid, "b1", "a.txt"), "rb") as f:
+            check("bucket_snapshot: .snapshots/<id>/b1/a.txt reads the bytes", f.read() == small)
+    r = await call(s, "bucket_snapshots", {"name": "b1"})
+    ids = [x["snapshot_id"] for x in data(r).get("snapshots", [])] if not r.is_error else []
+    check("bucket_snapshots: lists the snapshot just taken", sid in ids, text(r)[:300])
+
+    r = await call(s, "bucket_prepare_car", {"name": "b1"})
+    prep = data(r) if not r.is_error else {}
+    cars = [c["path"] for c in prep.get("cars", [])]
+    check("bucket_prepare_car: one CAR rooted at the bucket root, on disk",
+          prep.get("root") == root and len(cars) == 1 and os.path.getsize(cars[0]) > len(big), text(r)[:500])
+    car = os.environ.get("IKF_IPFS_CAR", "")
+    if car and len(cars) == 1:
+        roots = subprocess.run([car, "roots", cars[0]], capture_output=True, text=True).stdout.split()
+        out = os.path.join(os.environ["IPFS_KIT_HOME"], "unpacked")
+        subprocess.run([car, "unpack", cars[0], "--output", out], capture_output=True, check=True)
+        same = all(open(os.path.join(out, p), "rb").read() == b for p, b in (("a.txt", small), ("d/b.bin", big)))
+        check("bucket_prepare_car: ipfs-car reads the root and unpacks equal bytes", roots == [root] and same,
+              f"roots={roots} want {root}")
+
+
 async def check_roots(read, write):
     async def roots(ctx):
         return types.ListRootsResult(roots=[types.Root(uri=f"file://{MNT}/memory")])
@@ -376,6 +456,7 @@ async def main():
             await check_files(s)
             await check_refusals(s)
             await check_feature_tools(s)
+            await check_buckets(s)
     async with stdio_client(params) as (read, write):
         await check_roots(read, write)
 
