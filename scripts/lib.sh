@@ -31,10 +31,13 @@ ikf_cargo_tool() {
 }
 
 # The binary under test (debug unless IKF_PROFILE=release), built if needed.
+# Debug builds take --all-targets, as `cargo test` does: the dev-dependencies
+# change the features of shared crates, so a bin-only build would compile
+# parquet, arrow and the rest a second time (minutes on 2 cores in CI).
 ikf_binary() {
-  local profile=${IKF_PROFILE:-debug} flag=()
-  [[ $profile == release ]] && flag=(--release)
-  cargo build -q "${flag[@]}" --bin ipfs-kit-fuse >&2
+  local profile=${IKF_PROFILE:-debug} flag=(--all-targets)
+  [[ $profile == release ]] && flag=(--release --bin ipfs-kit-fuse)
+  cargo build -q "${flag[@]}" >&2
   echo "$PWD/target/$profile/ipfs-kit-fuse"
 }
 

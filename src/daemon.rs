@@ -467,6 +467,11 @@ pub fn left_staged(dir: &Path) -> Option<LeftStaged> {
             bytes += std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
         }
     }
+    // Bytes whose destination record is unreadable are left staged too.
+    for data in stage.orphans().unwrap_or_default() {
+        files += 1;
+        bytes += std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
+    }
     (files > 0).then(|| LeftStaged {
         files,
         bytes,

@@ -17,7 +17,9 @@
 //! `NAME.ipfs-kit-conflict-<UTC time>` instead, and a warning names both:
 //! newer data is never overwritten and no byte is dropped. A leftover whose
 //! mount or backend is missing, or whose upload fails, stays where it is and
-//! is named in the log; it is tried again at the next start.
+//! is named in the log; it is tried again at the next start. A staged file
+//! whose destination record is missing or unreadable cannot go anywhere: it
+//! is named in the log at every start, kept, and counted as left staged.
 //!
 //! A file opened through the mount while its leftover is being recovered is
 //! not coordinated with it: recovery checks the base just before its upload.
@@ -67,7 +69,18 @@ enum Dest {
 impl Fs {
     /// Lists the staged files of an earlier run. Call before the mount
     /// serves, so no live file's staged copy is taken for a leftover.
+    /// Staged files whose destination record is unreadable are named in
+    /// the log (error level) and kept, never deleted.
     pub fn scan_leftovers(&self) -> std::io::Result<Leftovers> {
+        for data in self.staging.orphans()? {
+            let size = std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
+            tracing::error!(
+                staged = %data.display(),
+                bytes = size,
+                "staged data whose destination record (.json beside it) is missing or unreadable: \
+                 not uploaded, kept for manual recovery"
+            );
+        }
         Ok(Leftovers(self.staging.leftovers()?))
     }
 

@@ -235,6 +235,35 @@ impl StagingDir {
         Ok(out)
     }
 
+    /// Staged data files whose record of where they go (the `.json` beside
+    /// them) is missing or unreadable, so they cannot be uploaded: the bytes
+    /// are kept for a person to look at and are counted as left staged. An
+    /// empty one without a dirty marker holds nothing (a crash between
+    /// creating it and recording its target) and is deleted here.
+    pub fn orphans(&self) -> io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.dir)? {
+            let data = e?.path();
+            if data.extension().is_none_or(|x| x != "data") {
+                continue;
+            }
+            let readable = std::fs::read(data.with_extension("json"))
+                .ok()
+                .and_then(|t| serde_json::from_slice::<Target>(&t).ok())
+                .is_some();
+            if readable {
+                continue;
+            }
+            let empty = std::fs::metadata(&data).map(|m| m.len() == 0).unwrap_or(false);
+            if empty && !self.leftover_is_dirty(&data) {
+                let _ = std::fs::remove_file(&data);
+                continue;
+            }
+            out.push(data);
+        }
+        Ok(out)
+    }
+
     /// The marker of the leftover `data`.
     pub fn marker(&self, data: &Path) -> Marker {
         match std::fs::read(data.with_extension("dirty")) {
@@ -494,6 +523,39 @@ pub fn write_at(file: &File, offset: u64, data: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn orphans_are_data_files_without_a_readable_target_and_empty_ones_go() {
+        let d = tempfile::tempdir().unwrap();
+        let s = StagingDir::new(d.path().join("st")).unwrap();
+        let t = Target {
+            mount: "/local".into(),
+            path: "a".into(),
+            backend: None,
+            base: Base::Absent,
+        };
+        let kept = s.create(t.clone()).unwrap();
+        write_at(&kept.file(), 0, b"ok").unwrap();
+        let torn = s.create(t.clone()).unwrap();
+        write_at(&torn.file(), 0, b"bytes nobody may lose").unwrap();
+        std::fs::write(torn.data.with_extension("json"), b"{\"mount\": \"/lo").unwrap();
+        let lost = s.create(t).unwrap();
+        write_at(&lost.file(), 0, b"more").unwrap();
+        std::fs::remove_file(lost.data.with_extension("json")).unwrap();
+        let empty = d.path().join("st/0123.data");
+        std::fs::write(&empty, b"").unwrap();
+        let mut orphans = s.orphans().unwrap();
+        orphans.sort();
+        let mut want = vec![torn.data.clone(), lost.data.clone()];
+        want.sort();
+        assert_eq!(orphans, want);
+        assert!(!empty.exists(), "an empty data file without a target is removed");
+        assert_eq!(
+            s.leftovers().unwrap().len(),
+            1,
+            "only the readable one is a leftover"
+        );
+    }
 
     #[test]
     fn leftovers_lists_staged_files_with_their_targets() {
