@@ -35,6 +35,10 @@ pub struct FileState {
     pub mtime: Option<SystemTime>,
     /// An upload fed while the file is written from its start, if any.
     pub stream: Option<Streaming>,
+    /// A writable handle was opened on the backing file of a direct-write
+    /// mount (the kernel may write it through passthrough, unseen by us):
+    /// closes tell the observer as for a write; cleared at the last close.
+    pub kernel_writes: bool,
 }
 
 /// A streamed upload of a file written from offset 0 on (see
@@ -138,6 +142,7 @@ impl Handles {
                     opens: 0,
                     mtime: None,
                     stream: None,
+                    kernel_writes: false,
                 }))
             })
             .clone()

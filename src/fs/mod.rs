@@ -72,9 +72,10 @@ pub struct Opened {
     pub fh: u64,
     /// Let the kernel keep cached pages from earlier opens.
     pub keep_cache: bool,
-    /// A local file holding exactly these bytes, which the kernel may read
-    /// directly (FUSE passthrough); only for read-only opens of unmodified
-    /// files on local backends.
+    /// The local file that always holds these bytes, which the kernel may
+    /// read and write directly (FUSE passthrough): every open of a file on
+    /// an `fs` mount that is read-only or takes direct writes (see
+    /// [`Tree::passthrough_path`]); None elsewhere.
     pub local: Option<std::path::PathBuf>,
 }
 
@@ -270,7 +271,23 @@ impl Fs {
     /// Attributes from backend metadata, corrected by the staged copy of an open file.
     fn attr_with(&self, ino: u64, mut meta: Meta, writable: bool, st: Option<&FileState>) -> Attr {
         if let Some(st) = st {
-            if let Some(s) = &st.staged {
+            if let Some(s) = st.staged.as_ref().filter(|s| s.is_in_place()) {
+                // The backing file itself, written by us or by the kernel
+                // (passthrough): its size and times are the truth, fresher
+                // than a cached listing.
+                if let Ok(m) = s.file().metadata() {
+                    use std::os::unix::fs::MetadataExt;
+                    meta.size = m.len();
+                    meta.mtime = m.modified().ok().or(meta.mtime);
+                    meta.ctime = u32::try_from(m.ctime_nsec())
+                        .ok()
+                        .and_then(|ns| {
+                            let secs = u64::try_from(m.ctime()).ok()?;
+                            Some(SystemTime::UNIX_EPOCH + Duration::new(secs, ns))
+                        })
+                        .or(meta.ctime);
+                }
+            } else if let Some(s) = &st.staged {
                 if let Ok(len) = s.len() {
                     meta.size = len;
                 }
@@ -441,7 +458,7 @@ impl Fs {
     pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> Res<Opened> {
         let vpath = self.vpath(ino)?;
         let place = if write { Some(self.place(&vpath)?) } else { None };
-        let (state, unmodified, meta) = {
+        let (state, meta) = {
             let (state, mut st) = self.handles.lock_current(ino).await;
             // Stat under the lock, so the upload of a release that ran just
             // before is seen (its new size and version), not the object before it.
@@ -467,17 +484,28 @@ impl Fs {
                 st.mtime = Some(SystemTime::now());
                 self.start_stream(&mut st, place).await;
             }
+            if let Some(place) = place
+                .as_ref()
+                .filter(|p| p.tree.direct_write_path(&p.rel).is_some())
+            {
+                // The kernel may write the backing file itself (passthrough):
+                // hold it open, so sizes and times come from it, and have the
+                // closes report the file as written.
+                if let Err(e) = self.materialize(&mut st, place).await {
+                    if st.opens == 0 && st.staged.is_none() {
+                        self.handles.drop_state(ino, &state);
+                        self.reap(ino);
+                    }
+                    return Err(e);
+                }
+                st.kernel_writes = true;
+            }
             st.opens += 1;
-            let unmodified = st.staged.is_none();
-            (state, unmodified, meta)
+            (state, meta)
         };
         let (reader, keep_cache, local) = match self.router.resolve(&vpath) {
             Resolved::Tree { mount, tree, rel } => {
-                let local = if !write && unmodified {
-                    tree.local_path(&rel)
-                } else {
-                    None
-                };
+                let local = tree.passthrough_path(&rel);
                 let (reader, keep) = self.read_ctx(ino, &mount, &rel, tree, &meta);
                 (reader, keep, local)
             }

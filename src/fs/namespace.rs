@@ -63,6 +63,8 @@ impl Fs {
             st.dirty = false;
             st.unlinked = false;
             st.mtime = created;
+            // See `Fs::open`: the kernel may write a direct file itself.
+            st.kernel_writes = st.staged.as_ref().is_some_and(|s| s.is_in_place());
             st.opens += 1;
             state
         };
@@ -82,7 +84,7 @@ impl Fs {
             Opened {
                 fh,
                 keep_cache: false,
-                local: None,
+                local: place.tree.passthrough_path(&place.rel),
             },
         ))
     }

@@ -162,7 +162,11 @@ impl Fs {
     /// by the caller). On success the copy is clean (marker cleared); on
     /// failure it is sealed and stays dirty.
     pub(super) async fn upload_locked(&self, ino: u64, st: &mut FileState) -> Res<()> {
-        if !st.dirty || st.unlinked {
+        let kernel_writes = st.kernel_writes && st.staged.is_some();
+        if st.opens == 0 {
+            st.kernel_writes = false;
+        }
+        if !(st.dirty || kernel_writes) || st.unlinked {
             stop_stream(st).await;
             return Ok(());
         }

@@ -1,7 +1,7 @@
 //! `impl fuser::Filesystem`: converts each request's arguments, runs the
 //! core's async method on tokio, and converts the answer back.
 
-use super::passthrough::Backings;
+use super::passthrough::{BackingError, Backings};
 use crate::fs::{Attr, Fs, FsError, Kind, SetAttr};
 use crate::metrics::Metrics;
 use fuser::{
@@ -24,7 +24,7 @@ const MAX_IO: u32 = 1 << 20;
 pub struct Adapter {
     fs: Arc<Fs>,
     backings: Arc<Backings>,
-    /// Ask the kernel for passthrough at init (opt-in: `-o passthrough`).
+    /// Ask the kernel for passthrough at init (the default; off with `-o nopassthrough`).
     want_passthrough: bool,
     rt: tokio::runtime::Handle,
     read_only: bool,
@@ -177,10 +177,14 @@ impl Filesystem for Adapter {
             let _ =
                 config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
         }
-        if self.want_passthrough && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok() {
-            // Depth 1: our backing files sit on ordinary filesystems.
-            let _ = config.set_max_stack_depth(1);
-            self.backings.set_enabled(true);
+        if self.want_passthrough {
+            if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok() {
+                // Depth 1: our backing files sit on ordinary filesystems.
+                let _ = config.set_max_stack_depth(1);
+                self.backings.set_enabled(true);
+            } else {
+                tracing::info!("the kernel offers no FUSE passthrough (Linux >= 6.9); serving reads and writes ourselves");
+            }
         }
         Ok(())
     }
@@ -384,15 +388,16 @@ impl Filesystem for Adapter {
             match fs.open(ino.0, write, truncate).await {
                 Ok(o) => {
                     let id = backings.open(ino.0, o.fh, o.local.is_some(), || {
-                        let path = o
-                            .local
-                            .as_deref()
-                            .ok_or_else(|| std::io::Error::other("no local file"))?;
-                        reply.open_backing(&std::fs::File::open(path)?)
+                        let file = open_backing_file(o.local.as_deref(), write)?;
+                        reply.open_backing(&file).map_err(BackingError::Kernel)
                     });
                     match id {
-                        Some(id) => reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id),
-                        None => reply.opened(FileHandle(o.fh), fopen(o.keep_cache)),
+                        Ok(Some(id)) => reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id),
+                        Ok(None) => reply.opened(FileHandle(o.fh), fopen(o.keep_cache)),
+                        Err(e) => {
+                            let _ = fs.release(o.fh).await;
+                            reply.error(io_errno(&e, "open"))
+                        }
                     }
                 }
                 Err(e) => reply.error(errno(&e, "open")),
@@ -591,24 +596,45 @@ impl Filesystem for Adapter {
             match fs.create(parent.0, &name, mode & !umask, exclusive).await {
                 Ok((mut e, o)) => {
                     fs.adopt(&mut e.attr, uid, gid).await;
-                    // A created handle writes: recorded as page-cached, never passthrough.
-                    let _ = backings.open(e.attr.ino, o.fh, false, || {
-                        Err(std::io::Error::other(
-                            "a created file is not read through passthrough",
-                        ))
+                    let id = backings.open(e.attr.ino, o.fh, o.local.is_some(), || {
+                        let file = open_backing_file(o.local.as_deref(), true)?;
+                        reply.open_backing(&file).map_err(BackingError::Kernel)
                     });
-                    reply.created(
-                        &e.ttl,
-                        &to_file_attr(&e.attr),
-                        Generation(0),
-                        FileHandle(o.fh),
-                        fopen(o.keep_cache),
-                    )
+                    let (ttl, attr, fh) = (&e.ttl, &to_file_attr(&e.attr), FileHandle(o.fh));
+                    match id {
+                        Ok(Some(id)) => {
+                            reply.created_passthrough(ttl, attr, Generation(0), fh, FopenFlags::empty(), &id)
+                        }
+                        Ok(None) => reply.created(ttl, attr, Generation(0), fh, fopen(o.keep_cache)),
+                        Err(err) => {
+                            let _ = fs.release(o.fh).await;
+                            reply.error(io_errno(&err, "create"))
+                        }
+                    }
                 }
                 Err(e) => reply.error(errno(&e, "create")),
             }
         });
     }
+}
+
+/// The backing file handed to the kernel for passthrough, opened for
+/// reading and writing when the FUSE file writes (the kernel opens its own
+/// backing file per open with the caller's flags; this one names the file
+/// and the daemon's credentials).
+fn open_backing_file(path: Option<&Path>, write: bool) -> Result<std::fs::File, BackingError> {
+    let path = path.ok_or_else(|| BackingError::File(std::io::Error::other("no local file")))?;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(write)
+        .open(path)
+        .map_err(BackingError::File)
+}
+
+/// The errno of a failed backing-file open (EIO when it carries none).
+fn io_errno(e: &std::io::Error, op: &str) -> Errno {
+    tracing::warn!(op, error = %e, "cannot open the backing file");
+    Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 fn fopen(keep_cache: bool) -> FopenFlags {

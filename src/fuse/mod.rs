@@ -85,7 +85,7 @@ pub fn mount(
     if let Some(w) = opts.warning() {
         tracing::warn!("{w}");
     }
-    let adapter = Adapter::new(fs, rt, opts.read_only, metrics, opts.passthrough);
+    let adapter = Adapter::new(fs, rt, opts.read_only, metrics, !opts.no_passthrough);
     let config = opts.fuser_config(worker_threads);
     let bg = fuser::spawn_mount(adapter, mountpoint, &config)?;
     Ok((

@@ -23,10 +23,10 @@ pub struct MountOptions {
     pub gid: Option<u32>,
     /// Kernel attribute/entry cache time, seconds (overrides the config).
     pub attr_ttl: Option<f64>,
-    /// Let the kernel read unmodified local files directly (FUSE passthrough).
-    /// Opt-in: while such a reader is open the kernel refuses (EIO) a
-    /// non-passthrough open of the same file, which a writer needs.
-    pub passthrough: bool,
+    /// `nopassthrough`: never hand the kernel backing files. By default the
+    /// kernel reads and writes the files of `fs` mounts that are read-only
+    /// or take direct writes itself (FUSE passthrough, where it offers it).
+    pub no_passthrough: bool,
 }
 
 /// A bad `-o` value.
@@ -50,8 +50,8 @@ impl MountOptions {
                 };
                 match k {
                     "ro" => o.read_only = true,
-                    "passthrough" => o.passthrough = true,
-                    "nopassthrough" => o.passthrough = false,
+                    "passthrough" => o.no_passthrough = false,
+                    "nopassthrough" => o.no_passthrough = true,
                     "rw" => o.read_only = false,
                     "allow_other" => o.allow_other = true,
                     "allow_other_unchecked" => {
@@ -145,6 +145,18 @@ mod tests {
             .fuser_config(1)
             .mount_options
             .contains(&MountOption::DefaultPermissions));
+    }
+
+    #[test]
+    fn passthrough_is_on_unless_turned_off() {
+        assert!(!MountOptions::parse::<&str>(&[]).unwrap().no_passthrough);
+        assert!(!MountOptions::parse(&["passthrough"]).unwrap().no_passthrough);
+        assert!(MountOptions::parse(&["nopassthrough"]).unwrap().no_passthrough);
+        assert!(
+            !MountOptions::parse(&["nopassthrough,passthrough"])
+                .unwrap()
+                .no_passthrough
+        );
     }
 
     #[test]

@@ -1,16 +1,19 @@
-//! FUSE passthrough (Linux >= 6.9): for a file the core says lives on a
-//! local disk and is opened read-only with nothing staged, the kernel is
-//! handed the backing file and serves reads itself, at native speed, with no
-//! round trip to us.
+//! FUSE passthrough (Linux >= 6.9): for a file the core says always lives
+//! in a local backing file (an `fs` mount that is read-only or takes direct
+//! writes), the kernel is handed that file and serves reads, writes and
+//! mmap itself, at native speed, with no round trip to us. Opens, closes,
+//! getattr, truncate and fsync still come to us.
 //!
 //! The kernel keeps an inode either in passthrough mode or in page-cache
-//! mode, and fails (EIO) an open that asks for the other one. So, per inode,
-//! passthrough is offered only while no page-cached handle is open; a writer
-//! that opens while a passthrough reader is open is failed by the kernel
-//! (which is why passthrough is opt-in). One backing id per inode at a time,
-//! shared by its passthrough handles, alive until the last is released. If
-//! the kernel refuses a backing file, passthrough is switched off for the
-//! mount and opens are served normally.
+//! mode, and fails (EIO) an open that asks for the other one. Since the
+//! core offers a backing file for every open of an inode or for none (it
+//! decides per mount), mixing only happens when passthrough fails midway;
+//! so, per inode: while a page-cached handle is open, new opens are
+//! page-cached too; while a passthrough handle is open, new opens join its
+//! backing id. One backing id per inode at a time, shared by its
+//! passthrough handles, alive until the last is released. If the kernel
+//! refuses a backing file, passthrough is switched off for the mount (one
+//! log line) and opens are served by us.
 
 use fuser::BackingId;
 use std::collections::HashMap;
@@ -22,6 +25,14 @@ struct State {
     by_handle: HashMap<u64, (u64, Option<Arc<BackingId>>)>,
     by_inode: HashMap<u64, Weak<BackingId>>,
     cached: HashMap<u64, u32>,
+}
+
+/// Why no backing id was made.
+pub enum BackingError {
+    /// The backing file could not be opened (gone, ...): the open fails.
+    File(std::io::Error),
+    /// The kernel refused it (no passthrough, no privilege, stacking depth).
+    Kernel(std::io::Error),
 }
 
 /// Io modes and backing ids of open handles.
@@ -46,35 +57,41 @@ impl Backings {
     /// backing id for passthrough, or None for a page-cached open. `open`
     /// makes a backing id; it is called only when passthrough is possible
     /// (`local` is true and no page-cached handle of `ino` is open), and its
-    /// result is shared with the inode's other passthrough handles.
+    /// result is shared with the inode's other passthrough handles. A file
+    /// that cannot be opened fails this open only (nothing is recorded); a
+    /// kernel refusal turns passthrough off for the mount.
     pub fn open(
         &self,
         ino: u64,
         fh: u64,
         local: bool,
-        open: impl FnOnce() -> std::io::Result<BackingId>,
-    ) -> Option<Arc<BackingId>> {
+        open: impl FnOnce() -> Result<BackingId, BackingError>,
+    ) -> std::io::Result<Option<Arc<BackingId>>> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(id) = st.by_inode.get(&ino).and_then(Weak::upgrade) {
+            // The inode is in passthrough mode: any other open would fail.
+            st.by_handle.insert(fh, (ino, Some(id.clone())));
+            return Ok(Some(id));
+        }
         if local && self.enabled() && st.cached.get(&ino).copied().unwrap_or(0) == 0 {
-            let id = match st.by_inode.get(&ino).and_then(Weak::upgrade) {
-                Some(id) => Ok(id),
-                None => open().map(Arc::new),
-            };
-            match id {
+            match open() {
                 Ok(id) => {
+                    let id = Arc::new(id);
                     st.by_inode.insert(ino, Arc::downgrade(&id));
                     st.by_handle.insert(fh, (ino, Some(id.clone())));
-                    return Some(id);
+                    return Ok(Some(id));
                 }
-                Err(e) => {
-                    tracing::info!(error = %e, "kernel refused passthrough; serving reads ourselves");
-                    self.set_enabled(false);
+                Err(BackingError::File(e)) => return Err(e),
+                Err(BackingError::Kernel(e)) => {
+                    if self.enabled.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "kernel refused FUSE passthrough; serving reads and writes ourselves from now on");
+                    }
                 }
             }
         }
         *st.cached.entry(ino).or_insert(0) += 1;
         st.by_handle.insert(fh, (ino, None));
-        None
+        Ok(None)
     }
 
     /// The handle `fh` is closed.

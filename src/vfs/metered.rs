@@ -52,6 +52,9 @@ impl Tree for MeteredTree {
     fn direct_write_path(&self, path: &str) -> Option<std::path::PathBuf> {
         self.inner.direct_write_path(path)
     }
+    fn passthrough_path(&self, path: &str) -> Option<std::path::PathBuf> {
+        self.inner.passthrough_path(path)
+    }
     fn open_direct(&self, path: &str, truncate: bool) -> Option<Result<std::fs::File, VfsError>> {
         self.inner.open_direct(path, truncate)
     }

@@ -92,6 +92,13 @@ pub trait Tree: Send + Sync + 'static {
     fn direct_write_path(&self, _path: &str) -> Option<std::path::PathBuf> {
         None
     }
+    /// The local file the kernel may serve every open of `path` from (FUSE
+    /// passthrough, readers and writers alike): only where that file always
+    /// holds the bytes, i.e. a local directory that is read-only or takes
+    /// direct writes (never one that stages writes).
+    fn passthrough_path(&self, _path: &str) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Opens the local file that writes to `path` go into directly (see
     /// [`Tree::direct_write_path`]), created if missing, emptied when
     /// `truncate`.

@@ -98,6 +98,14 @@ impl Tree for MountTree {
         }
     }
 
+    fn passthrough_path(&self, path: &str) -> Option<std::path::PathBuf> {
+        if self.direct_writes || self.read_only {
+            self.backend.local_path(path)
+        } else {
+            None
+        }
+    }
+
     fn open_direct(&self, path: &str, truncate: bool) -> Option<Result<std::fs::File, VfsError>> {
         if self.direct_writes && !self.read_only {
             self.backend

@@ -82,6 +82,12 @@ impl Mounted {
             args.push("--config".into());
             args.push(file.display().to_string());
         }
+        // IKF_TEST_MOUNT_OPTS: options added to every mount, to run a suite
+        // in another configuration (scripts/test.sh: `nopassthrough`).
+        let mut opts: Vec<String> = opts.iter().map(|o| o.to_string()).collect();
+        if let Ok(extra) = std::env::var("IKF_TEST_MOUNT_OPTS") {
+            opts.extend(extra.split(',').filter(|o| !o.is_empty()).map(str::to_string));
+        }
         if !opts.is_empty() {
             args.push("-o".into());
             args.push(opts.join(","));
