@@ -35,6 +35,8 @@ pub const OPS: &[&str] = &[
     "access",
     "create",
     "fallocate",
+    "getxattr",
+    "listxattr",
 ];
 
 /// Upper bounds of the latency buckets, in microseconds: one per decade from

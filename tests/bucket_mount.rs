@@ -7,13 +7,14 @@
 //! and a killed daemon loses no row.
 
 mod car_common;
+mod ipfs_common;
 mod support;
 
 use car_common::{ipfs_car, run};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::{errno, random_bytes, run_cli, Mounted};
+use support::{errno, random_bytes, run_cli, xattr, Mounted};
 
 fn bucket_config(root: &Path) -> Option<String> {
     let media = root.join("media");
@@ -460,4 +461,331 @@ fn a_killed_daemon_loses_no_row_and_corrupt_files_are_moved_aside() {
             .any(|n| n.starts_with("bucket_manifest.json.corrupt-")),
         "{names:?}"
     );
+}
+
+/// The xattr names of `path` (listxattr(2)).
+fn xattr_names(path: &Path) -> Vec<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut buf = vec![0u8; 512];
+    // SAFETY: NUL-terminated path; the buffer pointer and length match.
+    let r = unsafe { libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    assert!(r >= 0, "listxattr {path:?}: {}", std::io::Error::last_os_error());
+    buf[..r as usize]
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8(s.to_vec()).unwrap())
+        .collect()
+}
+
+#[test]
+fn files_of_bucket_mounts_and_both_trees_carry_their_cid_as_an_xattr() {
+    let m = Mounted::with_config(bucket_config, &[]);
+    let dir = m.path("buckets/media");
+    let data = random_bytes(31, 2 * 1024 * 1024 + 5);
+    std::fs::create_dir_all(dir.join("d")).unwrap();
+    std::fs::write(dir.join("d/x.bin"), &data).unwrap();
+    let f = dir.join("d/x.bin");
+    let backing = m.root().join("media");
+    let cid = xattr(&f, "user.ipfs.cid").expect("user.ipfs.cid of a bucket file");
+    // The golden CID: ipfs-car on the same bytes, else our `cid` command.
+    let golden = match ipfs_car() {
+        Some(bin) => ipfs_car_root(&bin, &backing.join("d/x.bin"), &["--no-wrap"], m.root()),
+        None => our_cid(&m, &backing.join("d/x.bin"), &[]),
+    };
+    assert_eq!(cid, golden);
+    assert_eq!(xattr(&f, "user.ipfs.profile").unwrap(), "unixfs-v1-2025");
+    assert_eq!(
+        xattr_names(&f),
+        vec!["user.ipfs.cid".to_string(), "user.ipfs.profile".to_string()]
+    );
+    // Other names are absent (the kernel's security.capability included).
+    assert_eq!(xattr(&f, "security.capability"), Err(libc::ENODATA));
+    assert_eq!(xattr(&f, "user.ipfs.other"), Err(libc::ENODATA));
+    // A directory of a plain mount tree has none.
+    assert_eq!(xattr(&dir.join("d"), "user.ipfs.cid"), Err(libc::ENODATA));
+    assert!(xattr_names(&dir.join("d")).is_empty());
+
+    // The same CID in .buckets/, and in a snapshot.
+    let in_tree = m.path(".buckets/media/files/d/x.bin");
+    assert_eq!(xattr(&in_tree, "user.ipfs.cid").unwrap(), cid);
+    assert_eq!(xattr(&in_tree, "user.ipfs.profile").unwrap(), "unixfs-v1-2025");
+    assert_eq!(
+        xattr(&m.path(".buckets/media/manifest.json"), "user.ipfs.cid"),
+        Err(libc::ENODATA)
+    );
+    let snap = cli_json(&m, &["bucket", "snapshot", "media"]);
+    let id = snap["snapshot_id"].as_str().unwrap().to_string();
+    let old = m.path(&format!(".snapshots/{id}/media/d/x.bin"));
+    assert_eq!(xattr(&old, "user.ipfs.cid").unwrap(), cid);
+
+    // Rewritten through the mount: the new bytes' CID.
+    std::fs::write(&f, b"second version\n").unwrap();
+    let new_cid = xattr(&f, "user.ipfs.cid").unwrap();
+    assert_ne!(new_cid, cid);
+    assert_eq!(new_cid, our_cid(&m, &backing.join("d/x.bin"), &[]));
+    assert_eq!(
+        xattr(&old, "user.ipfs.cid").unwrap(),
+        cid,
+        "the snapshot keeps the old CID"
+    );
+
+    // Changed behind the mount's back: the row no longer describes the
+    // bytes, so the mount claims no CID until `bucket index` runs.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(backing.join("d/x.bin"), b"changed outside, longer than before\n").unwrap();
+    assert!(
+        support::wait_until(std::time::Duration::from_secs(30), || {
+            xattr(&f, "user.ipfs.cid") == Err(libc::ENODATA)
+        }),
+        "a stale CID is still claimed: {:?}",
+        xattr(&f, "user.ipfs.cid")
+    );
+    cli_json(&m, &["bucket", "index", "media"]);
+    assert_eq!(
+        xattr(&f, "user.ipfs.cid").unwrap(),
+        our_cid(&m, &backing.join("d/x.bin"), &[])
+    );
+}
+
+/// POSTs `file` as the multipart part `file` to the node's RPC `path_and_query`.
+fn rpc_upload(node: &ipfs_common::KuboNode, path_and_query: &str, file: &Path) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "-X", "POST", "-F"])
+        .arg(format!("file=@{}", file.display()))
+        .arg(format!("{}/api/v0/{path_and_query}", node.api))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{path_and_query}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn a_prepared_car_imports_into_a_kubo_rpc_node_which_pins_the_root_and_serves_equal_bytes() {
+    let Some(node) = ipfs_common::KuboNode::start() else {
+        return;
+    };
+    let m = Mounted::with_config(bucket_config, &[]);
+    let dir = m.path("buckets/media");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let big = random_bytes(41, 3 * 1024 * 1024 + 77);
+    let small = b"small file\n".to_vec();
+    std::fs::write(dir.join("sub/big.bin"), &big).unwrap();
+    std::fs::write(dir.join("small.txt"), &small).unwrap();
+    let car = cli_json(&m, &["bucket", "prepare-car", "media"]);
+    let root = car["root"].as_str().unwrap().to_string();
+    let car_path = PathBuf::from(car["cars"][0]["path"].as_str().unwrap());
+
+    let out = rpc_upload(&node, "dag/import?pin-roots=true", &car_path);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let imported: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let pinned = imported
+        .iter()
+        .find_map(|v| v["Root"]["Cid"]["/"].as_str())
+        .unwrap_or_else(|| panic!("no root in the import answer: {text}"));
+    assert_eq!(pinned, root);
+    assert!(
+        imported
+            .iter()
+            .all(|v| v["Root"]["PinErrorMsg"].as_str().unwrap_or("").is_empty()),
+        "{text}"
+    );
+    let pins: Value =
+        serde_json::from_slice(&node.rpc(&format!("pin/ls?arg={root}&type=recursive&cid-base=base32")))
+            .unwrap();
+    assert!(pins["Keys"][&root].is_object(), "root not pinned: {pins}");
+    assert_eq!(node.rpc(&format!("cat?arg={root}/sub/big.bin")), big);
+    assert_eq!(node.rpc(&format!("cat?arg={root}/small.txt")), small);
+    // The node's own CID of the same tree (added from the backing store) is the root.
+    assert_eq!(
+        node.add(
+            &m.root().join("media"),
+            "cid-version=1&raw-leaves=true&chunker=size-1048576&cid-base=base32"
+        ),
+        root,
+        "the node's add of the backing tree differs from the bucket root"
+    );
+}
+
+/// `bucket NAME ...` in-process (no daemon) with `config`, as JSON; `env`
+/// is added to the command's environment.
+fn offline_json(m: &Mounted, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let config = m.root().join("config.toml").display().to_string();
+    let mut cmd = Command::new(support::bin());
+    cmd.args(args)
+        .args(["--json", "--config", &config])
+        .env("IPFS_KIT_HOME", &m.home)
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_crash_between_writing_the_index_and_removing_the_journal_loses_nothing() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut m = Mounted::with_config(bucket_config, &[]);
+    let dir = m.path("buckets/media");
+    for i in 0..30 {
+        std::fs::write(dir.join(format!("f{i:02}")), format!("v1 {i}")).unwrap();
+    }
+    std::fs::rename(dir.join("f00"), dir.join("renamed")).unwrap();
+    std::fs::remove_file(dir.join("f01")).unwrap();
+    let pid = m.pid().expect("daemon pid");
+    // SAFETY: kill(2) of the daemon this test started: the journal is not compacted.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(support::wait_until(std::time::Duration::from_secs(30), || {
+        !support::alive(pid)
+    }));
+    m.unmount();
+    let journal = m.home.join("vfs/buckets/media_vfs.journal");
+    let index = m.home.join("vfs/buckets/media_vfs.parquet");
+    assert!(journal.exists() && !index.exists());
+
+    // The in-process command compacts at its end; the hook aborts it after
+    // the index is written, with the journal still in place.
+    let out = offline_json(
+        &m,
+        &["bucket", "files", "media"],
+        &[("IPFS_KIT_TEST_ABORT_AFTER_INDEX_WRITE", "1")],
+    );
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "the hook did not fire: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        index.exists() && journal.exists(),
+        "both files are left by the crash"
+    );
+
+    // The next start reads the index and skips the journal lines it holds.
+    let out = offline_json(&m, &["bucket", "files", "media"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let paths: Vec<&str> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    let mut want: Vec<String> = (2..30).map(|i| format!("f{i:02}")).collect();
+    want.push("renamed".into());
+    want.sort();
+    assert_eq!(paths, want.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = offline_json(&m, &["bucket", "list"], &[]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let media = v["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "media")
+        .unwrap()
+        .clone();
+    assert!(media["error"].is_null(), "{media}");
+    assert_eq!(media["files"], 29);
+    assert_eq!(
+        media["root_cid"].as_str().unwrap(),
+        our_cid(&m, &m.root().join("media"), &["--hidden"]),
+        "the recovered index describes the backing tree"
+    );
+}
+
+#[test]
+fn buckets_are_created_and_removed_through_the_cli_and_the_socket_of_a_running_mount() {
+    let m = Mounted::with_config(bucket_config, &[]);
+    let fresh = m.root().join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let root_opt = format!("root={}", fresh.display());
+    // Through the CLI (which talks to the daemon's socket).
+    let made = cli_json(&m, &["bucket", "create", "fresh", "fs", "-O", &root_opt]);
+    assert_eq!(made["path"], "/buckets/fresh");
+    let saved = made["saved_to"].as_str().expect("saved to the config file");
+    let text = std::fs::read_to_string(saved).unwrap();
+    assert!(text.contains("bucket = \"fresh\""), "{text}");
+    std::fs::write(m.path("buckets/fresh/n.txt"), b"new bucket").unwrap();
+    let rows = files(&m, "fresh");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].1, our_cid(&m, &fresh.join("n.txt"), &[]));
+    assert!(m.path(".buckets/fresh/files/n.txt").exists());
+    // A second create of the same name is refused.
+    let mnt = m.mnt.display().to_string();
+    let out = run_cli(
+        &m.home,
+        &["bucket", "create", "fresh", "fs", "-O", &root_opt, "-m", &mnt],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fresh"));
+
+    // Through the socket directly: bucket.remove.
+    let reply = socket_client(&m)
+        .call_method("bucket.remove", serde_json::json!({"name": "fresh"}), |_| {})
+        .unwrap();
+    assert_eq!(reply["name"], "fresh", "{reply}");
+    let list = cli_json(&m, &["bucket", "list"]);
+    assert!(list["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| b["name"] != "fresh"));
+    assert!(!m.path("buckets/fresh").exists(), "the bucket's mount is gone");
+    // (after the kernel's attribute TTL for names it had looked up)
+    assert!(support::wait_until(std::time::Duration::from_secs(30), || !m
+        .path(".buckets/fresh")
+        .exists()));
+    let text = std::fs::read_to_string(saved).unwrap();
+    assert!(!text.contains("bucket = \"fresh\""), "{text}");
+    // The other buckets still work, and the data stays in the backend.
+    assert_eq!(std::fs::read(fresh.join("n.txt")).unwrap(), b"new bucket");
+    std::fs::write(m.path("buckets/media/still.txt"), b"ok").unwrap();
+    assert_eq!(files(&m, "media").len(), 1);
+}
+
+/// A client on the control socket of `m`'s mount.
+fn socket_client(m: &Mounted) -> ipfs_kit_fuse::control::Client {
+    let mnt = std::fs::canonicalize(&m.mnt).unwrap();
+    let path = ipfs_kit_fuse::control::paths::socket_path(&mnt);
+    ipfs_kit_fuse::control::Client::connect(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+#[test]
+fn a_bucket_with_a_corrupt_journal_is_named_in_status_while_the_others_work() {
+    let m = Mounted::with_config(
+        |root| {
+            let buckets = root.join("home/vfs/buckets");
+            std::fs::create_dir_all(&buckets).unwrap();
+            std::fs::write(buckets.join("other_vfs.journal"), b"{\"seq\": oops\n{also bad\n").unwrap();
+            bucket_config(root)
+        },
+        &[],
+    );
+    let st: ipfs_kit_fuse::control::protocol::StatusReply = socket_client(&m)
+        .call(&ipfs_kit_fuse::control::Request::Status)
+        .unwrap();
+    assert_eq!(st.bucket_errors.len(), 1, "{st:?}");
+    assert_eq!(st.bucket_errors[0].bucket, "other");
+    assert!(
+        st.bucket_errors[0].error.contains("journal") && st.bucket_errors[0].error.contains(".corrupt-"),
+        "{st:?}"
+    );
+    // The CLI prints it too.
+    let mnt = m.mnt.display().to_string();
+    let out = run_cli(&m.home, &["status", "-m", &mnt]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("bucket error  other:"), "{text}");
+    // The healthy bucket indexes as usual.
+    std::fs::write(m.path("buckets/media/ok.txt"), b"fine").unwrap();
+    assert_eq!(files(&m, "media").len(), 1);
 }

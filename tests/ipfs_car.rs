@@ -69,8 +69,26 @@ fn car_mount_of_ipfs_car_output_reads_the_packed_tree() {
     // Read-only, and names that are not there.
     assert_eq!(errno(&std::fs::write(m.path("car/new"), b"x")), libc::EROFS);
     assert_eq!(errno(&std::fs::metadata(m.path("car/nope"))), libc::ENOENT);
-    // The root CID is the one ipfs-car printed.
+    // The root CID is the one ipfs-car printed, also as the mount's xattr.
     assert!(root.starts_with("bafy"), "{root}");
+    assert_eq!(support::xattr(&m.path("car"), "user.ipfs.cid"), Ok(root.clone()));
+    let one = car_common::run(
+        Command::new(&ipfs_car)
+            .arg("pack")
+            .arg(src.join("one"))
+            .arg("--no-wrap")
+            .arg("--output")
+            .arg(work.path().join("one.car")),
+    );
+    assert_eq!(
+        support::xattr(&m.path("car/one"), "user.ipfs.cid"),
+        Ok(one.trim().to_string())
+    );
+    assert_eq!(
+        support::xattr(&m.path("car/one"), "user.ipfs.profile"),
+        Err(libc::ENODATA),
+        "the CAR's maker chose the profile; none is claimed"
+    );
 }
 
 #[test]

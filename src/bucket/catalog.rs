@@ -24,6 +24,10 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 /// at once (besides the periodic and unmount compactions): bounds replay
 /// time and journal size for buckets that change without pause.
 pub const COMPACT_AFTER: u64 = 50_000;
+/// Test hook: with this environment variable set to 1, a compaction aborts
+/// the process right after the new index is written and before the journal
+/// is removed (the crash window a test must survive).
+const ABORT_AFTER_INDEX_WRITE: &str = "IPFS_KIT_TEST_ABORT_AFTER_INDEX_WRITE";
 
 /// What defines a bucket: its name, where it is mounted and its CID profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,6 +268,12 @@ impl Catalog {
         let version = self.store.write(&index_key(&b.def.name), &bytes, expect)?;
         st.index_version = Some(version);
         st.index_seq = st.seq;
+        if std::env::var_os(ABORT_AFTER_INDEX_WRITE).is_some_and(|v| v == "1") {
+            tracing::error!(bucket = %b.def.name, "{ABORT_AFTER_INDEX_WRITE}=1: aborting between the index write and the journal removal");
+            std::process::abort();
+        }
+        // A crash here leaves journal entries the index already holds; the
+        // next load skips them by sequence number (`seq <= index_seq`).
         self.store.remove(&journal_key(&b.def.name))?;
         st.pending = 0;
         Ok(())

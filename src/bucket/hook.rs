@@ -3,14 +3,16 @@
 //! staged copy or the local backing file; never fetched back from a remote
 //! backend) and recorded with the backend's mtime and etag; renames and
 //! removals are recorded as moves and deletions. Failures are logged (the
-//! write itself succeeded; `bucket index` catches up later).
+//! write itself succeeded; `bucket index` catches up later). It also
+//! answers a file's CID from its row while the backend still has the
+//! indexed version (`user.ipfs.cid`).
 
 use super::catalog::Catalog;
 use super::hash::hash_local;
 use super::journal::Op;
 use super::row::{millis, now_ms, Row};
 use crate::fs::observe::Observer;
-use crate::vfs::Tree;
+use crate::vfs::{IpfsCid, Meta, Tree};
 use async_trait::async_trait;
 use std::path::Path;
 use std::sync::Arc;
@@ -86,5 +88,18 @@ impl Observer for IndexOnClose {
 
     async fn removed(&self, mount: &str, rel: &str) {
         self.record(mount, Op::Del(rel.to_string()));
+    }
+
+    fn cid(&self, mount: &str, rel: &str, meta: &Meta) -> Option<IpfsCid> {
+        let b = self.catalog.at_mount(mount)?;
+        let st = b.lock();
+        let row = st.rows.get(rel)?;
+        if meta.is_dir || !row.matches(meta.size, meta.mtime.map(millis), meta.version.as_deref()) {
+            return None;
+        }
+        Some(IpfsCid {
+            cid: row.cid.clone(),
+            profile: Some(b.def.profile.name()),
+        })
     }
 }

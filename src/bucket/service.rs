@@ -48,6 +48,15 @@ fn val<T: serde::Serialize>(v: T) -> Value {
 }
 
 impl Service {
+    /// `(bucket, error)` of each bucket with an error now (for `status`).
+    pub fn errors(&self) -> Vec<(String, String)> {
+        self.catalog
+            .all()
+            .iter()
+            .filter_map(|b| b.lock().error.clone().map(|e| (b.def.name.clone(), e)))
+            .collect()
+    }
+
     /// Runs one method.
     pub async fn call(&self, method: BucketMethod, p: BucketParams, progress: ProgressFn) -> Result<Value> {
         let cat = &self.catalog;

@@ -16,7 +16,9 @@
 //! hashed as they are read, the file extracted once under
 //! `vfs/cars/.extracted/`); else EIO with a log line naming the CID and the
 //! command that would have kept it. Every file's `version` is its CID, so
-//! the block cache keys its blocks by content.
+//! the block cache keys its blocks by content. Files under `files/` and
+//! under a snapshot's bucket carry their indexed CID and the bucket's
+//! profile as `user.ipfs.cid` / `user.ipfs.profile` ([`Tree::ipfs_cid`]).
 
 use super::catalog::Catalog;
 use super::hash::hash_tree;
@@ -26,7 +28,7 @@ use super::scan::tree_at;
 use super::snapshot::{index_copy_key, SNAPSHOT_DIR};
 use crate::backend::{BackendError, BackendErrorKind};
 use crate::car::{walk_car, CarStore};
-use crate::vfs::{Meta, Router, Tree, VfsError};
+use crate::vfs::{IpfsCid, Meta, Router, Tree, VfsError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -345,6 +347,18 @@ impl Tree for BucketsTree {
     fn describe(&self) -> String {
         "buckets (read-only index view)".into()
     }
+    async fn ipfs_cid(&self, rel: &str) -> Option<IpfsCid> {
+        let (bucket, rest) = split(rel);
+        let ("files", inner) = split(rest) else {
+            return None;
+        };
+        let b = self.catalog().get(bucket).ok()?;
+        let cid = b.lock().rows.get(inner)?.cid.clone();
+        Some(IpfsCid {
+            cid,
+            profile: Some(b.def.profile.name()),
+        })
+    }
     async fn stat(&self, rel: &str) -> Result<Meta, VfsError> {
         if rel.is_empty() {
             return Ok(Meta::dir());
@@ -513,6 +527,21 @@ impl Tree for SnapshotsTree {
     }
     fn describe(&self) -> String {
         "snapshots (read-only)".into()
+    }
+    async fn ipfs_cid(&self, rel: &str) -> Option<IpfsCid> {
+        let (id, rest) = split(rel);
+        let (bucket, inner) = split(rest);
+        let cid = self.snapshot_rows(id, bucket).ok()?.get(inner)?.cid.clone();
+        // The snapshot's rows were hashed with the bucket's profile (one per bucket).
+        let profile = self
+            .catalog()
+            .get(bucket)
+            .map(|b| b.def.profile)
+            .unwrap_or_default();
+        Some(IpfsCid {
+            cid,
+            profile: Some(profile.name()),
+        })
     }
     async fn stat(&self, rel: &str) -> Result<Meta, VfsError> {
         if rel.is_empty() {

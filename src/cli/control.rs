@@ -172,6 +172,9 @@ pub fn run_status(a: StatusArgs) -> ExitCode {
     if st.stopping {
         println!("state         stopping (draining uploads)");
     }
+    for b in &st.bucket_errors {
+        println!("bucket error  {}: {}", b.bucket, b.error);
+    }
     ExitCode::SUCCESS
 }
 

@@ -351,6 +351,17 @@ pub struct StatusReply {
     pub staged_bytes: u64,
     /// True once a stop (signal, `shutdown`) began draining.
     pub stopping: bool,
+    /// Buckets with an error (a corrupt index or journal moved aside, ...);
+    /// absent when there is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bucket_errors: Vec<BucketErrorInfo>,
+}
+
+/// A bucket's error as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketErrorInfo {
+    pub bucket: String,
+    pub error: String,
 }
 
 /// One mount-table row; option values of secret-looking keys are `"***"`.

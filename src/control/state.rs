@@ -7,8 +7,8 @@
 //! does the draining and unmounting.
 
 use super::protocol::{
-    code, CacheDropReply, CacheFigures, ChangeReply, FlushReply, MountsReply, Progress, Request, RpcError,
-    ShutdownReply, StatsReply, StatusReply, TierStats, VersionReply, PROTOCOL_VERSION,
+    code, BucketErrorInfo, CacheDropReply, CacheFigures, ChangeReply, FlushReply, MountsReply, Progress,
+    Request, RpcError, ShutdownReply, StatsReply, StatusReply, TierStats, VersionReply, PROTOCOL_VERSION,
 };
 use super::table::{ChangeError, LiveTable};
 use crate::cache::{BlockCache, CacheStats};
@@ -152,6 +152,14 @@ impl ControlState {
             staged_files: pending.files,
             staged_bytes: pending.bytes,
             stopping: self.stopper.reason().is_some(),
+            bucket_errors: self
+                .buckets
+                .as_ref()
+                .map(|s| s.errors())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(bucket, error)| BucketErrorInfo { bucket, error })
+                .collect(),
         }
     }
 

@@ -32,6 +32,7 @@ mod recover;
 pub mod staging;
 mod table;
 mod write;
+pub mod xattr;
 
 pub use attr::{Attr, Kind, Owner, BLKSIZE};
 pub use drain::{Pending, PendingFile};

@@ -3,8 +3,9 @@
 //! renamed or removed. Calls come after the backend change succeeded, on
 //! the operation's task; a slow observer slows that operation, so
 //! observers do their work in bounded time and never fail the operation.
+//! An observer may also know a file's CID (asked for `user.ipfs.cid`).
 
-use crate::vfs::Tree;
+use crate::vfs::{IpfsCid, Meta, Tree};
 use async_trait::async_trait;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +20,11 @@ pub trait Observer: Send + Sync {
     async fn renamed(&self, mount: &str, from: &str, to: &str);
     /// The file `rel` was removed from the mount at `mount`.
     async fn removed(&self, mount: &str, rel: &str);
+    /// The CID of the file `rel` of the mount at `mount`, whose backend
+    /// metadata is now `meta`, if the observer knows it for these bytes.
+    fn cid(&self, _mount: &str, _rel: &str, _meta: &Meta) -> Option<IpfsCid> {
+        None
+    }
 }
 
 impl super::Fs {

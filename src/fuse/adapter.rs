@@ -7,8 +7,8 @@ use crate::metrics::Metrics;
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
-    TimeOrNow, WriteFlags,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::future::Future;
@@ -564,6 +564,34 @@ impl Filesystem for Adapter {
         reply.ok();
     }
 
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        // Anything but user.ipfs.* is absent, answered here without a trip
+        // into the core: the kernel asks security.capability before every
+        // write to a file.
+        let Some(name) = name.to_str().filter(|n| crate::fs::xattr::is_ours(n)) else {
+            let _timer = self.metrics.start("getxattr");
+            reply.error(Errno::ENODATA);
+            return;
+        };
+        let name = name.to_string();
+        self.spawn("getxattr", move |fs| async move {
+            match fs.getxattr(ino.0, &name).await {
+                Ok(Some(v)) => reply_xattr(reply, &v, size),
+                Ok(None) => reply.error(Errno::ENODATA),
+                Err(e) => reply.error(errno(&e, "getxattr")),
+            }
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.spawn("listxattr", move |fs| async move {
+            match fs.listxattr(ino.0).await {
+                Ok(v) => reply_xattr(reply, &v, size),
+                Err(e) => reply.error(errno(&e, "listxattr")),
+            }
+        });
+    }
+
     fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
         let s = self.fs.statfs(ino.0);
         reply.statfs(
@@ -635,6 +663,18 @@ fn open_backing_file(path: Option<&Path>, write: bool) -> Result<std::fs::File, 
 fn io_errno(e: &std::io::Error, op: &str) -> Errno {
     tracing::warn!(op, error = %e, "cannot open the backing file");
     Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// Answers getxattr/listxattr: the size when asked for it (`size` 0), the
+/// bytes when they fit, else ERANGE.
+fn reply_xattr(reply: ReplyXattr, value: &[u8], size: u32) {
+    if size == 0 {
+        reply.size(value.len() as u32);
+    } else if value.len() <= size as usize {
+        reply.data(value);
+    } else {
+        reply.error(Errno::ERANGE);
+    }
 }
 
 fn fopen(keep_cache: bool) -> FopenFlags {

@@ -46,6 +46,9 @@ impl Tree for MeteredTree {
     fn content_addressed(&self) -> bool {
         self.inner.content_addressed()
     }
+    async fn ipfs_cid(&self, path: &str) -> Option<super::IpfsCid> {
+        self.inner.ipfs_cid(path).await
+    }
     fn local_path(&self, path: &str) -> Option<std::path::PathBuf> {
         self.inner.local_path(path)
     }

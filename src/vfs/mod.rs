@@ -21,6 +21,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use std::path::Path;
 
+/// A CID an entry is known by, and the profile (IPIP-0499 name) it was
+/// computed with where that is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpfsCid {
+    pub cid: String,
+    pub profile: Option<&'static str>,
+}
+
 /// A tree of names: lookup, list and read, plus the mutations a writable
 /// tree supports. Read-only trees keep the default mutation bodies, which
 /// answer [`VfsError::ReadOnly`].
@@ -59,6 +67,16 @@ pub trait Tree: Send + Sync + 'static {
     /// by CID alone and shares them between mounts. False unless so.
     fn content_addressed(&self) -> bool {
         false
+    }
+    /// The IPFS CID of the file or directory `path`, where the tree knows it
+    /// without reading bytes (the `user.ipfs.cid` xattr). By default the
+    /// version of a content-addressed tree's entry, which is its CID.
+    async fn ipfs_cid(&self, path: &str) -> Option<IpfsCid> {
+        if !self.content_addressed() {
+            return None;
+        }
+        let cid = self.stat(path).await.ok()?.version?;
+        Some(IpfsCid { cid, profile: None })
     }
     /// Metadata of `path`.
     async fn stat(&self, path: &str) -> Result<Meta, VfsError>;

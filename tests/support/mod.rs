@@ -294,3 +294,17 @@ pub fn errno<T>(r: &std::io::Result<T>) -> i32 {
         Err(e) => e.raw_os_error().unwrap_or(-1),
     }
 }
+
+/// The value of the xattr `name` of `path`, or the errno of getxattr(2).
+pub fn xattr(path: &Path, name: &str) -> Result<String, i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 512];
+    // SAFETY: NUL-terminated strings; the buffer pointer and length match.
+    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    Ok(String::from_utf8(buf[..r as usize].to_vec()).unwrap())
+}

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Bucket benchmark (issue 11): a synthetic bucket of NFILES index rows (no
+# file bytes: the rows are written as journal lines, the daemon serves them
+# from its index), then in one run:
+#   - in-process load of the journal + compaction into Parquet + root CID
+#   - `bucket files --prefix` (one directory of 1,000 rows), `find-cid`,
+#     `bucket snapshots` against the running daemon (each a CLI process:
+#     the figure includes process start and the socket round trip)
+#   - `ls -f` of the BIGDIR-entry directory under .buckets/ (cold inode table)
+#   - the daemon's resident memory with the index loaded vs without it
+#   - SMALL small files written through a bucket mount vs a plain fs mount
+# Prints a table; timings never fail anything.
+#
+#   bash scripts/bench-buckets.sh                                   # 1,000,000 rows, 100,000-entry dir, 10,000 files
+#   NFILES=100000 BIGDIR=10000 SMALL=2000 bash scripts/bench-buckets.sh   # short form
+#   IKF_PROFILE=debug bash scripts/bench-buckets.sh                 # the debug build (not representative)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+NFILES="${NFILES:-1000000}"
+BIGDIR="${BIGDIR:-100000}"
+SMALL="${SMALL:-10000}"
+PROFILE="${IKF_PROFILE:-release}"
+WORK="${BENCH_DIR:-/var/tmp/ikf-bench-buckets}"
+BIN="$ROOT/target/$PROFILE/ipfs-kit-fuse"
+((BIGDIR <= NFILES)) || { echo "BIGDIR must not exceed NFILES" >&2; exit 1; }
+
+if [[ $PROFILE == release ]]; then
+  (cd "$ROOT" && cargo build --release --quiet --bin ipfs-kit-fuse)
+else
+  (cd "$ROOT" && cargo build --quiet --bin ipfs-kit-fuse)
+fi
+
+rm -rf "$WORK"; mkdir -p "$WORK"/{mnt,home/vfs/buckets,bench,small,plain}
+MNT="$WORK/mnt"
+export IPFS_KIT_HOME="$WORK/home"
+CFG="$WORK/config.toml"
+cat > "$CFG" <<EOF
+[[mount]]
+path = "/buckets/bench"
+scheme = "fs"
+bucket = "bench"
+[mount.options]
+root = "$WORK/bench"
+
+[[mount]]
+path = "/buckets/small"
+scheme = "fs"
+bucket = "small"
+[mount.options]
+root = "$WORK/small"
+
+[[mount]]
+path = "/plain"
+scheme = "fs"
+[mount.options]
+root = "$WORK/plain"
+EOF
+cleanup() { "$BIN" unmount "$MNT" --timeout 60 >/dev/null 2>&1 || umount -l "$MNT" 2>/dev/null || true; }
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+ms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f", (b - a) * 1000}'; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+daemon_pid() { "$BIN" status -m "$MNT" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
+
+echo "==> $NFILES synthetic rows (journal lines): big/ holds $BIGDIR, the rest d0000/... (1,000 per directory)"
+python3 - "$WORK/home/vfs/buckets/bench_vfs.journal" "$NFILES" "$BIGDIR" <<'PY'
+import base64, hashlib, json, sys
+out, n, big = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def cid(i):  # a CIDv1 raw leaf (what a small file is under unixfs-v1-2025)
+    d = hashlib.sha256(b"file %d" % i).digest()
+    return "b" + base64.b32encode(b"\x01\x55\x12\x20" + d).decode().lower().rstrip("=")
+with open(out, "w") as f:
+    for i in range(n):
+        path = f"big/f{i:07d}" if i < big else f"d{(i - big) // 1000:04d}/f{i:07d}"
+        size = 100 + i % 900
+        row = {"path": path, "cid": cid(i), "size": size, "dag_size": size,
+               "mtime_ms": 1700000000000 + i, "indexed_ms": 1700000000000 + i}
+        f.write(json.dumps({"seq": i + 1, "put": row}, separators=(",", ":")) + "\n")
+print(cid(n // 2), file=open(out + ".probe", "w"))
+PY
+PROBE=$(cat "$WORK/home/vfs/buckets/bench_vfs.journal.probe"); rm "$WORK/home/vfs/buckets/bench_vfs.journal.probe"
+
+echo "==> in-process: load the journal, compact into Parquet, compute the root CID"
+t0=$(now); "$BIN" bucket list --config "$CFG" > "$WORK/list.txt"; t1=$(now)
+COMPACT=$(ms "$t0" "$t1")
+[[ -f "$WORK/home/vfs/buckets/bench_vfs.parquet" ]] || { echo "no index written" >&2; exit 1; }
+INDEX_MB=$(du -m "$WORK/home/vfs/buckets/bench_vfs.parquet" | cut -f1)
+
+echo "==> mount"
+"$BIN" mount "$MNT" --config "$CFG"
+PID=$(daemon_pid)
+sleep 2
+RSS_LOADED=$(rss_kib "$PID")
+
+best() { # best of 5 runs of CMD..., in ms
+  local b=999999 t0 t1 t
+  for _ in 1 2 3 4 5; do
+    t0=$(now); "$@" > /dev/null; t1=$(now); t=$(ms "$t0" "$t1")
+    ((t < b)) && b=$t
+  done
+  echo "$b"
+}
+FILES_PREFIX=$(best "$BIN" bucket files bench --prefix d0003/ --json -m "$MNT")
+N_PREFIX=$("$BIN" bucket files bench --prefix d0003/ --json -m "$MNT" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["files"]))')
+FIND=$(best "$BIN" bucket find-cid "$PROBE" --json -m "$MNT")
+"$BIN" bucket snapshot bench -m "$MNT" > /dev/null
+SNAPS=$(best "$BIN" bucket snapshots --json -m "$MNT")
+VERSION=$(best "$BIN" --version)
+t0=$(now); N_LS=$(ls -f "$MNT/.buckets/bench/files/big" | wc -l); t1=$(now)
+LS=$(ms "$t0" "$t1")
+
+echo "==> $SMALL small files: bucket mount vs plain mount"
+write_small() { # DIR
+  local d=$1 i
+  for ((i = 0; i < SMALL; i++)); do
+    [[ $((i % 1000)) == 0 ]] && mkdir -p "$d/s$((i / 1000))"
+    printf 'small file %d\n' "$i" > "$d/s$((i / 1000))/f$i.txt"
+  done
+}
+t0=$(now); write_small "$MNT/plain"; t1=$(now); PLAIN=$(ms "$t0" "$t1")
+t0=$(now); write_small "$MNT/buckets/small"; t1=$(now); BUCKET=$(ms "$t0" "$t1")
+N_SMALL=$("$BIN" bucket files small --json -m "$MNT" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["files"]))')
+cleanup
+
+echo "==> memory without the big index"
+rm -rf "$WORK/home2"; mkdir -p "$WORK/home2"
+IPFS_KIT_HOME="$WORK/home2" "$BIN" mount "$MNT" --config "$CFG"
+PID=$(IPFS_KIT_HOME="$WORK/home2" daemon_pid)
+sleep 2
+RSS_EMPTY=$(rss_kib "$PID")
+IPFS_KIT_HOME="$WORK/home2" "$BIN" unmount "$MNT" --timeout 60 > /dev/null
+
+echo
+echo "build: $PROFILE; rows: $NFILES; load average: $(cut -d' ' -f1-3 /proc/loadavg); cores: $(nproc)"
+printf '%-62s %10s\n' "what" "figure"
+printf '%-62s %8s ms\n' "load $NFILES journal lines + compact + root CID (in-process CLI)" "$COMPACT"
+printf '%-62s %8s MB\n' "index file size" "$INDEX_MB"
+printf '%-62s %8s ms\n' "bucket files --prefix ($N_PREFIX rows), CLI process, best of 5" "$FILES_PREFIX"
+printf '%-62s %8s ms\n' "bucket find-cid, CLI process, best of 5" "$FIND"
+printf '%-62s %8s ms\n' "bucket snapshots, CLI process, best of 5" "$SNAPS"
+printf '%-62s %8s ms\n' "(CLI process start alone: ipfs-kit-fuse --version, best of 5)" "$VERSION"
+printf '%-62s %8s ms\n' "ls -f of a $N_LS-entry directory under .buckets/, cold" "$LS"
+printf '%-62s %8s MiB\n' "daemon RSS with the index loaded" "$((RSS_LOADED / 1024))"
+printf '%-62s %8s MiB\n' "daemon RSS without it" "$((RSS_EMPTY / 1024))"
+printf '%-62s %8s ms\n' "$SMALL small files into a plain fs mount" "$PLAIN"
+printf '%-62s %8s ms\n' "$SMALL small files into a bucket mount ($N_SMALL indexed)" "$BUCKET"
+awk -v a="$PLAIN" -v b="$BUCKET" 'BEGIN {printf "%-62s %8.2f x\n", "bucket / plain", b / a}'
