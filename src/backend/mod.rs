@@ -11,6 +11,8 @@
 mod error;
 mod local;
 mod memattrs;
+mod s3copy;
+mod s3meta;
 mod stream;
 
 use error::is_short_read;
@@ -21,6 +23,8 @@ use local::LocalRoot;
 use memattrs::MemAttrs;
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{EntryMode, ErrorKind, Operator};
+use s3copy::MetaCopier;
+use s3meta::UserMeta;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -101,6 +105,9 @@ pub struct Backend {
     fs_root: Option<LocalRoot>,
     /// Modes, owners, times and special entries of a `memory` service.
     mem: Option<std::sync::Arc<MemAttrs>>,
+    /// An `s3` service: POSIX attributes live in object user metadata
+    /// (`s3meta.rs`), changed by copies of an object onto itself.
+    s3: Option<std::sync::Arc<MetaCopier>>,
 }
 
 /// Size of each piece streamed from a staged file to the service's writer:
@@ -144,6 +151,10 @@ impl Backend {
             }
         }
         install_tls_provider();
+        let s3 = match scheme {
+            "s3" => Some(std::sync::Arc::new(MetaCopier::new(options, io_timeout)?)),
+            _ => None,
+        };
         let iter = options.iter().map(|(k, v)| (k.clone(), v.clone()));
         let op = Operator::via_iter(scheme, iter).map_err(BackendError::from)?;
         let attempt = attempt_timeout(io_timeout);
@@ -164,6 +175,7 @@ impl Backend {
             multipart: cap.write_can_multi,
             fs_root,
             mem: (scheme == "memory").then(Default::default),
+            s3,
             op,
         })
     }
@@ -187,9 +199,9 @@ impl Backend {
 
     /// Whether the service stores modes, owners, times and special files
     /// ([`Backend::set_meta`], [`Backend::symlink`], ... work): a local
-    /// directory on disk, `memory` in RAM.
+    /// directory on disk, `memory` in RAM, `s3` in object user metadata.
     pub fn stores_posix(&self) -> bool {
-        self.fs_root.is_some() || self.mem.is_some()
+        self.fs_root.is_some() || self.mem.is_some() || self.s3.is_some()
     }
 
     /// Stores mode, owner and times of `path`.
@@ -199,6 +211,15 @@ impl Backend {
             mem.set(path, set);
             return Ok(());
         }
+        if let Some(copier) = &self.s3 {
+            if path.is_empty() {
+                return Err(os_error(
+                    libc::EPERM,
+                    "the root of an S3 mount keeps no attributes",
+                ));
+            }
+            return self.s3_set_meta(copier, path, set).await;
+        }
         self.local()?.set_meta(path, set)
     }
 
@@ -207,6 +228,16 @@ impl Backend {
         if let Some(mem) = &self.mem {
             self.new_special(path).await?;
             mem.make(path, libc::S_IFLNK, Some(target.as_bytes().to_vec()));
+            return Ok(());
+        }
+        if self.s3.is_some() {
+            // s3fs's layout: the body is the target, the mode says symlink.
+            self.absent(path).await?;
+            let user = self.new_object_meta(libc::S_IFLNK | 0o777);
+            self.op
+                .write_with(path, target.as_bytes().to_vec())
+                .user_metadata(user)
+                .await?;
             return Ok(());
         }
         self.local()?.symlink(path, target)
@@ -219,6 +250,13 @@ impl Backend {
                 .target(path)
                 .ok_or_else(|| os_error(libc::EINVAL, "not a symlink"));
         }
+        if self.s3.is_some() {
+            let meta = self.stat(path).await?;
+            if meta.mode.map(|m| m & libc::S_IFMT) != Some(libc::S_IFLNK) {
+                return Err(os_error(libc::EINVAL, "not a symlink"));
+            }
+            return Ok(self.op.read(path).await?.to_vec());
+        }
         self.local()?.readlink(path)
     }
 
@@ -227,11 +265,27 @@ impl Backend {
         if self.mem.is_some() {
             return Err(os_error(libc::EPERM, "memory keeps no hard links"));
         }
+        if self.s3.is_some() {
+            return Err(os_error(libc::EPERM, "an S3 object has one name"));
+        }
         self.local()?.link(from, to)
     }
 
     /// Creates a FIFO, socket or device node (`mode` carries the type).
     pub async fn mknod(&self, path: &str, mode: u32, rdev: u64) -> Result<(), BackendError> {
+        if self.s3.is_some() {
+            let kind = mode & libc::S_IFMT;
+            if kind != libc::S_IFIFO && kind != libc::S_IFSOCK {
+                return Err(os_error(libc::EPERM, "S3 keeps no device nodes"));
+            }
+            self.absent(path).await?;
+            let user = self.new_object_meta(mode);
+            self.op
+                .write_with(path, Vec::<u8>::new())
+                .user_metadata(user)
+                .await?;
+            return Ok(());
+        }
         if let Some(mem) = &self.mem {
             let kind = mode & libc::S_IFMT;
             if kind != libc::S_IFIFO && kind != libc::S_IFSOCK {
@@ -246,13 +300,100 @@ impl Backend {
 
     /// The empty object that stands for a special entry (EEXIST if taken).
     async fn new_special(&self, path: &str) -> Result<(), BackendError> {
-        match self.stat(path).await {
-            Ok(_) => return Err(os_error(libc::EEXIST, "exists")),
-            Err(e) if e.kind == BackendErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        self.absent(path).await?;
         self.op.write(path, Vec::<u8>::new()).await?;
         Ok(())
+    }
+
+    /// EEXIST unless `path` is free.
+    async fn absent(&self, path: &str) -> Result<(), BackendError> {
+        match self.stat(path).await {
+            Ok(_) => Err(os_error(libc::EEXIST, "exists")),
+            Err(e) if e.kind == BackendErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The user metadata of a new S3 object of `mode` made by the daemon
+    /// (its owner is set apart when another user creates it).
+    fn new_object_meta(&self, mode: u32) -> UserMeta {
+        let now = SystemTime::now();
+        UserMeta::from([
+            (s3meta::MODE.to_string(), mode.to_string()),
+            (s3meta::MTIME.to_string(), s3meta::format_time(now)),
+            (s3meta::CTIME.to_string(), s3meta::format_time(now)),
+        ])
+    }
+
+    /// The user metadata of the object at `key` (no directory fallback),
+    /// or None when there is no such object.
+    async fn user_meta_of(&self, key: &str) -> Result<Option<(UserMeta, opendal::Metadata)>, BackendError> {
+        match self.op.stat(key).await {
+            Ok(m) => Ok(Some((user_meta(&m), m))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// What a new upload of `path` carries over from the object it
+    /// replaces (mode, owner, other tools' keys; see [`s3meta::carried`]).
+    async fn carried_meta(&self, path: &str) -> Result<Option<UserMeta>, BackendError> {
+        if self.s3.is_none() {
+            return Ok(None);
+        }
+        Ok(self.user_meta_of(path).await?.map(|(u, _)| s3meta::carried(&u)))
+    }
+
+    /// [`Backend::set_meta`] on S3: the object (or the directory's marker
+    /// object, made when the directory is only a prefix) copied onto itself
+    /// with the merged metadata.
+    async fn s3_set_meta(&self, copier: &MetaCopier, path: &str, set: &SetMeta) -> Result<(), BackendError> {
+        let file = self.user_meta_of(path).await?;
+        let (key, user, content_type, modified, is_dir) = match file {
+            Some((user, m)) => {
+                let ct = m.content_type().map(str::to_string);
+                (
+                    path.to_string(),
+                    user,
+                    ct,
+                    m.last_modified().map(SystemTime::from),
+                    false,
+                )
+            }
+            None => {
+                let key = dir_key(path);
+                let head = match copier.head(&key).await? {
+                    Some(head) => head,
+                    None => {
+                        // A directory that is only a prefix gets a marker to hold its attributes.
+                        if self.op.list_with(&key).limit(1).await?.is_empty() {
+                            return Err(BackendError::new(
+                                BackendErrorKind::NotFound,
+                                format!("{path}: no such object"),
+                            ));
+                        }
+                        self.op.create_dir(&key).await?;
+                        s3copy::Head {
+                            user: UserMeta::new(),
+                            content_type: None,
+                        }
+                    }
+                };
+                (key, head.user, head.content_type, None, true)
+            }
+        };
+        let mut now = Meta {
+            is_dir,
+            ..Meta::default()
+        };
+        s3meta::apply(&mut now, &user);
+        let kind = match now.mode {
+            Some(mode) => mode & libc::S_IFMT,
+            None if is_dir => libc::S_IFDIR,
+            None => libc::S_IFREG,
+        };
+        let new = s3meta::merged(&user, set, kind, modified, SystemTime::now());
+        copier.replace(&key, content_type.as_deref(), &new).await
     }
 
     /// Size and free space of the storage, where the service knows them.
@@ -291,16 +432,25 @@ impl Backend {
 
     async fn stat_service(&self, path: &str) -> Result<Meta, BackendError> {
         match self.op.stat(path).await {
-            Ok(m) => return Ok(to_meta(&m)),
+            Ok(m) => return Ok(with_user_meta(to_meta(&m), &m)),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
-        // Object stores keep directories as `dir/` markers or prefixes.
+        // Object stores keep directories as `dir/` markers or prefixes. On
+        // S3 the marker's own HEAD carries the directory's attributes.
+        if let Some(copier) = &self.s3 {
+            if let Some(head) = copier.head(&dir_key(path)).await? {
+                let mut meta = Meta::dir();
+                s3meta::apply(&mut meta, &head.user);
+                return Ok(meta);
+            }
+        }
         let m = self.op.stat(&dir_key(path)).await?;
-        Ok(Meta {
+        let meta = Meta {
             is_dir: true,
             ..to_meta(&m)
-        })
+        };
+        Ok(with_user_meta(meta, &m))
     }
 
     /// The entries directly inside a directory, sorted by name, each with
@@ -326,13 +476,14 @@ impl Backend {
     }
 
     /// Whether [`Backend::list`] gives each entry the size and modification
-    /// time a stat of it would, so a listing may answer lookups. True for the
-    /// services built in: `fs` lists through [`LocalRoot::list`]; `s3` lists
-    /// sizes, times and etags; `memory` keeps no times, and opendal stats
-    /// each listed file for its size. A service added later must be checked
-    /// before it is named here.
+    /// time a stat of it would, so a listing may answer lookups. True for
+    /// `fs` (lists through [`LocalRoot::list`]) and `memory` (keeps no times,
+    /// and opendal stats each listed file for its size). Not `s3`: listings
+    /// carry sizes, times and etags but no user metadata, where modes,
+    /// owners and times are kept, so each name is stat'ed (HEAD). A service
+    /// added later must be checked before it is named here.
     pub fn lists_full_meta(&self) -> bool {
-        matches!(self.scheme.as_str(), "fs" | "memory" | "s3")
+        matches!(self.scheme.as_str(), "fs" | "memory")
     }
 
     /// [`Backend::list`] through the opendal service (unsorted).
@@ -411,8 +562,11 @@ impl Backend {
             .op
             .writer_with(path)
             .chunk(UPLOAD_CHUNK)
-            .concurrent(UPLOAD_CONCURRENCY)
-            .await?;
+            .concurrent(UPLOAD_CONCURRENCY);
+        if let Some(user) = self.carried_meta(path).await? {
+            w = w.user_metadata(user);
+        }
+        let mut w = w.await?;
         let mut total = 0u64;
         loop {
             let mut buf = Vec::with_capacity(UPLOAD_CHUNK);
@@ -591,6 +745,26 @@ fn dir_key(path: &str) -> String {
     } else {
         format!("{}/", path.trim_end_matches('/'))
     }
+}
+
+/// The user metadata of an object, keys lower case without the prefix.
+fn user_meta(m: &opendal::Metadata) -> UserMeta {
+    m.user_metadata()
+        .map(|u| {
+            u.into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `meta` with the POSIX attributes kept in the object's user metadata
+/// (S3, see `s3meta.rs`); other services carry none.
+fn with_user_meta(mut meta: Meta, m: &opendal::Metadata) -> Meta {
+    if m.user_metadata().is_some() {
+        s3meta::apply(&mut meta, &user_meta(m));
+    }
+    meta
 }
 
 fn to_meta(m: &opendal::Metadata) -> Meta {

@@ -28,12 +28,17 @@ impl Backend {
 
     /// Starts an upload of `path` (nothing is sent before the first full part).
     pub async fn start_stream(&self, path: &str) -> Result<StreamUpload, BackendError> {
-        let writer = self
+        let mut w = self
             .op
             .writer_with(path)
             .chunk(UPLOAD_CHUNK)
-            .concurrent(UPLOAD_CONCURRENCY)
-            .await?;
+            .concurrent(UPLOAD_CONCURRENCY);
+        // The metadata is sent when the upload begins; a change made while
+        // the file is written is applied again after it (see fs/write.rs).
+        if let Some(user) = self.carried_meta(path).await? {
+            w = w.user_metadata(user);
+        }
+        let writer = w.await?;
         Ok(StreamUpload { writer, sent: 0 })
     }
 }

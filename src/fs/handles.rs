@@ -39,6 +39,26 @@ pub struct FileState {
     /// mount (the kernel may write it through passthrough, unseen by us):
     /// closes tell the observer as for a write; cleared at the last close.
     pub kernel_writes: bool,
+    /// Attributes stored while the file had data not yet uploaded: an
+    /// upload replaces the whole object (on S3 its metadata too), so they
+    /// are stored again after it (`Fs::upload_locked`).
+    pub attrs_pending: Option<crate::vfs::SetMeta>,
+}
+
+impl FileState {
+    /// Remembers `set` (stored just now) to store again after the next
+    /// upload, where there is staged data to upload.
+    pub fn keep_attrs(&mut self, set: &crate::vfs::SetMeta) {
+        if self.staged.is_none() {
+            return;
+        }
+        let p = self.attrs_pending.get_or_insert_with(Default::default);
+        p.mode = set.mode.or(p.mode);
+        p.uid = set.uid.or(p.uid);
+        p.gid = set.gid.or(p.gid);
+        p.atime = set.atime.or(p.atime);
+        p.mtime = set.mtime.or(p.mtime);
+    }
 }
 
 /// A streamed upload of a file written from offset 0 on (see
@@ -143,6 +163,7 @@ impl Handles {
                     mtime: None,
                     stream: None,
                     kernel_writes: false,
+                    attrs_pending: None,
                 }))
             })
             .clone()

@@ -422,11 +422,14 @@ impl Fs {
                 let res = place.tree.set_meta(&place.rel, &stored).await;
                 self.dirs.invalidate_parent(&vpath);
                 res?;
-                if let (Some(t), Some(st)) = (set.mtime, self.handles.state(ino)) {
-                    // An open file shows its staged time: make it the one set.
+                if let Some(st) = self.handles.state(ino) {
                     let mut st = st.lock().await;
                     if st.staged.is_some() {
-                        st.mtime = Some(t);
+                        if let Some(t) = set.mtime {
+                            // An open file shows its staged time: make it the one set.
+                            st.mtime = Some(t);
+                        }
+                        st.keep_attrs(&stored);
                     }
                 }
             }
@@ -618,6 +621,9 @@ impl Fs {
                 match tree.set_meta(&rel, &set).await {
                     Ok(()) => {
                         self.dirs.invalidate_parent(&vpath);
+                        if let Some(st) = self.handles.state(attr.ino) {
+                            st.lock().await.keep_attrs(&set);
+                        }
                         if let Some(u) = set.uid {
                             attr.uid = u;
                         }

@@ -188,6 +188,7 @@ impl Fs {
                         st.dirty = false;
                         self.dirs.invalidate_parent(&vpath);
                         self.notify_stored(&vpath, staged.data_path()).await;
+                        self.restore_attrs(&vpath, st).await;
                         return Ok(());
                     }
                     // A backend that let a call time out (io_timeout_secs,
@@ -215,6 +216,7 @@ impl Fs {
                 st.dirty = false;
                 self.dirs.invalidate_parent(&vpath);
                 self.notify_stored(&vpath, staged.data_path()).await;
+                self.restore_attrs(&vpath, st).await;
                 Ok(())
             }
             Err(source) => {
@@ -230,6 +232,26 @@ impl Fs {
                 })
             }
         }
+    }
+
+    /// Stores again the attributes set while the file was staged (the
+    /// upload just replaced the object and, on S3, its metadata with what
+    /// it had when the upload began). The data is up either way: a failure
+    /// here is logged, and the file shows the attributes the object has.
+    async fn restore_attrs(&self, vpath: &str, st: &mut FileState) {
+        let Some(set) = st.attrs_pending.take() else {
+            return;
+        };
+        let Ok(place) = self.place(vpath) else {
+            return;
+        };
+        if !place.tree.stores_posix() {
+            return;
+        }
+        if let Err(e) = place.tree.set_meta(&place.rel, &set).await {
+            tracing::error!(path = %vpath, error = %e, "uploaded, but cannot store its attributes again");
+        }
+        self.dirs.invalidate_parent(vpath);
     }
 
     /// The shared state behind a handle opened for writing.
@@ -263,6 +285,10 @@ impl Fs {
         let (ino, _, _) = self.file_handle(fh)?;
         self.make_dirty(ino, &mut st).await?;
         st.mtime = Some(SystemTime::now());
+        if let Some(p) = st.attrs_pending.as_mut() {
+            // A write after utimens: the file's time is the write's again.
+            p.mtime = None;
+        }
         self.feed_stream(&mut st, offset, data).await;
         Ok(data.len() as u32)
     }
