@@ -9,6 +9,7 @@
 #
 #   bash scripts/bench.sh                 # full: 1 GiB files, 10,000 small files, 3 runs
 #   QUICK=1 bash scripts/bench.sh         # short form (~2 min): local rows, 256 MiB, 2,000 files, 1 run
+#   BENCH_PROFILE=debug ...               # measure the debug build instead of building release
 #   SIZE_MB=64 NFILES=500 RUNS=1 bash scripts/bench.sh   # a quick smoke run
 #   ONLY=small bash scripts/bench.sh      # one section: local, write, small, s3 or ipfs
 #
@@ -28,7 +29,9 @@ ONLY="${ONLY:-local,write,small,s3,ipfs}"
 section() { [[ ",$ONLY," == *",$1,"* ]]; }
 WORK="${BENCH_DIR:-/var/tmp/ikf-bench}"
 GARAGE="${GARAGE_BIN:-$HOME/.cache/ipfs-kit-fuse/garage/bin/garage}"
-BIN="$ROOT/target/release/ipfs-kit-fuse"
+# BENCH_PROFILE=debug measures the debug build (no release build needed).
+PROFILE="${BENCH_PROFILE:-release}"
+BIN="$ROOT/target/$PROFILE/ipfs-kit-fuse"
 KEY_ID=GK000000000000000000000001
 KEY_SECRET=0000000000000000000000000000000000000000000000000000000000000001
 S3PORT=3900
@@ -37,7 +40,7 @@ need() { command -v "$1" >/dev/null 2>&1; }
 if ! need rclone || ! need bindfs || ! need s3fs || ! need fusermount3; then
   apt-get update -qq && apt-get install -y -qq rclone s3fs bindfs fuse3 curl >/dev/null
 fi
-(cd "$ROOT" && cargo build --release --quiet)
+if [ "$PROFILE" = release ]; then (cd "$ROOT" && cargo build --release --quiet); else (cd "$ROOT" && cargo build --quiet); fi
 
 rm -rf "$WORK"; mkdir -p "$WORK"/{src,mnt,home,rc}
 export IPFS_KIT_HOME="$WORK/home"

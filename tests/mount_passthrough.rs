@@ -275,3 +275,18 @@ fn a_bucket_mount_indexes_a_file_written_through_passthrough_at_close() {
     let cid = String::from_utf8(cid.stdout).unwrap();
     assert_eq!(row["cid"].as_str(), cid.split_whitespace().next());
 }
+
+#[test]
+fn a_file_removed_behind_the_mount_fails_its_open_only() {
+    let m = Mounted::new();
+    std::fs::write(m.path("local/gone"), b"soon gone").unwrap();
+    std::fs::write(m.path("local/stays"), b"still here").unwrap();
+    // The kernel still has the name cached; the backing file is gone.
+    assert!(m.path("local/gone").exists());
+    std::fs::remove_file(m.local_backing().join("gone")).unwrap();
+    let err = std::fs::read(m.path("local/gone")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+    // Passthrough is still on for the rest of the mount.
+    assert_eq!(std::fs::read(m.path("local/stays")).unwrap(), b"still here");
+    assert_eq!(io_served(&m), (0, 0));
+}

@@ -222,6 +222,18 @@ impl LocalRoot {
             .map_err(|e| err(path, e))
     }
 
+    /// Opens the existing file `path` (never through a symlink; without
+    /// blocking on a FIFO) for reading, or reading and writing, with its
+    /// metadata: the backing file handed to the kernel for passthrough.
+    pub fn open_existing(&self, path: &str, write: bool) -> Io<(File, Meta)> {
+        let access = if write { OFlag::O_RDWR } else { OFlag::O_RDONLY };
+        let f = self
+            .open_file(path, access | OFlag::O_NONBLOCK, 0)
+            .map_err(|e| err(path, e))?;
+        let st = nix::sys::stat::fstat(&f).map_err(|e| err(path, e))?;
+        Ok((f, meta_of(&st)))
+    }
+
     /// Creates (or truncates) an empty file.
     pub async fn create_empty(&self, path: &str) -> Io<()> {
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;

@@ -197,6 +197,12 @@ impl Backend {
         self.fs_root.as_ref().map(|r| r.open_rw(path, truncate))
     }
 
+    /// The existing backing file of `path` and its metadata, for a local
+    /// directory (see `LocalRoot::open_existing`).
+    pub fn open_local(&self, path: &str, write: bool) -> Option<Result<(std::fs::File, Meta), BackendError>> {
+        self.fs_root.as_ref().map(|r| r.open_existing(path, write))
+    }
+
     /// Whether the service stores modes, owners, times and special files
     /// ([`Backend::set_meta`], [`Backend::symlink`], ... work): a local
     /// directory on disk, `memory` in RAM, `s3` in object user metadata.

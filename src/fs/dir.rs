@@ -47,7 +47,7 @@ impl Fs {
         Ok(Opened {
             fh,
             keep_cache: false,
-            local: None,
+            backing: None,
         })
     }
 

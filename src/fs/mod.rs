@@ -73,11 +73,11 @@ pub struct Opened {
     pub fh: u64,
     /// Let the kernel keep cached pages from earlier opens.
     pub keep_cache: bool,
-    /// The local file that always holds these bytes, which the kernel may
-    /// read and write directly (FUSE passthrough): every open of a file on
-    /// an `fs` mount that is read-only or takes direct writes (see
-    /// [`Tree::passthrough_path`]); None elsewhere.
-    pub local: Option<std::path::PathBuf>,
+    /// The local file that always holds these bytes, open, which the kernel
+    /// may read and write directly (FUSE passthrough): every open of a file
+    /// on an `fs` mount that is read-only or takes direct writes (see
+    /// [`Tree::passthrough_open`]); None elsewhere.
+    pub backing: Option<Arc<std::fs::File>>,
 }
 
 /// What `statfs` reports.
@@ -462,11 +462,26 @@ impl Fs {
     pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> Res<Opened> {
         let vpath = self.vpath(ino)?;
         let place = if write { Some(self.place(&vpath)?) } else { None };
-        let (state, meta) = {
+        let resolved = self.router.resolve(&vpath);
+        let (state, meta, backing) = {
             let (state, mut st) = self.handles.lock_current(ino).await;
             // Stat under the lock, so the upload of a release that ran just
-            // before is seen (its new size and version), not the object before it.
-            let meta = match self.meta(&vpath).await {
+            // before is seen (its new size and version), not the object before
+            // it. A file the kernel may read itself is opened instead: its
+            // fstat is the stat, and the open file is what the kernel gets.
+            let passthrough = match &resolved {
+                Resolved::Tree { tree, rel, .. } => tree.passthrough_open(rel, write),
+                _ => None,
+            };
+            let (found, backing) = match passthrough {
+                Some(Ok((file, meta))) if meta.mode.is_some_and(|m| m & libc::S_IFMT == libc::S_IFREG) => {
+                    (Ok((meta, true)), Some(Arc::new(file)))
+                }
+                Some(Ok((_, meta))) if meta.is_dir => (Ok((meta, true)), None),
+                Some(Err(e)) => (Err(e.into()), None),
+                _ => (self.meta(&vpath).await, None),
+            };
+            let meta = match found {
                 Ok((meta, _)) if !meta.is_dir => meta,
                 res => {
                     if st.opens == 0 && st.staged.is_none() {
@@ -505,15 +520,11 @@ impl Fs {
                 st.kernel_writes = true;
             }
             st.opens += 1;
-            (state, meta)
+            (state, meta, backing)
         };
-        let (reader, keep_cache, local) = match self.router.resolve(&vpath) {
-            Resolved::Tree { mount, tree, rel } => {
-                let local = tree.passthrough_path(&rel);
-                let (reader, keep) = self.read_ctx(ino, &mount, &rel, tree, &meta);
-                (reader, keep, local)
-            }
-            _ => (None, false, None),
+        let (reader, keep_cache) = match resolved {
+            Resolved::Tree { mount, tree, rel } => self.read_ctx(ino, &mount, &rel, tree, &meta),
+            _ => (None, false),
         };
         let fh = self.handles.insert(Handle::File {
             ino,
@@ -524,7 +535,7 @@ impl Fs {
         Ok(Opened {
             fh,
             keep_cache,
-            local,
+            backing,
         })
     }
 

@@ -50,7 +50,7 @@ impl Fs {
             },
         };
         let stored = self.set_new_mode(&place, ino, mode, false).await?;
-        let state = {
+        let (state, backing) = {
             let (state, mut st) = self.handles.lock_current(ino).await;
             if let Some(old) = st.staged.take() {
                 old.discard();
@@ -66,7 +66,9 @@ impl Fs {
             // See `Fs::open`: the kernel may write a direct file itself.
             st.kernel_writes = st.staged.as_ref().is_some_and(|s| s.is_in_place());
             st.opens += 1;
-            state
+            // The new backing file itself, which the kernel may then write.
+            let backing = st.staged.as_ref().filter(|s| s.is_in_place()).map(|s| s.file());
+            (state, backing)
         };
         let fh = self.handles.insert(Handle::File {
             ino,
@@ -84,7 +86,7 @@ impl Fs {
             Opened {
                 fh,
                 keep_cache: false,
-                local: place.tree.passthrough_path(&place.rel),
+                backing,
             },
         ))
     }

@@ -1,7 +1,7 @@
 //! `impl fuser::Filesystem`: converts each request's arguments, runs the
 //! core's async method on tokio, and converts the answer back.
 
-use super::passthrough::{BackingError, Backings};
+use super::passthrough::Backings;
 use crate::fs::{Attr, Fs, FsError, Kind, SetAttr};
 use crate::metrics::Metrics;
 use fuser::{
@@ -387,17 +387,10 @@ impl Filesystem for Adapter {
         self.spawn("open", move |fs| async move {
             match fs.open(ino.0, write, truncate).await {
                 Ok(o) => {
-                    let id = backings.open(ino.0, o.fh, o.local.is_some(), || {
-                        let file = open_backing_file(o.local.as_deref(), write)?;
-                        reply.open_backing(&file).map_err(BackingError::Kernel)
-                    });
+                    let id = backings.open(ino.0, o.fh, o.backing.as_deref(), |f| reply.open_backing(f));
                     match id {
-                        Ok(Some(id)) => reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id),
-                        Ok(None) => reply.opened(FileHandle(o.fh), fopen(o.keep_cache)),
-                        Err(e) => {
-                            let _ = fs.release(o.fh).await;
-                            reply.error(io_errno(&e, "open"))
-                        }
+                        Some(id) => reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id),
+                        None => reply.opened(FileHandle(o.fh), fopen(o.keep_cache)),
                     }
                 }
                 Err(e) => reply.error(errno(&e, "open")),
@@ -624,45 +617,19 @@ impl Filesystem for Adapter {
             match fs.create(parent.0, &name, mode & !umask, exclusive).await {
                 Ok((mut e, o)) => {
                     fs.adopt(&mut e.attr, uid, gid).await;
-                    let id = backings.open(e.attr.ino, o.fh, o.local.is_some(), || {
-                        let file = open_backing_file(o.local.as_deref(), true)?;
-                        reply.open_backing(&file).map_err(BackingError::Kernel)
-                    });
+                    let id = backings.open(e.attr.ino, o.fh, o.backing.as_deref(), |f| reply.open_backing(f));
                     let (ttl, attr, fh) = (&e.ttl, &to_file_attr(&e.attr), FileHandle(o.fh));
                     match id {
-                        Ok(Some(id)) => {
+                        Some(id) => {
                             reply.created_passthrough(ttl, attr, Generation(0), fh, FopenFlags::empty(), &id)
                         }
-                        Ok(None) => reply.created(ttl, attr, Generation(0), fh, fopen(o.keep_cache)),
-                        Err(err) => {
-                            let _ = fs.release(o.fh).await;
-                            reply.error(io_errno(&err, "create"))
-                        }
+                        None => reply.created(ttl, attr, Generation(0), fh, fopen(o.keep_cache)),
                     }
                 }
                 Err(e) => reply.error(errno(&e, "create")),
             }
         });
     }
-}
-
-/// The backing file handed to the kernel for passthrough, opened for
-/// reading and writing when the FUSE file writes (the kernel opens its own
-/// backing file per open with the caller's flags; this one names the file
-/// and the daemon's credentials).
-fn open_backing_file(path: Option<&Path>, write: bool) -> Result<std::fs::File, BackingError> {
-    let path = path.ok_or_else(|| BackingError::File(std::io::Error::other("no local file")))?;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(write)
-        .open(path)
-        .map_err(BackingError::File)
-}
-
-/// The errno of a failed backing-file open (EIO when it carries none).
-fn io_errno(e: &std::io::Error, op: &str) -> Errno {
-    tracing::warn!(op, error = %e, "cannot open the backing file");
-    Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 /// Answers getxattr/listxattr: the size when asked for it (`size` 0), the

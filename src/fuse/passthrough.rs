@@ -17,6 +17,7 @@
 
 use fuser::BackingId;
 use std::collections::HashMap;
+use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -25,14 +26,6 @@ struct State {
     by_handle: HashMap<u64, (u64, Option<Arc<BackingId>>)>,
     by_inode: HashMap<u64, Weak<BackingId>>,
     cached: HashMap<u64, u32>,
-}
-
-/// Why no backing id was made.
-pub enum BackingError {
-    /// The backing file could not be opened (gone, ...): the open fails.
-    File(std::io::Error),
-    /// The kernel refused it (no passthrough, no privilege, stacking depth).
-    Kernel(std::io::Error),
 }
 
 /// Io modes and backing ids of open handles.
@@ -54,35 +47,35 @@ impl Backings {
     }
 
     /// Decides and records how the new handle `fh` of `ino` is opened: the
-    /// backing id for passthrough, or None for a page-cached open. `open`
-    /// makes a backing id; it is called only when passthrough is possible
-    /// (`local` is true and no page-cached handle of `ino` is open), and its
-    /// result is shared with the inode's other passthrough handles. A file
-    /// that cannot be opened fails this open only (nothing is recorded); a
-    /// kernel refusal turns passthrough off for the mount.
+    /// backing id for passthrough, or None for a page-cached open. `file`
+    /// is the open backing file the core offers (None: serve it ourselves);
+    /// `register` turns it into a backing id, and is called only when
+    /// passthrough is possible (no page-cached handle of `ino` is open). The
+    /// id is shared with the inode's other passthrough handles. A kernel
+    /// refusal turns passthrough off for the mount.
     pub fn open(
         &self,
         ino: u64,
         fh: u64,
-        local: bool,
-        open: impl FnOnce() -> Result<BackingId, BackingError>,
-    ) -> std::io::Result<Option<Arc<BackingId>>> {
+        file: Option<&File>,
+        register: impl FnOnce(&File) -> std::io::Result<BackingId>,
+    ) -> Option<Arc<BackingId>> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(id) = st.by_inode.get(&ino).and_then(Weak::upgrade) {
             // The inode is in passthrough mode: any other open would fail.
             st.by_handle.insert(fh, (ino, Some(id.clone())));
-            return Ok(Some(id));
+            return Some(id);
         }
-        if local && self.enabled() && st.cached.get(&ino).copied().unwrap_or(0) == 0 {
-            match open() {
+        if let Some(file) = file.filter(|_| self.enabled() && st.cached.get(&ino).copied().unwrap_or(0) == 0)
+        {
+            match register(file) {
                 Ok(id) => {
                     let id = Arc::new(id);
                     st.by_inode.insert(ino, Arc::downgrade(&id));
                     st.by_handle.insert(fh, (ino, Some(id.clone())));
-                    return Ok(Some(id));
+                    return Some(id);
                 }
-                Err(BackingError::File(e)) => return Err(e),
-                Err(BackingError::Kernel(e)) => {
+                Err(e) => {
                     if self.enabled.swap(false, Ordering::Relaxed) {
                         tracing::warn!(error = %e, "kernel refused FUSE passthrough; serving reads and writes ourselves from now on");
                     }
@@ -91,7 +84,7 @@ impl Backings {
         }
         *st.cached.entry(ino).or_insert(0) += 1;
         st.by_handle.insert(fh, (ino, None));
-        Ok(None)
+        None
     }
 
     /// The handle `fh` is closed.

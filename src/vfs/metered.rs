@@ -55,8 +55,8 @@ impl Tree for MeteredTree {
     fn direct_write_path(&self, path: &str) -> Option<std::path::PathBuf> {
         self.inner.direct_write_path(path)
     }
-    fn passthrough_path(&self, path: &str) -> Option<std::path::PathBuf> {
-        self.inner.passthrough_path(path)
+    fn passthrough_open(&self, path: &str, write: bool) -> Option<Result<(std::fs::File, Meta), VfsError>> {
+        self.inner.passthrough_open(path, write)
     }
     fn open_direct(&self, path: &str, truncate: bool) -> Option<Result<std::fs::File, VfsError>> {
         self.inner.open_direct(path, truncate)

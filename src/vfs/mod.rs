@@ -110,11 +110,12 @@ pub trait Tree: Send + Sync + 'static {
     fn direct_write_path(&self, _path: &str) -> Option<std::path::PathBuf> {
         None
     }
-    /// The local file the kernel may serve every open of `path` from (FUSE
-    /// passthrough, readers and writers alike): only where that file always
-    /// holds the bytes, i.e. a local directory that is read-only or takes
-    /// direct writes (never one that stages writes).
-    fn passthrough_path(&self, _path: &str) -> Option<std::path::PathBuf> {
+    /// Opens the local file the kernel may serve every open of `path` from
+    /// (FUSE passthrough, readers and writers alike), with its metadata (a
+    /// stat): only where that file always holds the bytes, i.e. a local
+    /// directory that is read-only or takes direct writes (never one that
+    /// stages writes). `write`: opened for reading and writing.
+    fn passthrough_open(&self, _path: &str, _write: bool) -> Option<Result<(std::fs::File, Meta), VfsError>> {
         None
     }
     /// Opens the local file that writes to `path` go into directly (see

@@ -98,9 +98,11 @@ impl Tree for MountTree {
         }
     }
 
-    fn passthrough_path(&self, path: &str) -> Option<std::path::PathBuf> {
+    fn passthrough_open(&self, path: &str, write: bool) -> Option<Result<(std::fs::File, Meta), VfsError>> {
         if self.direct_writes || self.read_only {
-            self.backend.local_path(path)
+            self.backend
+                .open_local(path, write)
+                .map(|r| r.map_err(not_found_to_vfs))
         } else {
             None
         }
