@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use quick_cache::sync::{Cache, PlaceholderGuard};
+use quick_cache::sync::{Cache, GuardResult, PlaceholderGuard};
 use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
 
 use super::key::BlockKey;
@@ -75,6 +75,18 @@ impl MemoryTier {
     /// The cached block, or the guard to load it (waits while another caller loads it).
     pub async fn get_or_guard(&self, key: &BlockKey) -> Result<Bytes, LoadGuard<'_>> {
         self.inner.get_value_or_guard_async(key).await
+    }
+
+    /// The guard to load a missing block, without waiting: `None` when the
+    /// block is held already or another caller is loading it.
+    pub fn try_guard(&self, key: &BlockKey) -> Option<LoadGuard<'_>> {
+        match self
+            .inner
+            .get_value_or_guard(key, Some(std::time::Duration::ZERO))
+        {
+            GuardResult::Guard(g) => Some(g),
+            GuardResult::Value(_) | GuardResult::Timeout => None,
+        }
     }
 
     /// Whether the block is held now (no recency update).

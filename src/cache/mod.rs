@@ -11,6 +11,10 @@
 //!   version) and its index, so a changed object can never hit an old block;
 //! - `fetch` runs only when the block is in neither tier, and at most one load
 //!   of a block is in flight at a time (single flight); the others wait for it;
+//! - a prefetch run ([`BlockCache::fill_run`]) loads several consecutive
+//!   missing blocks with one backend request and holds the single-flight
+//!   guard of each until its bytes are in, so readers of those blocks wait for
+//!   the run instead of fetching them again;
 //! - disk I/O runs on `spawn_blocking` threads, never on a tokio worker, and
 //!   disk writes happen after the caller has its bytes;
 //! - bad disk state (torn, corrupt, missing, full) yields misses, never wrong
@@ -25,6 +29,7 @@ pub mod readahead;
 pub mod stats;
 
 use std::future::Future;
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -33,7 +38,7 @@ use tokio::sync::Semaphore;
 pub use blocks::BlockSpan;
 pub use config::{CacheConfig, FreeSpaceMargin};
 pub use key::{BlockKey, ObjectId, Version};
-pub use readahead::{PrefetchBudget, PrefetchPermit, Readahead};
+pub use readahead::{PrefetchBudget, PrefetchPermit, Readahead, MAX_RUN_BYTES};
 pub use stats::CacheStats;
 
 use disk::DiskTier;
@@ -59,6 +64,15 @@ pub enum CacheError {
         /// The underlying error.
         #[source]
         source: std::io::Error,
+    },
+    /// A run fetch returned another length than the blocks it covers hold
+    /// (the object changed size, or a caller bug); nothing of it is cached.
+    #[error("fetch of a run of blocks returned {got} bytes, not {want}")]
+    ShortRun {
+        /// Bytes the run covers.
+        want: u64,
+        /// Bytes returned.
+        got: u64,
     },
     /// A fetch returned more bytes than one block holds: a caller bug.
     #[error("fetch returned {got} bytes for block {index}, more than the block size {block_size}")]
@@ -150,6 +164,7 @@ impl BlockCache {
             return Ok(bytes);
         }
         bump(&self.counters.backend_fetches, 1);
+        bump(&self.counters.backend_requests, 1);
         let bytes = fetch().await?;
         bump(&self.counters.backend_bytes, bytes.len() as u64);
         if bytes.len() as u64 > self.block_size {
@@ -163,6 +178,77 @@ impl BlockCache {
         let _ = guard.insert(bytes.clone());
         self.write_disk_in_background(key, bytes.clone());
         Ok(bytes)
+    }
+
+    /// Load the blocks `blocks` of `obj` (an object of `size` bytes) that are
+    /// in neither tier and not being loaded by another caller, with one
+    /// `fetch(offset, len)` per run of consecutive such blocks (one ranged
+    /// request), split into blocks for both tiers. Returns the blocks loaded.
+    ///
+    /// `fetch` must return exactly `len` bytes. On an error the blocks of that
+    /// run are released unloaded (their readers load them themselves) and the
+    /// error is returned.
+    pub async fn fill_run<F, Fut, E>(
+        &self,
+        obj: &ObjectId,
+        blocks: Range<u64>,
+        size: u64,
+        fetch: F,
+    ) -> Result<u64, E>
+    where
+        F: Fn(u64, u64) -> Fut,
+        Fut: Future<Output = Result<Bytes, E>>,
+        E: From<CacheError>,
+    {
+        let bs = self.block_size;
+        let mut runs: Vec<Vec<(u64, memory::LoadGuard<'_>)>> = Vec::new();
+        let mut run = Vec::new();
+        for index in blocks {
+            let key = BlockKey { object: *obj, index };
+            let on_disk = self.disk.as_ref().is_some_and(|d| d.contains(&key));
+            let guard = if on_disk || blocks::block_len(index, size, bs) == 0 {
+                None
+            } else {
+                self.memory.try_guard(&key)
+            };
+            match guard {
+                Some(g) => run.push((index, g)),
+                None if !run.is_empty() => runs.push(std::mem::take(&mut run)),
+                None => {}
+            }
+        }
+        if !run.is_empty() {
+            runs.push(run);
+        }
+        let mut loaded = 0;
+        for run in runs {
+            let (Some(first), Some(last)) = (run.first(), run.last()) else {
+                continue;
+            };
+            let start = first.0 * bs;
+            let end = (last.0 * bs + bs).min(size);
+            bump(&self.counters.memory_misses, run.len() as u64);
+            bump(&self.counters.backend_requests, 1);
+            let data = fetch(start, end - start).await?;
+            if data.len() as u64 != end - start {
+                return Err(CacheError::ShortRun {
+                    want: end - start,
+                    got: data.len() as u64,
+                }
+                .into());
+            }
+            bump(&self.counters.backend_fetches, run.len() as u64);
+            bump(&self.counters.backend_bytes, data.len() as u64);
+            for (index, guard) in run {
+                let from = (index * bs - start) as usize;
+                let to = (from + bs as usize).min(data.len());
+                let block = data.slice(from..to);
+                let _ = guard.insert(block.clone());
+                self.write_disk_in_background(BlockKey { object: *obj, index }, block);
+                loaded += 1;
+            }
+        }
+        Ok(loaded)
     }
 
     /// Bytes `[offset, offset + len)` of `obj` (an object of `size` bytes),
@@ -260,4 +346,108 @@ fn slice_span(block: &Bytes, span: &BlockSpan) -> Bytes {
     let end = r.end.min(block.len());
     let start = r.start.min(end);
     block.slice(start..end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    const BS: u64 = 4096;
+
+    fn cache() -> Arc<BlockCache> {
+        BlockCache::open(&CacheConfig {
+            memory_bytes: 1 << 20,
+            disk_bytes: 0,
+            block_size: BS,
+            dir: std::env::temp_dir(),
+            free_space_margin: FreeSpaceMargin::Bytes(0),
+        })
+        .unwrap()
+    }
+
+    fn object(size: u64) -> Bytes {
+        (0..size).map(|i| (i * 7 % 251) as u8).collect::<Vec<_>>().into()
+    }
+
+    /// fill_run over `blocks` of `data`, recording each request's byte range.
+    async fn fill(
+        c: &BlockCache,
+        id: &ObjectId,
+        data: &Bytes,
+        blocks: Range<u64>,
+        calls: &std::sync::Mutex<Vec<(u64, u64)>>,
+    ) -> u64 {
+        c.fill_run(id, blocks, data.len() as u64, |off, len| {
+            calls.lock().unwrap().push((off, len));
+            let d = data.slice(off as usize..(off + len) as usize);
+            async move { Ok::<_, CacheError>(d) }
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn run_of_missing_blocks_is_one_request_split_into_blocks_when_prefetched() {
+        let c = cache();
+        let id = ObjectId::from_cid("bafyrun");
+        let data = object(5 * BS + 100);
+        let calls = std::sync::Mutex::new(Vec::new());
+        assert_eq!(fill(&c, &id, &data, 1..6, &calls).await, 5);
+        assert_eq!(
+            *calls.lock().unwrap(),
+            vec![(BS, 4 * BS + 100)],
+            "one ranged request, clipped at EOF"
+        );
+        let fetched = AtomicU64::new(0);
+        let got = c
+            .read_range(&id, BS - 10, 4 * BS + 110, data.len() as u64, |_| async {
+                fetched.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, CacheError>(data.slice(0..BS as usize))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            data.slice((BS - 10) as usize..),
+            "blocks hold the right bytes"
+        );
+        assert_eq!(
+            fetched.load(Ordering::SeqCst),
+            1,
+            "only block 0 was not in the run"
+        );
+        let s = c.stats();
+        assert_eq!((s.backend_fetches, s.backend_requests), (6, 2));
+    }
+
+    #[tokio::test]
+    async fn run_splits_around_cached_blocks_and_skips_past_eof() {
+        let c = cache();
+        let id = ObjectId::from_cid("bafysplit");
+        let data = object(8 * BS);
+        let calls = std::sync::Mutex::new(Vec::new());
+        fill(&c, &id, &data, 3..4, &calls).await;
+        calls.lock().unwrap().clear();
+        assert_eq!(fill(&c, &id, &data, 1..12, &calls).await, 6);
+        assert_eq!(*calls.lock().unwrap(), vec![(BS, 2 * BS), (4 * BS, 4 * BS)]);
+    }
+
+    #[tokio::test]
+    async fn failed_or_short_run_caches_nothing_and_readers_load_again() {
+        let c = cache();
+        let id = ObjectId::from_cid("bafyfail");
+        let data = object(4 * BS);
+        let short = c
+            .fill_run(&id, 0..4, data.len() as u64, |_, _| async {
+                Ok::<_, CacheError>(Bytes::from_static(b"short"))
+            })
+            .await;
+        assert!(matches!(short, Err(CacheError::ShortRun { .. })), "{short:?}");
+        for i in 0..4 {
+            assert!(!c.contains(&id, i));
+        }
+        let calls = std::sync::Mutex::new(Vec::new());
+        assert_eq!(fill(&c, &id, &data, 0..4, &calls).await, 4);
+    }
 }

@@ -26,6 +26,11 @@ pub const DEFAULT_INITIAL_WINDOW: u64 = 1 << 20;
 /// Largest window: 64 MiB keeps one fast sequential stream busy on high-latency
 /// backends (S3, IPFS gateways) without one file eating the memory tier.
 pub const DEFAULT_MAX_WINDOW: u64 = 64 << 20;
+/// Most bytes one prefetch request covers: consecutive missing blocks of a
+/// window go out as one ranged GET of up to 8 MiB (the part size S3 clients
+/// use by default), so per-request overhead is paid once per 8 blocks of
+/// 1 MiB, and a full 64 MiB window is 8 requests in flight together.
+pub const MAX_RUN_BYTES: u64 = 8 << 20;
 /// Default global prefetch budget: four files at the full window.
 pub const DEFAULT_PREFETCH_BUDGET: u64 = 4 * DEFAULT_MAX_WINDOW;
 

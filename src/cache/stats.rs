@@ -37,8 +37,11 @@ pub struct CacheStats {
     pub disk_writes_dropped: u64,
     /// Bytes held by the disk tier now (block files including headers).
     pub disk_used_bytes: u64,
-    /// Backend requests made (one per block missing from both tiers).
+    /// Blocks fetched from backends (missing from both tiers).
     pub backend_fetches: u64,
+    /// Backend requests those blocks took: a prefetch run fetches several
+    /// consecutive blocks with one ranged request.
+    pub backend_requests: u64,
     /// Bytes received from backends.
     pub backend_bytes: u64,
 }
@@ -58,6 +61,7 @@ pub(crate) struct Counters {
     pub disk_writes_dropped: AtomicU64,
     pub disk_used_bytes: AtomicU64,
     pub backend_fetches: AtomicU64,
+    pub backend_requests: AtomicU64,
     pub backend_bytes: AtomicU64,
 }
 
@@ -84,6 +88,7 @@ impl Counters {
             disk_writes_dropped: l(&self.disk_writes_dropped),
             disk_used_bytes: l(&self.disk_used_bytes),
             backend_fetches: l(&self.backend_fetches),
+            backend_requests: l(&self.backend_requests),
             backend_bytes: l(&self.backend_bytes),
         }
     }
@@ -100,6 +105,6 @@ mod tests {
         let json = serde_json::to_value(c.snapshot(7)).unwrap();
         assert_eq!(json["disk_hits"], 3);
         assert_eq!(json["memory_used_bytes"], 7);
-        assert_eq!(json.as_object().unwrap().len(), 14);
+        assert_eq!(json.as_object().unwrap().len(), 15);
     }
 }

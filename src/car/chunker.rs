@@ -35,6 +35,17 @@ impl Chunker {
         }
     }
 
+    /// True when no bytes of a partial chunk are held.
+    pub fn is_empty(&self) -> bool {
+        self.filled == 0
+    }
+
+    /// Record that a whole chunk was handed on by someone else (so the end
+    /// of the stream adds no empty chunk).
+    pub fn mark_emitted(&mut self) {
+        self.emitted = true;
+    }
+
     /// Give back a spent chunk buffer so the next chunk reuses its memory.
     pub fn recycle(&mut self, mut buf: Vec<u8>) {
         // Keep a couple: enough for steady state without hoarding.

@@ -7,6 +7,10 @@
 //! flight to the hashing threads plus one partial node per tree level
 //! (width x ~45 bytes).
 //!
+//! [`FileBuilder::write_file`] reads a large file with reader threads
+//! (`preader.rs`) while the hashing pool works, so on a machine with few
+//! cores SHA-256 rather than the reads sets the pace.
+//!
 //! Layout (kubo's and ipfs-car's "balanced"): leaves are grouped `width` at a
 //! time into File nodes, those nodes `width` at a time into the next level,
 //! and so on; a lone leftover child still gets its own parent. A file of one
@@ -17,6 +21,7 @@ use super::chunker::Chunker;
 use super::dagpb::{self, PbLink};
 use super::error::Result;
 use super::hasher::{hash_leaf, HashedLeaf, Pool};
+use super::preader::{read_chunks, Chunks, MIN_CHUNKS};
 use super::profile::Profile;
 use super::unixfs::{Data, DataType};
 use cid::Cid;
@@ -53,6 +58,9 @@ pub struct FileBuilder<'s> {
     pool: Option<Pool>,
     levels: Vec<Vec<Child>>,
     size: u64,
+    /// The reader threads of [`FileBuilder::write_file`] while it runs
+    /// (spent chunk buffers go back to them).
+    chunks: Option<Chunks>,
 }
 
 impl<'s> FileBuilder<'s> {
@@ -74,6 +82,7 @@ impl<'s> FileBuilder<'s> {
             pool: None,
             levels: Vec::new(),
             size: 0,
+            chunks: None,
         }
     }
 
@@ -107,6 +116,39 @@ impl<'s> FileBuilder<'s> {
             }
             progress(n as u64);
         }
+    }
+
+    /// Feed a whole file from its start (the builder must have taken nothing
+    /// yet). A file of at least [`MIN_CHUNKS`] chunks, with more than one
+    /// hashing thread, is read by reader threads ([`read_chunks`]) in whole
+    /// chunks, so reads, hashing and the caller's sink overlap; others as
+    /// [`FileBuilder::write_from`]. `progress` is told each chunk's bytes.
+    pub fn write_file(&mut self, file: std::fs::File, progress: &dyn Fn(u64)) -> Result<()> {
+        let size = self.profile.chunk_size();
+        let len = file.metadata().map_or(0, |m| m.len());
+        if self.threads == 1 || !self.chunker.is_empty() || len < MIN_CHUNKS * size as u64 {
+            let mut file = file;
+            return self.write_from(&mut file, progress);
+        }
+        self.chunks = Some(read_chunks(file, size));
+        let res = self.take_chunks(progress);
+        self.chunks = None;
+        res
+    }
+
+    fn take_chunks(&mut self, progress: &dyn Fn(u64)) -> Result<()> {
+        while let Some(chunk) = self
+            .chunks
+            .as_mut()
+            .map(Chunks::next_chunk)
+            .transpose()?
+            .flatten()
+        {
+            progress(chunk.len() as u64);
+            self.chunker.mark_emitted();
+            self.on_chunk(chunk)?;
+        }
+        Ok(())
     }
 
     fn on_chunk(&mut self, chunk: Vec<u8>) -> Result<()> {
@@ -166,7 +208,10 @@ impl<'s> FileBuilder<'s> {
                 }
             }
         };
-        self.chunker.recycle(leaf.chunk);
+        match &self.chunks {
+            Some(c) => c.recycle(leaf.chunk),
+            None => self.chunker.recycle(leaf.chunk),
+        }
         self.push(0, child)
     }
 
@@ -281,5 +326,27 @@ mod tests {
             }
         }
         assert!(roots.windows(2).all(|w| w[0] == w[1]));
+    }
+
+    #[test]
+    fn same_blocks_when_file_is_read_by_reader_threads() {
+        use std::io::Write;
+        for len in [0usize, 1000, 8 << 18, (8 << 18) + 1, 5_000_000, (9 << 20) + 7] {
+            let data: Vec<u8> = (0..len as u32).map(|i| (i * 13 % 251) as u8).collect();
+            let mut f = tempfile::NamedTempFile::new().unwrap();
+            f.write_all(&data).unwrap();
+            for profile in [Profile::UnixfsV0_2015, Profile::UnixfsV1_2025] {
+                let mut want = MemorySink::default();
+                let mut b = FileBuilder::with_threads(profile, &mut want, 1);
+                b.write(&data).unwrap();
+                let want_root = b.finish().unwrap();
+                let mut got = MemorySink::default();
+                let mut b = FileBuilder::with_threads(profile, &mut got, 2);
+                b.write_file(std::fs::File::open(f.path()).unwrap(), &|_| {})
+                    .unwrap();
+                assert_eq!(b.finish().unwrap(), want_root, "len {len}");
+                assert_eq!(got.blocks, want.blocks, "len {len}");
+            }
+        }
     }
 }

@@ -24,6 +24,7 @@ mod hamt;
 mod hasher;
 mod pack;
 mod pbwire;
+mod preader;
 mod profile;
 mod reader;
 mod shard;

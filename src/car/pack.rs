@@ -1,11 +1,12 @@
 //! Packing a path into one CAR file on disk, in either block order; the
 //! glue between the walk (`walk.rs`) and the writers (`writer.rs`), shared
-//! by the CLI and the product.
+//! by the CLI and the product. A root-last CAR is written on a thread of its
+//! own ([`CarThread`]) while the walk reads and hashes.
 
 use super::error::{CarError, Result};
 use super::profile::Profile;
 use super::walk::{add_path, WalkOptions};
-use super::writer::{patch_header, placeholder_root, CarWriter, DfsSpool};
+use super::writer::{patch_header, placeholder_root, CarThread, CarWriter, DfsSpool};
 use cid::Cid;
 use std::fs::File;
 use std::io::BufWriter;
@@ -49,8 +50,10 @@ pub fn pack_file(
         Order::RootLast => {
             let file = File::create(out).map_err(CarError::path(out))?;
             let placeholder = placeholder_root(profile.root_cid_len());
-            let mut car = CarWriter::new(BufWriter::with_capacity(OUT_BUF, file), &[placeholder], dedup)?;
+            let car = CarWriter::new(BufWriter::with_capacity(OUT_BUF, file), &[placeholder], dedup)?;
+            let mut car = CarThread::spawn(car);
             let built = add_path(profile, path, opts, &mut car, progress)?;
+            let car = car.finish()?;
             let (bytes, blocks) = (car.written(), car.blocks());
             let mut file = car
                 .into_inner()?

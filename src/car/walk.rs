@@ -119,9 +119,9 @@ pub fn add_file(
     sink: &mut dyn BlockSink,
     progress: &dyn Fn(u64),
 ) -> Result<Built> {
-    let mut f = fs::File::open(path).map_err(CarError::path(path))?;
+    let f = fs::File::open(path).map_err(CarError::path(path))?;
     let mut b = FileBuilder::new(profile, sink);
-    b.write_from(&mut f, progress).map_err(|e| match e {
+    b.write_file(f, progress).map_err(|e| match e {
         CarError::Io(source) => CarError::Path {
             path: path.to_owned(),
             source,

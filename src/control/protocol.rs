@@ -409,6 +409,10 @@ pub struct CacheFigures {
     /// Blocks fetched from backends (missing from both tiers), and their bytes.
     pub backend_fetches: u64,
     pub backend_bytes: u64,
+    /// Backend requests those blocks took (a prefetch run is one ranged
+    /// request for several blocks).
+    #[serde(default)]
+    pub backend_requests: u64,
 }
 
 /// Reply of `stats`.

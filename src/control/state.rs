@@ -112,6 +112,7 @@ fn figures(s: CacheStats) -> CacheFigures {
         },
         backend_fetches: s.backend_fetches,
         backend_bytes: s.backend_bytes,
+        backend_requests: s.backend_requests,
     }
 }
 

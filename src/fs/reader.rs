@@ -5,9 +5,14 @@
 //! path + etag, or mtime + size), so blocks of a changed object are never
 //! served; where the backend supports conditional reads every block fetch is
 //! pinned to the etag, so one open never mixes two versions either.
+//!
+//! Prefetches go out as runs: consecutive missing blocks the readahead asks
+//! for are fetched with one ranged request of up to [`MAX_RUN_BYTES`] and
+//! split into blocks, and the runs of one window are in flight together, so a
+//! long stream keeps several large GETs going against the server's latency.
 
 use super::FsError;
-use crate::cache::{blocks, BlockCache, ObjectId, PrefetchBudget, Readahead, Version};
+use crate::cache::{blocks, BlockCache, ObjectId, PrefetchBudget, Readahead, Version, MAX_RUN_BYTES};
 use crate::vfs::{Meta, Tree};
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
@@ -92,21 +97,41 @@ impl Reader {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .on_read(offset, len, ctx.size);
-        for index in ahead {
+        let run_max = (MAX_RUN_BYTES / bs).max(1);
+        let mut index = ahead.start;
+        while index < ahead.end {
             if self.cache.contains(&ctx.obj, index) {
+                index += 1;
                 continue;
             }
-            let Some(permit) = self.budget.try_reserve(bs) else {
-                break;
+            let mut end = index + 1;
+            while end < ahead.end && end - index < run_max && !self.cache.contains(&ctx.obj, end) {
+                end += 1;
+            }
+            let bytes: u64 = (index..end).map(|i| blocks::block_len(i, ctx.size, bs)).sum();
+            // A whole run if the budget has room, else one block, else stop
+            // (the kernel's own reads fetch what is left).
+            let (permit, end) = match self.budget.try_reserve(bytes) {
+                Some(p) => (p, end),
+                None => match self.budget.try_reserve(bs) {
+                    Some(p) => (p, index + 1),
+                    None => break,
+                },
             };
             let (cache, ctx) = (self.cache.clone(), ctx.clone());
+            let run = index..end;
             tokio::spawn(async move {
                 let _permit = permit;
-                let got = cache.get_block(&ctx.obj, index, || fetch(&ctx, index, bs)).await;
+                let got = cache
+                    .fill_run(&ctx.obj, run.clone(), ctx.size, |off, len| {
+                        fetch_span(&ctx, off, len)
+                    })
+                    .await;
                 if let Err(e) = got {
-                    tracing::debug!(path = %ctx.rel, index, error = %e, "prefetch failed");
+                    tracing::debug!(path = %ctx.rel, blocks = ?run, error = %e, "prefetch failed");
                 }
             });
+            index = end;
         }
         self.cache
             .read_range(&ctx.obj, offset, len, ctx.size, |i| fetch(ctx, i, bs))
@@ -116,10 +141,14 @@ impl Reader {
 
 /// Loads block `index` from the backend.
 async fn fetch(ctx: &ReadCtx, index: u64, bs: u64) -> Result<Bytes, FsError> {
-    let len = blocks::block_len(index, ctx.size, bs);
+    fetch_span(ctx, index * bs, blocks::block_len(index, ctx.size, bs)).await
+}
+
+/// Loads `len` bytes at `offset` (whole blocks) from the backend in one request.
+async fn fetch_span(ctx: &ReadCtx, offset: u64, len: u64) -> Result<Bytes, FsError> {
     let data = ctx
         .tree
-        .read_version(&ctx.rel, index * bs, len, ctx.version.as_deref())
+        .read_version(&ctx.rel, offset, len, ctx.version.as_deref())
         .await?;
     if (data.len() as u64) < len {
         // The object shrank behind our back: do not cache a short block.
