@@ -1,12 +1,14 @@
 //! Packing a path into one CAR file on disk, in either block order; the
 //! glue between the walk (`walk.rs`) and the writers (`writer.rs`), shared
-//! by the CLI and the product. A root-last CAR is written on a thread of its
-//! own ([`CarThread`]) while the walk reads and hashes.
+//! by the CLI and the product. The CAR is written by the thread that walks:
+//! large files are read by reader threads (`preader.rs`) and hashed by the
+//! hashing pool, so that thread only hands chunks on and writes blocks (a
+//! writer thread of its own was tried: the copy it needs made packing slower).
 
 use super::error::{CarError, Result};
 use super::profile::Profile;
 use super::walk::{add_path, WalkOptions};
-use super::writer::{patch_header, placeholder_root, CarThread, CarWriter, DfsSpool};
+use super::writer::{patch_header, placeholder_root, CarWriter, DfsSpool};
 use cid::Cid;
 use std::fs::File;
 use std::io::BufWriter;
@@ -50,10 +52,8 @@ pub fn pack_file(
         Order::RootLast => {
             let file = File::create(out).map_err(CarError::path(out))?;
             let placeholder = placeholder_root(profile.root_cid_len());
-            let car = CarWriter::new(BufWriter::with_capacity(OUT_BUF, file), &[placeholder], dedup)?;
-            let mut car = CarThread::spawn(car);
+            let mut car = CarWriter::new(BufWriter::with_capacity(OUT_BUF, file), &[placeholder], dedup)?;
             let built = add_path(profile, path, opts, &mut car, progress)?;
-            let car = car.finish()?;
             let (bytes, blocks) = (car.written(), car.blocks());
             let mut file = car
                 .into_inner()?

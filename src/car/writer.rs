@@ -22,8 +22,6 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::thread::JoinHandle;
 
 /// The header section (length prefix included) of a CARv1 with `roots`.
 pub fn header(roots: &[Cid]) -> Vec<u8> {
@@ -138,78 +136,6 @@ impl<W: Write> BlockSink for CarWriter<W> {
         self.written += (prefix.len() + data.len()) as u64;
         self.blocks += 1;
         Ok(())
-    }
-}
-
-/// Blocks queued to a [`CarThread`]: enough to ride out a slow write
-/// (writeback) without stalling hashing, few enough to bound memory (a
-/// chunk each, 16 MiB with 1 MiB chunks).
-const THREAD_QUEUE: usize = 16;
-
-/// A [`CarWriter`] on a thread of its own, so the CAR is written while the
-/// caller reads and hashes: `put` queues a copy of the block (bounded) and
-/// the thread writes blocks in the order they were put, so the bytes are
-/// those the writer would write inline.
-pub struct CarThread<W: Write + Send + 'static> {
-    tx: Option<SyncSender<(Cid, Vec<u8>)>>,
-    thread: Option<JoinHandle<Result<CarWriter<W>>>>,
-}
-
-impl<W: Write + Send + 'static> CarThread<W> {
-    /// Move `car` onto a writer thread.
-    pub fn spawn(mut car: CarWriter<W>) -> Self {
-        let (tx, rx) = sync_channel::<(Cid, Vec<u8>)>(THREAD_QUEUE);
-        let thread = std::thread::spawn(move || {
-            for (cid, data) in rx {
-                car.put(&cid, &data)?;
-            }
-            Ok(car)
-        });
-        CarThread {
-            tx: Some(tx),
-            thread: Some(thread),
-        }
-    }
-
-    /// Wait for every queued block to be written; the writer back.
-    pub fn finish(mut self) -> Result<CarWriter<W>> {
-        self.tx = None;
-        self.join()
-    }
-
-    fn join(&mut self) -> Result<CarWriter<W>> {
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(res)) => res,
-            Some(Err(_)) => Err(CarError::Io(std::io::Error::other("CAR writer thread panicked"))),
-            None => Err(CarError::Io(std::io::Error::other(
-                "CAR writer thread already stopped",
-            ))),
-        }
-    }
-}
-
-impl<W: Write + Send + 'static> BlockSink for CarThread<W> {
-    fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<()> {
-        let sent = self
-            .tx
-            .as_ref()
-            .is_some_and(|tx| tx.send((*cid, data.to_vec())).is_ok());
-        if sent {
-            return Ok(());
-        }
-        // The thread stopped on an error: report it.
-        self.tx = None;
-        self.join()
-            .and_then(|_| Err(CarError::Io(std::io::Error::other("CAR writer thread stopped"))))
-    }
-}
-
-impl<W: Write + Send + 'static> Drop for CarThread<W> {
-    fn drop(&mut self) {
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
