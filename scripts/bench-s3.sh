@@ -101,6 +101,7 @@ mount_tool() { # tool -> mounts the bucket at $MNT
       rm -rf "$WORK/rc"; mkdir -p "$WORK/rc"
       ( export RCLONE_S3_PROVIDER=Other RCLONE_S3_ENDPOINT="http://127.0.0.1:$S3PORT" RCLONE_S3_ACCESS_KEY_ID="$KEY_ID" \
           RCLONE_S3_SECRET_ACCESS_KEY="$KEY_SECRET" RCLONE_S3_REGION=us-east-1 RCLONE_S3_FORCE_PATH_STYLE=true
+        unset AWS_CA_BUNDLE  # rclone refuses a custom CA bundle with its own transport; plain HTTP here
         rclone mount ":s3:bench" "$MNT" --vfs-cache-mode off --cache-dir "$WORK/rc" --daemon ); sleep 1; echo "$MNT" ;;
     s3fs)
       echo "$KEY_ID:$KEY_SECRET" > "$WORK/pw"; chmod 600 "$WORK/pw"
@@ -113,17 +114,18 @@ mount_tool() { # tool -> mounts the bucket at $MNT
 # the median wall time and the median CPU of the tool's daemon and the server.
 timed() {
   local scen="$1" tool="$2" mib="$3"; shift 3
-  local tw=() tc=() ts=()
+  local tw=() tc=() ts=() failed=0
   for _ in $(seq "$RUNS"); do
     local dir="" pid="" c0=0 s0 t0 t1 c1 s1
     if [ "$tool" != raw ]; then dir=$(mount_tool "$tool"); pid=$(fuse_pid); fi
     drop_caches
     s0=$(cpu_s "$SERVER_PID"); [ -n "$pid" ] && c0=$(cpu_s "$pid")
-    t0=$(now); DIR="$dir" bash -c "$*"; t1=$(now)
+    t0=$(now); if ! DIR="$dir" bash -c "$*"; then echo "$scen $tool: FAILED (no row)" >&2; failed=1; fi; t1=$(now)
     s1=$(cpu_s "$SERVER_PID"); c1=$([ -n "$pid" ] && cpu_s "$pid" || cat "$WORK/curl.cpu" 2>/dev/null || echo 0)
     tw+=("$(echo "$t1 - $t0" | bc -l)"); tc+=("$(echo "$c1 - $c0" | bc -l)"); ts+=("$(echo "$s1 - $s0" | bc -l)")
     if [ "$tool" != raw ]; then unmount_all; fi
   done
+  [ "$failed" = 0 ] || return 0
   record "$scen" "$tool" "$(printf '%s\n' "${tw[@]}" | median)" "$mib" \
     "$(printf '%s\n' "${tc[@]}" | median)" "$(printf '%s\n' "${ts[@]}" | median)"
 }
