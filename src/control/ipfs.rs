@@ -67,6 +67,9 @@ impl ControlState {
         progress: mpsc::UnboundedSender<Progress>,
     ) -> Result<Value, RpcError> {
         let path = under(&self.mountpoint, &p.path)?;
+        if let Some(reply) = self.push_bucket(id, &p, &progress).await? {
+            return Ok(reply);
+        }
         let profile = match p.profile.as_deref() {
             None => crate::car::Profile::default(),
             Some(s) => s
@@ -83,6 +86,70 @@ impl ControlState {
             car_bytes: pushed.car_bytes,
             blocks: pushed.blocks,
         })
+        .map_err(|e| RpcError::new(code::INTERNAL, e.to_string()))
+    }
+
+    /// Pushes the bucket mounted at `p.path`, if one is: its CAR is prepared
+    /// as `bucket prepare-car` does (under `vfs/cars/<bucket>/`, recorded in
+    /// the manifest) and imported, so the root pushed is the bucket's root
+    /// CID. None when no bucket is mounted there.
+    async fn push_bucket(
+        &self,
+        id: &Value,
+        p: &IpfsPush,
+        progress: &mpsc::UnboundedSender<Progress>,
+    ) -> Result<Option<Value>, RpcError> {
+        let Some(service) = &self.buckets else {
+            return Ok(None);
+        };
+        let Ok(mount) = crate::config::normalize_mount_path(&p.path) else {
+            return Ok(None);
+        };
+        let Some(bucket) = service.catalog.at_mount(&mount) else {
+            return Ok(None);
+        };
+        let name = bucket.def.name.clone();
+        if let Some(asked) = p.profile.as_deref() {
+            let asked: crate::car::Profile = asked
+                .parse()
+                .map_err(|e| RpcError::new(code::INVALID_PARAMS, format!("profile {asked:?}: {e}")))?;
+            if asked != bucket.def.profile {
+                return Err(RpcError::new(
+                    code::INVALID_PARAMS,
+                    format!("bucket {name} is pushed with its own profile, not {asked:?}"),
+                ));
+            }
+        }
+        let (id, tx) = (id.clone(), progress.clone());
+        let report: crate::bucket::ProgressFn = Arc::new(move |stage: &str, done: u64, total: u64| {
+            let _ = tx.send(Progress {
+                id: id.clone(),
+                method: "ipfs.push".into(),
+                files_remaining: total.saturating_sub(done) as usize,
+                stage: Some(stage.into()),
+                done: Some(done),
+                total: Some(total),
+                ..Default::default()
+            });
+        });
+        let fail = |e: &dyn std::fmt::Display| ipfs_error(format!("push bucket {name}: {e}"));
+        let car = service
+            .catalog
+            .prepare_car(&service.router, &name, None, None, report)
+            .await
+            .map_err(|e| fail(&e))?;
+        let root = cid::Cid::try_from(car.root.as_str()).map_err(|e| fail(&e))?;
+        let file = car.cars.first().ok_or_else(|| fail(&"no CAR was written"))?;
+        crate::ipfs::import_car(&p.api, Path::new(&file.path), &root, TRANSFER_TIMEOUT)
+            .await
+            .map_err(|e| fail(&e))?;
+        tracing::info!(bucket = %name, %root, "bucket pushed to the node");
+        serde_json::to_value(IpfsPushReply {
+            root: root.to_string(),
+            car_bytes: file.size,
+            blocks: car.blocks,
+        })
+        .map(Some)
         .map_err(|e| RpcError::new(code::INTERNAL, e.to_string()))
     }
 

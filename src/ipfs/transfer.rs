@@ -3,7 +3,8 @@
 //! Push: the file or directory is packed into a temporary CAR with the `car`
 //! module's walk (so its root is exactly what `ipfs-kit-fuse cid` prints for
 //! the same bytes and profile), imported with `dag/import` (roots pinned),
-//! and the node's answer is checked to name the same root. Pull:
+//! and the node's answer is checked to name the same root ([`import_car`],
+//! also used for a bucket's prepared CAR). Pull:
 //! `dag/export` of the CID is streamed into a temporary CAR, every block is
 //! verified while it is indexed, the root must be the CID asked for, and the
 //! UnixFS tree is written out at the target (which must not exist yet).
@@ -98,14 +99,25 @@ pub async fn push(
     })
     .await
     .map_err(|e| TransferError::Invalid(format!("pack task: {e}")))??;
-    if packed.bytes > MAX_PUSH_CAR {
+    import_car(api, &tmp.0, &packed.root, timeout).await?;
+    Ok(Pushed {
+        root: packed.root,
+        car_bytes: packed.bytes,
+        blocks: packed.blocks,
+    })
+}
+
+/// Imports the CAR file `car` into the node at `api` (`dag/import`, roots
+/// pinned) and checks that the node names `want` as its root, pinned.
+pub async fn import_car(api: &str, car: &Path, want: &Cid, timeout: Duration) -> Result<(), TransferError> {
+    let len = tokio::fs::metadata(car).await?.len();
+    if len > MAX_PUSH_CAR {
         return Err(TransferError::Invalid(format!(
-            "{} packs into {} bytes, more than one push sends ({MAX_PUSH_CAR})",
-            path.display(),
-            packed.bytes
+            "{} is {len} bytes, more than one push sends ({MAX_PUSH_CAR})",
+            car.display()
         )));
     }
-    let body = tokio::fs::read(&tmp.0).await?;
+    let body = tokio::fs::read(car).await?;
     let boundary = format!("ipfs-kit-{}", uuid::Uuid::new_v4().simple());
     let mut form = Vec::with_capacity(body.len() + 256);
     write!(
@@ -137,7 +149,7 @@ pub async fn push(
         ));
     }
     // One JSON object per line; the root's line names it and any pin error.
-    let want = packed.root.to_string();
+    let want = want.to_string();
     let mut confirmed = false;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line)
@@ -160,11 +172,7 @@ pub async fn push(
             format!("dag/import did not confirm root {want}: {}", text.trim()),
         ));
     }
-    Ok(Pushed {
-        root: packed.root,
-        car_bytes: packed.bytes,
-        blocks: packed.blocks,
-    })
+    Ok(())
 }
 
 /// Fetches the DAG of `cid` from the node at `api`, verified, and writes its
