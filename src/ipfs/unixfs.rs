@@ -348,3 +348,330 @@ impl Store {
         .boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Decoding of blocks made by real tools (tests/fixtures/unixfs: a js-ipfs
+    //! 0.66.1 `dag export` and an ipfs-car 3.1.0 HAMT, see the README there)
+    //! and of broken blocks: bad input is an error, never a panic.
+    use super::*;
+    use crate::car::{cid_of_block, encode_dagpb, DataType, PbLink, UnixfsData, DAG_PB, RAW};
+    use crate::ipfs::{BlockSource, CarFiles, SourceError};
+    use async_trait::async_trait;
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    use std::sync::{Arc, Mutex};
+
+    /// Root of `file-tree.car` (js-ipfs `add`: CIDv1, raw leaves, 256-byte chunks).
+    const TREE_ROOT: &str = "bafybeibhbne3pem2srslikqsewx5c5v3mlzvqbwcferepd5tdiuh346yo4";
+    /// The node's `ls` of that root: chunked.bin (60000 bytes) and small.txt.
+    const CHUNKED: &str = "zdj7WZnxcctBYG9GSLt9wn4N4NobtTmmaDfxpF6rtAum7VGJq";
+    const SMALL: &str = "zb2rhk9uKQT791gwiz9Err3tb7dEj5ZTSL2ehinZ91FQAszCb";
+    /// `sha256sum` of chunked.bin.
+    const CHUNKED_SHA256: &str = "a940d30f08452f5ecc4d63bcba95eebb047c1c4d6bc5a2c88602215e988a9799";
+    /// Root of `hamt.car` (ipfs-car `pack` of 1100 files n0..n1099 holding "x\n").
+    const HAMT_ROOT: &str = "bafybeibl5ntxydoyjnhdf7g67wbym3afvympm7wsvrjs5weax2rgglifii";
+
+    fn fixture(name: &str) -> Store {
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/unixfs")
+            .join(name);
+        Store::new(vec![Arc::new(CarFiles::open(&[p]).unwrap())])
+    }
+
+    fn cid(s: &str) -> Cid {
+        Cid::try_from(s).unwrap()
+    }
+
+    /// Blocks made here, stored under the CIDs of their bytes (so they pass
+    /// the hash check and reach the decoder).
+    #[derive(Default)]
+    struct Mem(Mutex<HashMap<Cid, Bytes>>);
+
+    impl Mem {
+        fn put(&self, codec: u64, bytes: Vec<u8>) -> Cid {
+            let c = cid_of_block(false, codec, &bytes);
+            self.0.lock().unwrap().insert(c, Bytes::from(bytes));
+            c
+        }
+    }
+
+    struct Shared(Arc<Mem>);
+
+    #[async_trait]
+    impl BlockSource for Shared {
+        fn name(&self) -> String {
+            "memory".into()
+        }
+        async fn get(&self, cid: &Cid) -> Result<Bytes, SourceError> {
+            self.0
+                 .0
+                .lock()
+                .unwrap()
+                .get(cid)
+                .cloned()
+                .ok_or(SourceError::Missing("no".into()))
+        }
+    }
+
+    fn mem_store() -> (Arc<Mem>, Store) {
+        let mem = Arc::new(Mem::default());
+        (mem.clone(), Store::new(vec![Arc::new(Shared(mem))]))
+    }
+
+    fn node(kind: DataType, f: impl FnOnce(&mut UnixfsData), links: &[PbLink]) -> Vec<u8> {
+        let mut d = UnixfsData::new(kind);
+        f(&mut d);
+        encode_dagpb(links, &d.encode())
+    }
+
+    fn link(cid: Cid, name: &str, tsize: u64) -> PbLink {
+        PbLink {
+            cid,
+            name: name.into(),
+            tsize,
+        }
+    }
+
+    fn is_malformed<T: std::fmt::Debug>(r: Result<T, IpfsError>) -> String {
+        match r {
+            Err(IpfsError::Malformed { message, .. }) => message,
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_js_ipfs_tree_lists_looks_up_and_reads_at_any_offset() {
+        let s = fixture("file-tree.car");
+        let root = cid(TREE_ROOT);
+        assert_eq!(s.kind(&root).await.unwrap(), Kind::Dir);
+        let entries = s.list(&root).await.unwrap();
+        let names: Vec<(&str, Cid)> = entries.iter().map(|e| (e.name.as_str(), e.cid)).collect();
+        assert_eq!(
+            names,
+            vec![("chunked.bin", cid(CHUNKED)), ("small.txt", cid(SMALL))]
+        );
+        assert_eq!(s.lookup(&root, "small.txt").await.unwrap(), cid(SMALL));
+        assert!(matches!(s.lookup(&root, "nope").await, Err(IpfsError::NotFound)));
+        assert_eq!(&s.read(&cid(SMALL), 0, 100).await.unwrap()[..], b"hello unixfs\n");
+
+        let file = cid(CHUNKED);
+        assert_eq!(s.kind(&file).await.unwrap(), Kind::File(60_000));
+        let whole = s.read(&file, 0, 60_000).await.unwrap();
+        assert_eq!(
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&whole)),
+            CHUNKED_SHA256
+        );
+        // Within a chunk, across chunk edges (256 bytes), across the first
+        // level's nodes (174 chunks), at the end and past it.
+        for (off, len) in [
+            (0u64, 10u64),
+            (250, 12),
+            (255, 257),
+            (174 * 256 - 3, 600),
+            (59_990, 100),
+            (60_000, 5),
+        ] {
+            let got = s.read(&file, off, len).await.unwrap();
+            let end = (off + len).min(60_000) as usize;
+            assert_eq!(&got[..], &whole[(off as usize).min(end)..end], "at {off}+{len}");
+        }
+        assert!(matches!(s.read(&root, 0, 1).await, Err(IpfsError::IsDir)));
+        assert!(matches!(s.list(&file).await, Err(IpfsError::NotDir)));
+        assert!(matches!(s.lookup(&file, "x").await, Err(IpfsError::NotDir)));
+        is_malformed(s.read_link(&file).await);
+    }
+
+    #[tokio::test]
+    async fn an_ipfs_car_hamt_lists_every_entry_and_looks_names_up_by_hash() {
+        let s = fixture("hamt.car");
+        let root = cid(HAMT_ROOT);
+        assert_eq!(s.kind(&root).await.unwrap(), Kind::Dir);
+        let entries = s.list(&root).await.unwrap();
+        assert_eq!(entries.len(), 1100);
+        let mut want: Vec<String> = (0..1100).map(|i| format!("n{i}")).collect();
+        want.sort();
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, want);
+        let x = entries[0].cid;
+        assert!(entries.iter().all(|e| e.cid == x && e.tsize == 2));
+        for name in ["n0", "n777", "n1099"] {
+            assert_eq!(s.lookup(&root, name).await.unwrap(), x, "{name}");
+        }
+        for name in ["n1100", "", "N1", "n77/7"] {
+            assert!(
+                matches!(s.lookup(&root, name).await, Err(IpfsError::NotFound)),
+                "{name:?}"
+            );
+        }
+        assert_eq!(&s.read(&x, 0, 10).await.unwrap()[..], b"x\n");
+        // The root block is a HAMT shard node (type 5, fanout 256, murmur3).
+        let raw = s.get(&root).await.unwrap();
+        let pb = crate::car::decode_dagpb(&raw).unwrap();
+        let d = UnixfsData::decode(pb.data.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            (d.kind, d.fanout, d.hash_type),
+            (DataType::HamtShard, Some(256), Some(0x22))
+        );
+    }
+
+    /// Every prefix and one-byte change of real blocks, and noise: each call
+    /// answers (Ok or an error) and none panics.
+    #[tokio::test]
+    async fn truncated_flipped_and_random_blocks_are_errors_not_panics() {
+        let mut real = Vec::new();
+        for (car, root) in [("file-tree.car", TREE_ROOT), ("hamt.car", HAMT_ROOT)] {
+            let s = fixture(car);
+            real.push(s.get(&cid(root)).await.unwrap().to_vec());
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect()
+        };
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for block in &real {
+            let step = (block.len() / 300).max(1);
+            for cut in (0..block.len()).step_by(step) {
+                inputs.push(block[..cut].to_vec());
+            }
+            for at in (0..block.len()).step_by(step * 3) {
+                let mut b = block.clone();
+                b[at] ^= 0x5a;
+                inputs.push(b);
+            }
+        }
+        for n in [1, 2, 3, 5, 8, 40, 300] {
+            for _ in 0..20 {
+                inputs.push(noise(n));
+            }
+        }
+        inputs.push(vec![0x0a, 0xff]); // a Data field longer than the block
+        inputs.push(vec![
+            0x12, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
+        ]); // varint overflow
+        let (mem, s) = mem_store();
+        let mut errors = 0;
+        for bytes in inputs {
+            let c = mem.put(DAG_PB, bytes);
+            errors += s.kind(&c).await.is_err() as usize;
+            let _ = s.list(&c).await;
+            let _ = s.lookup(&c, "n1").await;
+            let _ = s.read(&c, 0, 1 << 20).await;
+            let _ = s.read(&c, 12_345, 10).await;
+            let _ = s.read_link(&c).await;
+        }
+        assert!(errors > 100, "only {errors} inputs were refused");
+    }
+
+    #[tokio::test]
+    async fn nodes_of_the_wrong_type_or_shape_are_refused() {
+        let (mem, s) = mem_store();
+        let leaf = mem.put(RAW, b"hello unixfs\n".to_vec());
+        let dir = mem.put(DAG_PB, node(DataType::Directory, |_| {}, &[link(leaf, "a", 13)]));
+
+        // A file whose chunk is a directory.
+        let f = mem.put(
+            DAG_PB,
+            node(DataType::File, |d| d.blocksizes = vec![13], &[link(dir, "", 13)]),
+        );
+        assert!(is_malformed(s.read(&f, 0, 13).await).contains("not a file node"));
+        // Links and blocksizes that disagree.
+        let f = mem.put(DAG_PB, node(DataType::File, |_| {}, &[link(leaf, "", 13)]));
+        assert!(is_malformed(s.kind(&f).await).contains("blocksizes"));
+        // A filesize that is not what the blocks add up to.
+        let f = mem.put(
+            DAG_PB,
+            node(
+                DataType::File,
+                |d| {
+                    d.blocksizes = vec![13];
+                    d.filesize = Some(99);
+                },
+                &[link(leaf, "", 13)],
+            ),
+        );
+        assert!(is_malformed(s.kind(&f).await).contains("filesize"));
+        // A chunk holding other than its parent says.
+        let f = mem.put(
+            DAG_PB,
+            node(
+                DataType::File,
+                |d| d.blocksizes = vec![100],
+                &[link(leaf, "", 100)],
+            ),
+        );
+        assert!(is_malformed(s.read(&f, 0, 100).await).contains("holds 13 bytes"));
+        // blocksizes that overflow u64.
+        let f = mem.put(
+            DAG_PB,
+            node(
+                DataType::File,
+                |d| d.blocksizes = vec![u64::MAX, 2],
+                &[link(leaf, "", 1), link(leaf, "", 1)],
+            ),
+        );
+        assert!(is_malformed(s.kind(&f).await).contains("overflow"));
+        // Directory entry names that are not one path component.
+        for bad in ["", ".", "..", "a/b", "nul\0"] {
+            let d = mem.put(DAG_PB, node(DataType::Directory, |_| {}, &[link(leaf, bad, 13)]));
+            assert!(
+                is_malformed(s.list(&d).await).contains("bad directory entry name"),
+                "{bad:?}"
+            );
+        }
+        // HAMT links too short, sub-shards that are not shards, entries with bad names.
+        let hamt = |links: &[PbLink]| {
+            node(
+                DataType::HamtShard,
+                |d| {
+                    d.fanout = Some(256);
+                    d.hash_type = Some(0x22);
+                },
+                links,
+            )
+        };
+        let h = mem.put(DAG_PB, hamt(&[link(leaf, "A", 13)]));
+        assert!(is_malformed(s.list(&h).await).contains("too short"));
+        let h = mem.put(DAG_PB, hamt(&[link(dir, "0A", 13)]));
+        assert!(is_malformed(s.list(&h).await).contains("not a shard"));
+        let h = mem.put(DAG_PB, hamt(&[link(leaf, "0A..", 13)]));
+        assert!(is_malformed(s.list(&h).await).contains("bad directory entry name"));
+        // Another codec, a symlink that is not UTF-8, a metadata node.
+        let cbor = mem.put(0x71, vec![0xa0]);
+        assert!(is_malformed(s.kind(&cbor).await).contains("not UnixFS"));
+        let l = mem.put(
+            DAG_PB,
+            node(DataType::Symlink, |d| d.data = Some(vec![0xff, 0xfe]), &[]),
+        );
+        assert!(is_malformed(s.kind(&l).await).contains("UTF-8"));
+        let m = mem.put(DAG_PB, node(DataType::Metadata, |_| {}, &[]));
+        assert!(is_malformed(s.kind(&m).await).contains("metadata"));
+        // A symlink reads as its target.
+        let l = mem.put(
+            DAG_PB,
+            node(DataType::Symlink, |d| d.data = Some(b"../t".to_vec()), &[]),
+        );
+        assert_eq!(s.read_link(&l).await.unwrap(), "../t");
+    }
+
+    #[tokio::test]
+    async fn a_file_dag_deeper_than_the_limit_is_refused() {
+        let (mem, s) = mem_store();
+        let mut c = mem.put(RAW, b"deep".to_vec());
+        for _ in 0..MAX_DEPTH + 2 {
+            c = mem.put(
+                DAG_PB,
+                node(DataType::File, |d| d.blocksizes = vec![4], &[link(c, "", 4)]),
+            );
+        }
+        assert_eq!(s.kind(&c).await.unwrap(), Kind::File(4));
+        assert!(is_malformed(s.read(&c, 0, 4).await).contains("too deep"));
+    }
+}
