@@ -59,6 +59,10 @@ pub struct MountEntry {
     /// are indexed with their CIDs (see `bucket/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
+    /// The bucket's CID profile (IPIP-0499 name, e.g. `unixfs-v0-2015`);
+    /// unset: `unixfs-v1-2025`. Only with `bucket`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// How writes to a mount reach its backend.
@@ -177,6 +181,7 @@ impl Config {
                     writes: None,
                     options: BTreeMap::from([("root".into(), local.to_string_lossy().into_owned())]),
                     bucket: None,
+                    profile: None,
                 },
                 MountEntry {
                     path: "/memory".into(),
@@ -186,6 +191,7 @@ impl Config {
                     writes: None,
                     options: BTreeMap::new(),
                     bucket: None,
+                    profile: None,
                 },
             ],
             vfs: VfsSettings::default(),
@@ -230,6 +236,12 @@ impl Config {
                 {
                     return Err(fail(format!("duplicate bucket name {b:?}")));
                 }
+            }
+            if let Some(p) = &m.profile {
+                if m.bucket.is_none() {
+                    return Err(fail(format!("profile {p:?} is only for buckets (set `bucket` too)")));
+                }
+                p.parse::<crate::car::Profile>().map_err(|e| fail(e.to_string()))?;
             }
         }
         if self.vfs.attr_ttl_secs < 0.0 || !self.vfs.attr_ttl_secs.is_finite() {
@@ -365,6 +377,7 @@ mod tests {
             writes: None,
             options: BTreeMap::from([("root".to_string(), "/tmp/x".to_string())]),
             bucket: None,
+            profile: None,
         }
     }
 
@@ -442,6 +455,7 @@ mod tests {
             writes: None,
             options: Default::default(),
             bucket: None,
+            profile: None,
         };
         let (s, o) = e.resolved().unwrap();
         assert_eq!(s, "s3");

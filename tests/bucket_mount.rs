@@ -789,3 +789,71 @@ fn a_bucket_with_a_corrupt_journal_is_named_in_status_while_the_others_work() {
     std::fs::write(m.path("buckets/media/ok.txt"), b"fine").unwrap();
     assert_eq!(files(&m, "media").len(), 1);
 }
+
+#[test]
+fn a_bucket_with_the_unixfs_v0_2015_profile_gives_the_cids_of_a_kubo_nodes_default_add() {
+    let Some(node) = ipfs_common::KuboNode::start() else {
+        return;
+    };
+    let m = Mounted::with_config(
+        |root| {
+            let v0 = root.join("v0");
+            std::fs::create_dir_all(&v0).unwrap();
+            Some(format!(
+                "{}\n[[mount]]\npath = \"/buckets/v0\"\nscheme = \"fs\"\nbucket = \"v0\"\nprofile = \"unixfs-v0-2015\"\n[mount.options]\nroot = \"{}\"\n",
+                bucket_config(root).unwrap(),
+                v0.display()
+            ))
+        },
+        &[],
+    );
+    let dir = m.path("buckets/v0");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    // Over 256 KiB: several dag-pb leaves under this profile.
+    std::fs::write(dir.join("sub/big.bin"), random_bytes(51, 700_000)).unwrap();
+    std::fs::write(dir.join("a.txt"), b"classic add\n").unwrap();
+    let backing = m.root().join("v0");
+    // The node's default add (CIDv0, 256 KiB chunks, dag-pb leaves) is the oracle.
+    let rows = files(&m, "v0");
+    for (path, cid, _) in &rows {
+        assert_eq!(cid, &node.add(&backing.join(path), ""), "{path}");
+        assert!(cid.starts_with("Qm"), "{cid}");
+    }
+    assert_eq!(rows.len(), 2);
+    let list = cli_json(&m, &["bucket", "list"]);
+    let v0 = list["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "v0")
+        .unwrap()
+        .clone();
+    assert_eq!(v0["profile"], "unixfs-v0-2015");
+    assert_eq!(v0["root_cid"].as_str().unwrap(), node.add(&backing, ""));
+    assert_eq!(
+        xattr(&dir.join("a.txt"), "user.ipfs.profile").unwrap(),
+        "unixfs-v0-2015"
+    );
+    assert_eq!(
+        xattr(&m.path(".buckets/v0/files/a.txt"), "user.ipfs.cid").unwrap(),
+        bucket_row(&rows, "a.txt").1
+    );
+
+    // Created at run time with a profile: saved with it.
+    let fresh = m.root().join("car");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let root_opt = format!("root={}", fresh.display());
+    let made = cli_json(
+        &m,
+        &["bucket", "create", "viacar", "fs", "-O", &root_opt, "--profile", "ipfs-car"],
+    );
+    let text = std::fs::read_to_string(made["saved_to"].as_str().unwrap()).unwrap();
+    assert!(text.contains("profile = \"ipfs-car\""), "{text}");
+    let mnt = m.mnt.display().to_string();
+    let out = run_cli(
+        &m.home,
+        &["bucket", "create", "bad", "fs", "-O", &root_opt, "--profile", "nope", "-m", &mnt],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}

@@ -57,6 +57,9 @@ pub struct State {
     pub pending: u64,
     /// Why the bucket's files could not all be read, if so.
     pub error: Option<String>,
+    /// The index was hashed with another profile: the next `bucket index`
+    /// re-hashes every file.
+    pub stale_profile: bool,
     root: Option<Built>,
     by_cid: Option<HashMap<String, Vec<String>>>,
 }
@@ -177,8 +180,15 @@ impl Catalog {
             Ok(None) => {}
             Ok(Some((bytes, version))) => {
                 let path = self.store.local_path(&ikey).unwrap_or_default();
-                match index::decode(bytes.into(), &path) {
-                    Ok((rows, seq)) => {
+                match index::decode_with_profile(bytes.into(), &path) {
+                    Ok((rows, seq, profile)) => {
+                        if let Some(p) = profile.filter(|p| p != def.profile.name()) {
+                            st.stale_profile = true;
+                            errors.push(format!(
+                                "the index holds CIDs of profile {p}, the bucket's profile is {}",
+                                def.profile
+                            ));
+                        }
                         st.rows = rows.into_iter().map(|r| (r.path.clone(), r)).collect();
                         st.seq = seq;
                         st.index_seq = seq;
@@ -413,6 +423,33 @@ mod tests {
         assert_eq!(paths, vec!["a", "e/b"]);
         assert_eq!(cat3.find_cid(&row("x").cid).len(), 2);
         assert!(cat3.get("media").unwrap().lock().error.is_none());
+    }
+
+    #[test]
+    fn an_index_of_another_profile_is_named_in_the_error_and_marked_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.path()));
+        let cat = Catalog::open(store.clone(), vec![def()]);
+        let b = cat.get("media").unwrap();
+        cat.record(&b, Op::Put(row("a"))).unwrap();
+        assert!(cat.compact(&b).unwrap());
+        let v0 = BucketDef {
+            profile: Profile::UnixfsV0_2015,
+            ..def()
+        };
+        let cat2 = Catalog::open(store.clone(), vec![v0]);
+        let st = cat2.get("media").unwrap();
+        let st = st.lock();
+        assert!(st.stale_profile);
+        let err = st.error.clone().unwrap();
+        assert!(
+            err.contains("unixfs-v1-2025") && err.contains("unixfs-v0-2015") && err.contains("bucket index"),
+            "{err}"
+        );
+        // The rows stay (listed until re-hashed), and the same profile is fine.
+        assert_eq!(st.rows.len(), 1);
+        let cat3 = Catalog::open(store, vec![def()]);
+        assert!(!cat3.get("media").unwrap().lock().stale_profile);
     }
 
     #[test]

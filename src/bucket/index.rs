@@ -177,6 +177,13 @@ pub fn encode(rows: &[Row], info: &IndexInfo) -> Result<Vec<u8>> {
 /// Decodes an index file's bytes into rows and the journal sequence number
 /// it includes. `path` only names the file in errors.
 pub fn decode(bytes: Bytes, path: &Path) -> Result<(Vec<Row>, u64)> {
+    decode_with_profile(bytes, path).map(|(rows, seq, _)| (rows, seq))
+}
+
+/// [`decode`], plus the CID profile the rows name (`cid_profile`; the
+/// first one that differs from `unixfs-v1-2025` when they are mixed, None
+/// when there are no rows).
+pub fn decode_with_profile(bytes: Bytes, path: &Path) -> Result<(Vec<Row>, u64, Option<String>)> {
     let corrupt = |message: String| BucketError::Corrupt {
         what: "index",
         path: path.to_path_buf(),
@@ -194,6 +201,7 @@ pub fn decode(bytes: Bytes, path: &Path) -> Result<(Vec<Row>, u64)> {
         .unwrap_or(0);
     let reader = builder.build().map_err(|e| corrupt(e.to_string()))?;
     let mut rows = Vec::new();
+    let mut profile: Option<String> = None;
     for b in reader {
         let b = b.map_err(|e| corrupt(e.to_string()))?;
         let col = |name: &str| {
@@ -220,10 +228,15 @@ pub fn decode(bytes: Bytes, path: &Path) -> Result<(Vec<Row>, u64)> {
                 .ok_or_else(|| corrupt(format!("column {name:?} is not a timestamp")))
         };
         let (paths, cids, etags) = (strs("path")?, strs("cid")?, strs("etag")?);
+        let profiles = strs("cid_profile")?;
         let (sizes, dag) = (ints("size_bytes")?, ints("dag_size")?);
         let (mtimes, indexed) = (times("mtime")?, times("uploaded_at")?);
         use arrow_array::Array;
         for i in 0..b.num_rows() {
+            let p = profiles.value(i);
+            if profile.as_deref().is_none_or(|q| q == Profile::default().name() && p != q) {
+                profile = Some(p.to_string());
+            }
             rows.push(Row {
                 path: paths.value(i).to_string(),
                 cid: cids.value(i).to_string(),
@@ -238,7 +251,7 @@ pub fn decode(bytes: Bytes, path: &Path) -> Result<(Vec<Row>, u64)> {
     if rows.windows(2).any(|w| w[0].path >= w[1].path) {
         return Err(corrupt("rows are not sorted by path or repeat a path".into()));
     }
-    Ok((rows, seq))
+    Ok((rows, seq, profile))
 }
 
 #[cfg(test)]

@@ -47,7 +47,6 @@ pub use snapshot::{Listed as SnapshotListed, Snapshot};
 pub use store::{Expect, LocalStore, Store, Version};
 pub use view::{BucketsTree, SnapshotsTree};
 
-use crate::car::Profile;
 use crate::config::Config;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -67,7 +66,12 @@ pub fn defs_from_config(config: &Config) -> Vec<BucketDef> {
             m.bucket.as_ref().map(|name| BucketDef {
                 name: name.clone(),
                 mount: m.normalized_path(),
-                profile: Profile::default(),
+                // Checked when the config was validated.
+                profile: m
+                    .profile
+                    .as_deref()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_default(),
             })
         })
         .collect()

@@ -84,6 +84,8 @@ impl Catalog {
         progress: ProgressFn,
     ) -> Result<IndexReport> {
         let b = self.get(name)?;
+        // CIDs of another profile are all stale.
+        let full = full || b.lock().stale_profile;
         let tree = tree_at(router, &b.def.mount)?;
         let files = walk(&tree).await?;
         let old: BTreeMap<String, Row> = b.lock().rows.clone();
@@ -140,7 +142,9 @@ impl Catalog {
             self.record(&b, Op::Del(path.clone()))?;
         }
         if report.errors.is_empty() {
-            b.lock().error = None;
+            let mut st = b.lock();
+            st.error = None;
+            st.stale_profile = false;
         }
         self.compact(&b)?;
         report.root_cid = self.root(&b)?.cid.to_string();

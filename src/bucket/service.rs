@@ -156,6 +156,13 @@ impl Service {
             .path
             .clone()
             .unwrap_or_else(|| format!("{DEFAULT_PARENT}/{name}"));
+        let profile: Profile = match &p.profile {
+            Some(s) => s.parse().map_err(|e: crate::car::CarError| BucketError::Failed {
+                bucket: name.clone(),
+                message: e.to_string(),
+            })?,
+            None => Profile::default(),
+        };
         let (scheme, uri) = if target.contains("://") {
             (None, Some(target))
         } else {
@@ -169,6 +176,7 @@ impl Service {
             writes: None,
             options: p.options.clone(),
             bucket: Some(name.clone()),
+            profile: p.profile.as_ref().map(|_| profile.name().to_string()),
         };
         let saved = self
             .mounts
@@ -181,7 +189,7 @@ impl Service {
         self.catalog.add(BucketDef {
             name: name.clone(),
             mount: entry.normalized_path(),
-            profile: Profile::default(),
+            profile,
         });
         super::place_trees(&self.catalog, &self.router);
         Ok(json!({ "name": name, "path": entry.normalized_path(), "saved_to": saved }))

@@ -63,6 +63,9 @@ pub struct CreateArgs {
     /// Mount path under the mount point.
     #[arg(long = "path", value_name = "VPATH")]
     pub vpath: Option<String>,
+    /// CID profile (unixfs-v1-2025, unixfs-v0-2015, ipfs-car); default unixfs-v1-2025.
+    #[arg(long)]
+    pub profile: Option<String>,
     #[command(flatten)]
     pub at: Where,
 }
@@ -281,6 +284,7 @@ pub fn run_bucket(cmd: BucketCmd) -> ExitCode {
                 scheme: Some(a.scheme),
                 options,
                 path: a.vpath,
+                profile: a.profile,
                 ..Default::default()
             };
             (a.at, BucketMethod::Create, p)

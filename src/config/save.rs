@@ -121,6 +121,7 @@ mod tests {
             writes: None,
             options: BTreeMap::new(),
             bucket: None,
+            profile: None,
         };
         save_mounts(&p, std::slice::from_ref(&m)).unwrap();
         let cfg = Config::parse(&std::fs::read_to_string(&p).unwrap()).unwrap();
@@ -145,6 +146,7 @@ mod tests {
             writes: None,
             options: BTreeMap::from([("bucket".to_string(), "b".to_string())]),
             bucket: None,
+            profile: None,
         };
         save_mounts(&p, &[cfg.mounts[0].clone(), added.clone()]).unwrap();
         let out = std::fs::read_to_string(&p).unwrap();
@@ -176,6 +178,7 @@ mod tests {
             writes: None,
             options: BTreeMap::from([("secret_access_key".to_string(), "x".to_string())]),
             bucket: None,
+            profile: None,
         };
         save_mounts(&p, &[m]).unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);

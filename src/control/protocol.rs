@@ -203,6 +203,9 @@ pub struct BucketParams {
     pub options: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// create: the CID profile (IPIP-0499 name; default `unixfs-v1-2025`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     /// files: only paths starting with this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,

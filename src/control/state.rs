@@ -201,6 +201,7 @@ impl ControlState {
                     writes: None,
                     options: a.options,
                     bucket: None,
+                    profile: None,
                 };
                 let (path, saved) = self.table.add(entry, a.save).await.map_err(change_error)?;
                 to_value(ChangeReply {
