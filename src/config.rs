@@ -239,9 +239,12 @@ impl Config {
             }
             if let Some(p) = &m.profile {
                 if m.bucket.is_none() {
-                    return Err(fail(format!("profile {p:?} is only for buckets (set `bucket` too)")));
+                    return Err(fail(format!(
+                        "profile {p:?} is only for buckets (set `bucket` too)"
+                    )));
                 }
-                p.parse::<crate::car::Profile>().map_err(|e| fail(e.to_string()))?;
+                p.parse::<crate::car::Profile>()
+                    .map_err(|e| fail(e.to_string()))?;
             }
         }
         if self.vfs.attr_ttl_secs < 0.0 || !self.vfs.attr_ttl_secs.is_finite() {
@@ -390,6 +393,24 @@ mod tests {
         };
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("overlaps"), "{err}");
+    }
+
+    #[test]
+    fn validate_checks_a_bucket_profile() {
+        let with = |bucket: Option<&str>, profile: &str| Config {
+            mounts: vec![MountEntry {
+                bucket: bucket.map(String::from),
+                profile: Some(profile.into()),
+                ..entry("/b", "fs")
+            }],
+            vfs: Default::default(),
+            cache: None,
+        };
+        assert!(with(Some("b"), "unixfs-v0-2015").validate().is_ok());
+        let err = with(Some("b"), "nope").validate().unwrap_err().to_string();
+        assert!(err.contains("nope"), "{err}");
+        let err = with(None, "ipfs-car").validate().unwrap_err().to_string();
+        assert!(err.contains("only for buckets"), "{err}");
     }
 
     #[test]

@@ -845,14 +845,34 @@ fn a_bucket_with_the_unixfs_v0_2015_profile_gives_the_cids_of_a_kubo_nodes_defau
     let root_opt = format!("root={}", fresh.display());
     let made = cli_json(
         &m,
-        &["bucket", "create", "viacar", "fs", "-O", &root_opt, "--profile", "ipfs-car"],
+        &[
+            "bucket",
+            "create",
+            "viacar",
+            "fs",
+            "-O",
+            &root_opt,
+            "--profile",
+            "ipfs-car",
+        ],
     );
     let text = std::fs::read_to_string(made["saved_to"].as_str().unwrap()).unwrap();
     assert!(text.contains("profile = \"ipfs-car\""), "{text}");
     let mnt = m.mnt.display().to_string();
     let out = run_cli(
         &m.home,
-        &["bucket", "create", "bad", "fs", "-O", &root_opt, "--profile", "nope", "-m", &mnt],
+        &[
+            "bucket",
+            "create",
+            "bad",
+            "fs",
+            "-O",
+            &root_opt,
+            "--profile",
+            "nope",
+            "-m",
+            &mnt,
+        ],
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));

@@ -234,7 +234,10 @@ pub fn decode_with_profile(bytes: Bytes, path: &Path) -> Result<(Vec<Row>, u64, 
         use arrow_array::Array;
         for i in 0..b.num_rows() {
             let p = profiles.value(i);
-            if profile.as_deref().is_none_or(|q| q == Profile::default().name() && p != q) {
+            if profile
+                .as_deref()
+                .is_none_or(|q| q == Profile::default().name() && p != q)
+            {
                 profile = Some(p.to_string());
             }
             rows.push(Row {
