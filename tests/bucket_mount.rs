@@ -487,6 +487,11 @@ fn files_of_bucket_mounts_and_both_trees_carry_their_cid_as_an_xattr() {
     std::fs::write(dir.join("d/x.bin"), &data).unwrap();
     let f = dir.join("d/x.bin");
     let backing = m.root().join("media");
+    // Indexed at flush or, for a file the kernel wrote through passthrough,
+    // possibly only at the release that follows close(2).
+    support::wait_until(std::time::Duration::from_secs(30), || {
+        xattr(&f, "user.ipfs.cid").is_ok()
+    });
     let cid = xattr(&f, "user.ipfs.cid").expect("user.ipfs.cid of a bucket file");
     // The golden CID: ipfs-car on the same bytes, else our `cid` command.
     let golden = match ipfs_car() {
@@ -521,6 +526,9 @@ fn files_of_bucket_mounts_and_both_trees_carry_their_cid_as_an_xattr() {
 
     // Rewritten through the mount: the new bytes' CID.
     std::fs::write(&f, b"second version\n").unwrap();
+    support::wait_until(std::time::Duration::from_secs(30), || {
+        xattr(&f, "user.ipfs.cid").is_ok_and(|c| c != cid)
+    });
     let new_cid = xattr(&f, "user.ipfs.cid").unwrap();
     assert_ne!(new_cid, cid);
     assert_eq!(new_cid, our_cid(&m, &backing.join("d/x.bin"), &[]));
