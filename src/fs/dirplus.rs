@@ -13,6 +13,16 @@
 
 use super::*;
 use crate::vfs::join_rel;
+use futures::StreamExt;
+use std::collections::HashMap;
+
+/// Names whose stats are fetched together: a reply's buffer (4 KiB to
+/// 128 KiB, the kernel's choice) holds 25 to several hundred entries, so the
+/// stats go in windows, and a full reply wastes at most one window's.
+const PLUS_WINDOW: usize = 32;
+/// Stats in flight at once for that window: enough to hide a remote
+/// store's round trip (S3 HEADs take 5-50 ms) without a burst of requests.
+const PLUS_STATS_IN_FLIGHT: usize = 16;
 
 /// Where the attributes of one directory's children come from.
 enum Source {
@@ -53,15 +63,21 @@ impl Fs {
             return Ok(());
         }
         let source = self.plus_source(dir).await?;
+        let mut stats = HashMap::new();
         let mut placed = false;
-        for e in rest {
+        for (i, e) in rest.iter().enumerate() {
+            if stats.is_empty() {
+                // The next window's stats, made together (a no-op where
+                // listings carry the metadata).
+                stats = self.prefetch_stats(&source, &rest[i..]).await;
+            }
             let (entry, counted) = if e.name == "." || e.name == ".." {
                 // The kernel reads neither node id nor attributes of these
                 // two and counts no lookup for them.
                 let attr = attr::build(e.ino, &Meta::dir(), &Default::default(), &self.opts.owner, false);
                 (self.entry(attr), false)
             } else {
-                match self.plus_entry(&source, &e.name).await {
+                match self.plus_entry(&source, &e.name, stats.remove(&e.name)).await {
                     Ok(Some(entry)) => (entry, true),
                     Ok(None) => continue,
                     Err(_) if placed => return Ok(()),
@@ -110,9 +126,45 @@ impl Fs {
         }
     }
 
+    /// Where a tree's listings lack metadata (S3: each name is a HEAD), the
+    /// stats of the next `PLUS_WINDOW` names, made concurrently rather than
+    /// one after another; the reply asks for the next window when it has
+    /// used this one, so at most one window's stats outlive a full reply.
+    async fn prefetch_stats(
+        &self,
+        source: &Source,
+        rest: &[DirEntry],
+    ) -> HashMap<String, Result<Meta, VfsError>> {
+        let Source::Tree {
+            tree,
+            rel,
+            listing: None,
+            ..
+        } = source
+        else {
+            return HashMap::new();
+        };
+        let names = rest
+            .iter()
+            .map(|e| e.name.as_str())
+            .filter(|n| *n != "." && *n != "..")
+            .take(PLUS_WINDOW);
+        futures::stream::iter(names)
+            .map(|name| async move { (name.to_string(), tree.stat(&join_rel(rel, name)).await) })
+            .buffer_unordered(PLUS_STATS_IN_FLIGHT)
+            .collect()
+            .await
+    }
+
     /// What a lookup of `name` in the source's directory answers, with the
-    /// lookup counted; None if the name is gone.
-    async fn plus_entry(&self, source: &Source, name: &str) -> Res<Option<Entry>> {
+    /// lookup counted; None if the name is gone. `stat`: the tree's stat of
+    /// it, when already made.
+    async fn plus_entry(
+        &self,
+        source: &Source,
+        name: &str,
+        stat: Option<Result<Meta, VfsError>>,
+    ) -> Res<Option<Entry>> {
         let (cpath, found) = match source {
             Source::Gone => return Ok(None),
             Source::Synthetic { path } => {
@@ -133,11 +185,12 @@ impl Fs {
                         .binary_search_by(|(n, _)| n.as_str().cmp(name))
                         .map(|i| (l[i].1.clone(), writable))
                         .map_err(|_| VfsError::NotFound.into()),
-                    None => tree
-                        .stat(&join_rel(rel, name))
-                        .await
-                        .map(|m| (m, writable))
-                        .map_err(FsError::from),
+                    None => match stat {
+                        Some(done) => done,
+                        None => tree.stat(&join_rel(rel, name)).await,
+                    }
+                    .map(|m| (m, writable))
+                    .map_err(FsError::from),
                 };
                 (join_abs(path, name), found)
             }
