@@ -47,10 +47,12 @@ impl Chunker {
     }
 
     /// Give back a spent chunk buffer so the next chunk reuses its memory.
-    pub fn recycle(&mut self, mut buf: Vec<u8>) {
-        // Keep a couple: enough for steady state without hoarding.
-        if self.spare.len() < 2 && buf.capacity() >= self.size {
-            buf.resize(self.size, 0);
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        // Keep a couple: enough for steady state without hoarding. Only
+        // whole chunks: the short last chunk of a file is dropped, since
+        // growing it back would write a whole chunk (1 MiB) of zeros per
+        // small file (most of a bucket's close time for small files).
+        if self.spare.len() < 2 && buf.len() == self.size {
             self.spare.push(buf);
         }
     }

@@ -43,7 +43,16 @@ pub struct FileState {
     /// upload replaces the whole object (on S3 its metadata too), so they
     /// are stored again after it (`Fs::upload_locked`).
     pub attrs_pending: Option<crate::vfs::SetMeta>,
+    /// The backing file as the observer was last told of it (size, mtime
+    /// and ctime in ns; see `Fs::upload_locked`): a flush and the release
+    /// after it, with no write between, tell the observer once.
+    pub notified: Option<Stamp>,
 }
+
+/// Size, mtime and ctime (ns) of a file: what changes when it is written.
+/// (Kernels >= 6.13 give a file whose times were just read a fine-grained
+/// ctime at its next change, so a write after a stat always changes it.)
+pub type Stamp = (u64, i64, i64, i64, i64);
 
 impl FileState {
     /// Remembers `set` (stored just now) to store again after the next
@@ -164,6 +173,7 @@ impl Handles {
                     stream: None,
                     kernel_writes: false,
                     attrs_pending: None,
+                    notified: None,
                 }))
             })
             .clone()
