@@ -38,8 +38,7 @@ cleanup() {
 trap cleanup EXIT
 bash "$ROOT/scripts/kubo-rpc.sh" start "$WORK/repo" "$PORT" >/dev/null
 
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
-now() { date +%s.%N; }
+source "$ROOT/scripts/bench-lib.sh"
 secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b - a}'; }
 add() { curl -sf -X POST -F "file=@$1" "$API/api/v0/add?$V1&progress=false" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])["Hash"])'; }
 

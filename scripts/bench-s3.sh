@@ -42,9 +42,7 @@ export IPFS_KIT_HOME="$WORK/home"
 RESULTS="$WORK/results.tsv"; : > "$RESULTS"
 MNT="$WORK/mnt"
 
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+source "$ROOT/scripts/bench-lib.sh"
 cpu_s() { # pid -> user+system CPU seconds so far (0 if gone)
   awk -v hz="$HZ" '{print ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 fuse_pid() { pgrep -n -f -- "$MNT" || echo ""; }

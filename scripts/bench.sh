@@ -47,9 +47,7 @@ export IPFS_KIT_HOME="$WORK/home"
 RESULTS="$WORK/results.tsv"; : > "$RESULTS"
 MNT="$WORK/mnt"
 
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+source "$ROOT/scripts/bench-lib.sh"
 peak_rss_mib() { # pid -> VmHWM in MiB
   awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "-"; }
 fuse_pid() { # mount point -> pid of the daemon serving it

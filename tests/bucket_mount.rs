@@ -80,6 +80,17 @@ fn ipfs_car_root(bin: &Path, input: &Path, extra: &[&str], tmp: &Path) -> String
     run(&mut cmd).trim().to_string()
 }
 
+/// The entry of bucket `name` in a `bucket list --json` reply.
+fn bucket_named(list: &Value, name: &str) -> Value {
+    list["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == name)
+        .unwrap_or_else(|| panic!("no bucket {name} in {list}"))
+        .clone()
+}
+
 fn bucket_row<'a>(rows: &'a [(String, String, u64)], path: &str) -> &'a (String, String, u64) {
     rows.iter()
         .find(|r| r.0 == path)
@@ -118,13 +129,7 @@ fn writes_renames_and_deletes_through_a_bucket_mount_update_its_index() {
     }
     // The root from the index alone equals the CID of the backing tree.
     let list = cli_json(&m, &["bucket", "list"]);
-    let media = list["buckets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "media")
-        .unwrap()
-        .clone();
+    let media = bucket_named(&list, "media");
     assert_eq!(media["files"], 4);
     let root = media["root_cid"].as_str().unwrap().to_string();
     assert_eq!(root, our_cid(&m, &backing, &["--hidden"]));
@@ -211,13 +216,7 @@ fn snapshot_keeps_the_old_version_readable_from_a_prepared_car_after_an_outside_
         assert_eq!(roots.trim(), car["root"].as_str().unwrap());
     }
     let list = cli_json(&m, &["bucket", "list"]);
-    let media = list["buckets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "media")
-        .unwrap()
-        .clone();
+    let media = bucket_named(&list, "media");
     assert_eq!(media["car_ready"], true);
     assert_eq!(media["last_snapshot"], id.as_str());
 
@@ -397,15 +396,7 @@ fn a_killed_daemon_loses_no_row_and_corrupt_files_are_moved_aside() {
     let out = run_cli(&m.home, &["bucket", "list", "--json", "--config", &config]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let b = |n: &str| {
-        v["buckets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["name"] == n)
-            .unwrap()
-            .clone()
-    };
+    let b = |n: &str| bucket_named(&v, n);
     let err = b("media")["error"].as_str().unwrap_or_default().to_string();
     assert!(
         err.contains("corrupt") && err.contains("media_vfs.parquet.corrupt-"),
@@ -427,13 +418,7 @@ fn a_killed_daemon_loses_no_row_and_corrupt_files_are_moved_aside() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = run_cli(&m.home, &["bucket", "list", "--json", "--config", &config]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let media = v["buckets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "media")
-        .unwrap()
-        .clone();
+    let media = bucket_named(&v, "media");
     assert!(media["error"].is_null(), "{media}");
     assert_eq!(media["files"], 50);
 
@@ -443,13 +428,7 @@ fn a_killed_daemon_loses_no_row_and_corrupt_files_are_moved_aside() {
     let out = run_cli(&m.home, &["bucket", "list", "--json", "--config", &config]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let other = v["buckets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "other")
-        .unwrap()
-        .clone();
+    let other = bucket_named(&v, "other");
     assert!(other["error"].as_str().unwrap().contains("journal"), "{other}");
     let names: Vec<String> = std::fs::read_dir(m.home.join("vfs"))
         .unwrap()
@@ -694,13 +673,7 @@ fn a_crash_between_writing_the_index_and_removing_the_journal_loses_nothing() {
     assert_eq!(paths, want.iter().map(String::as_str).collect::<Vec<_>>());
     let out = offline_json(&m, &["bucket", "list"], &[]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let media = v["buckets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "media")
-        .unwrap()
-        .clone();
+    let media = bucket_named(&v, "media");
     assert!(media["error"].is_null(), "{media}");
     assert_eq!(media["files"], 29);
     assert_eq!(
@@ -829,13 +802,7 @@ fn a_bucket_with_the_unixfs_v0_2015_profile_gives_the_cids_of_a_kubo_nodes_defau
     }
     assert_eq!(rows.len(), 2);
     let list = cli_json(&m, &["bucket", "list"]);
-    let v0 = list["buckets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "v0")
-        .unwrap()
-        .clone();
+    let v0 = bucket_named(&list, "v0");
     assert_eq!(v0["profile"], "unixfs-v0-2015");
     assert_eq!(v0["root_cid"].as_str().unwrap(), node.add(&backing, ""));
     assert_eq!(
