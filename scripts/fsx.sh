@@ -77,8 +77,11 @@ secret_access_key = "test"
 disable_config_load = "true"
 TOML
   ikf_mount "$BIN" "" "$CONFIG"
+  # ikf_mount sets its own EXIT trap: stop moto too, however the run ends.
+  trap 'ikf_unmount; stop_moto' EXIT
   run_fsx s3 -f scripts/fsx-s3.toml
   ikf_unmount
+  stop_moto
   rm -f "$CONFIG"
 fi
 exit $status
