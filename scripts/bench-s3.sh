@@ -54,29 +54,7 @@ SERVER_PID=""
 start_server() {
   local G="$WORK/server"; mkdir -p "$G"
   if [ "$SERVER" = garage ]; then
-    mkdir -p "$G/meta" "$G/data"
-    cat > "$G/garage.toml" <<EOT
-metadata_dir = "$G/meta"
-data_dir = "$G/data"
-db_engine = "lmdb"
-replication_factor = 1
-rpc_bind_addr = "127.0.0.1:3911"
-rpc_public_addr = "127.0.0.1:3911"
-rpc_secret = "$(openssl rand -hex 32)"
-[s3_api]
-s3_region = "us-east-1"
-api_bind_addr = "127.0.0.1:$S3PORT"
-root_domain = ".s3.garage.localhost"
-[admin]
-api_bind_addr = "127.0.0.1:3913"
-admin_token = "$(openssl rand -base64 32)"
-EOT
-    chmod 600 "$G/garage.toml"; export GARAGE_CONFIG_FILE="$G/garage.toml"
-    "$GARAGE" server > "$G/log" 2>&1 & SERVER_PID=$!; sleep 2
-    local node; node=$("$GARAGE" node id -q | cut -d@ -f1)
-    "$GARAGE" layout assign -z dc1 -c 10G "$node" >/dev/null; "$GARAGE" layout apply --version 1 >/dev/null
-    "$GARAGE" key import --yes -n bench "$KEY_ID" "$KEY_SECRET" >/dev/null
-    "$GARAGE" bucket create bench >/dev/null; "$GARAGE" bucket allow --read --write --owner bench --key bench >/dev/null
+    garage_start "$G" "$S3PORT" 3911 3913; SERVER_PID=$(cat "$G/pid")
   else
     local moto; moto="$(bash "$ROOT/scripts/moto.sh")"
     "$moto" -H 127.0.0.1 -p "$S3PORT" > "$G/log" 2>&1 & SERVER_PID=$!

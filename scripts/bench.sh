@@ -174,29 +174,7 @@ PY
 
 start_garage() {
   [ -x "$GARAGE" ] || return 1
-  local G="$WORK/garage"; mkdir -p "$G/meta" "$G/data"
-  cat > "$G/garage.toml" <<EOT
-metadata_dir = "$G/meta"
-data_dir = "$G/data"
-db_engine = "lmdb"
-replication_factor = 1
-rpc_bind_addr = "127.0.0.1:3901"
-rpc_public_addr = "127.0.0.1:3901"
-rpc_secret = "$(openssl rand -hex 32)"
-[s3_api]
-s3_region = "us-east-1"
-api_bind_addr = "127.0.0.1:$S3PORT"
-root_domain = ".s3.garage.localhost"
-[admin]
-api_bind_addr = "127.0.0.1:3903"
-admin_token = "$(openssl rand -base64 32)"
-EOT
-  chmod 600 "$G/garage.toml"; export GARAGE_CONFIG_FILE="$G/garage.toml"
-  "$GARAGE" server > "$G/log" 2>&1 & echo $! > "$G/pid"; sleep 2
-  local node; node=$("$GARAGE" node id -q | cut -d@ -f1)
-  "$GARAGE" layout assign -z dc1 -c 10G "$node" >/dev/null; "$GARAGE" layout apply --version 1 >/dev/null
-  "$GARAGE" key import --yes -n bench "$KEY_ID" "$KEY_SECRET" >/dev/null
-  "$GARAGE" bucket create bench >/dev/null; "$GARAGE" bucket allow --read --write --owner bench --key bench >/dev/null
+  garage_start "$WORK/garage" "$S3PORT" 3901 3903
 }
 stop_garage() { [ -f "$WORK/garage/pid" ] && kill "$(cat "$WORK/garage/pid")" 2>/dev/null || true; }
 trap 'unmount_all; stop_garage' EXIT
