@@ -461,14 +461,14 @@ pub fn left_staged(dir: &Path) -> Option<LeftStaged> {
     }
     let stage = StagingDir::new(dir.to_path_buf()).ok()?;
     let (mut files, mut bytes) = (0, 0);
-    for (data, _) in stage.leftovers().unwrap_or_default() {
-        if stage.leftover_is_dirty(&data) {
-            files += 1;
-            bytes += std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
-        }
-    }
+    let found = stage.scan().unwrap_or_default();
+    let dirty = found
+        .leftovers
+        .into_iter()
+        .map(|(data, _)| data)
+        .filter(|data| stage.leftover_is_dirty(data));
     // Bytes whose destination record is unreadable are left staged too.
-    for data in stage.orphans().unwrap_or_default() {
+    for data in dirty.chain(found.orphans) {
         files += 1;
         bytes += std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
     }

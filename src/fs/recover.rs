@@ -72,8 +72,9 @@ impl Fs {
     /// Staged files whose destination record is unreadable are named in
     /// the log (error level) and kept, never deleted.
     pub fn scan_leftovers(&self) -> std::io::Result<Leftovers> {
-        for data in self.staging.orphans()? {
-            let size = std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
+        let found = self.staging.scan()?;
+        for data in &found.orphans {
+            let size = std::fs::metadata(data).map(|m| m.len()).unwrap_or(0);
             tracing::error!(
                 staged = %data.display(),
                 bytes = size,
@@ -81,7 +82,7 @@ impl Fs {
                  not uploaded, kept for manual recovery"
             );
         }
-        Ok(Leftovers(self.staging.leftovers()?))
+        Ok(Leftovers(found.leftovers))
     }
 
     /// Uploads every dirty leftover of `found` (see the module doc).

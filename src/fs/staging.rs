@@ -217,22 +217,7 @@ impl StagingDir {
 
     /// Staged files left behind (by a failed upload or a crash), with their targets.
     pub fn leftovers(&self) -> io::Result<Vec<(PathBuf, Target)>> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(&self.dir)? {
-            let p = e?.path();
-            if p.extension().is_some_and(|x| x == "json") {
-                let data = p.with_extension("data");
-                let Ok(text) = std::fs::read_to_string(&p) else {
-                    continue;
-                };
-                if let Ok(t) = serde_json::from_str::<Target>(&text) {
-                    if data.exists() {
-                        out.push((data, t));
-                    }
-                }
-            }
-        }
-        Ok(out)
+        Ok(self.scan()?.leftovers)
     }
 
     /// Staged data files whose record of where they go (the `.json` beside
@@ -241,17 +226,24 @@ impl StagingDir {
     /// empty one without a dirty marker holds nothing (a crash between
     /// creating it and recording its target) and is deleted here.
     pub fn orphans(&self) -> io::Result<Vec<PathBuf>> {
-        let mut out = Vec::new();
+        Ok(self.scan()?.orphans)
+    }
+
+    /// One pass over the directory: each data file with its readable
+    /// target, or an orphan (see [`StagingDir::orphans`]; empty ones are
+    /// deleted here).
+    pub fn scan(&self) -> io::Result<Scan> {
+        let mut found = Scan::default();
         for e in std::fs::read_dir(&self.dir)? {
             let data = e?.path();
             if data.extension().is_none_or(|x| x != "data") {
                 continue;
             }
-            let readable = std::fs::read(data.with_extension("json"))
+            let target = std::fs::read(data.with_extension("json"))
                 .ok()
-                .and_then(|t| serde_json::from_slice::<Target>(&t).ok())
-                .is_some();
-            if readable {
+                .and_then(|t| serde_json::from_slice::<Target>(&t).ok());
+            if let Some(t) = target {
+                found.leftovers.push((data, t));
                 continue;
             }
             let empty = std::fs::metadata(&data).map(|m| m.len() == 0).unwrap_or(false);
@@ -259,9 +251,9 @@ impl StagingDir {
                 let _ = std::fs::remove_file(&data);
                 continue;
             }
-            out.push(data);
+            found.orphans.push(data);
         }
-        Ok(out)
+        Ok(found)
     }
 
     /// The marker of the leftover `data`.
@@ -292,6 +284,15 @@ impl StagingDir {
         std::fs::remove_file(data.with_extension("json"))?;
         std::fs::remove_file(data)
     }
+}
+
+/// What [`StagingDir::scan`] found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Data files with their targets.
+    pub leftovers: Vec<(PathBuf, Target)>,
+    /// Data files without a readable target (kept, never uploaded).
+    pub orphans: Vec<PathBuf>,
 }
 
 /// Length and XXH3-128 of the file at `path`.
