@@ -70,7 +70,8 @@ impl Fs {
     /// Lists the staged files of an earlier run. Call before the mount
     /// serves, so no live file's staged copy is taken for a leftover.
     /// Staged files whose destination record is unreadable are named in
-    /// the log (error level) and kept, never deleted.
+    /// the log (error level) and kept (an empty one without a dirty marker
+    /// holds nothing and is removed).
     pub fn scan_leftovers(&self) -> std::io::Result<Leftovers> {
         let found = self.staging.scan()?;
         for data in &found.orphans {
