@@ -436,12 +436,83 @@ impl Backend {
         })
     }
 
+    /// Like [`Backend::stat`], and where one request can answer both, the
+    /// whole object too when it is at most `max` bytes long. On S3 that is a
+    /// ranged GET of its first `max` bytes in place of the HEAD: the answer
+    /// carries the same headers (etag, size in `Content-Range`, user
+    /// metadata) at the cost of one round trip, so a small file's later
+    /// open and read need no request at all. Anything the GET cannot answer
+    /// (no such object, a directory, an empty object, an error) is asked
+    /// again the way [`Backend::stat`] asks, so nothing is answered
+    /// differently from a stat.
+    pub async fn stat_peek(&self, path: &str, max: u64) -> Result<(Meta, Option<Bytes>), BackendError> {
+        if self.s3.is_some() && !path.is_empty() && max > 0 {
+            match self.peek_object(path, max).await? {
+                Peek::Object(meta, bytes) => return Ok((meta, bytes)),
+                Peek::NoObject => return Ok((self.stat_dir(path).await?, None)),
+                Peek::Unknown => {}
+            }
+        }
+        Ok((self.stat(path).await?, None))
+    }
+
+    /// The S3 half of [`Backend::stat_peek`]. A failure a HEAD would meet
+    /// as well (the server down or slow) is returned, so a dead backend
+    /// costs one timeout, not two.
+    async fn peek_object(&self, path: &str, max: u64) -> Result<Peek, BackendError> {
+        use futures::TryStreamExt;
+        // What a GET may refuse that a HEAD answers: a range of an empty
+        // object (416), an archived object's bytes (403 InvalidObjectState).
+        let sorted = |e: opendal::Error| match e.kind() {
+            ErrorKind::NotFound => Ok(Peek::NoObject),
+            ErrorKind::RangeNotSatisfied | ErrorKind::PermissionDenied => Ok(Peek::Unknown),
+            _ => Err(BackendError::from(e)),
+        };
+        let reader = match self.op.reader(path).await {
+            Ok(r) => r,
+            Err(e) => return sorted(e),
+        };
+        let mut stream = match reader.clone().into_stream(0..max).await {
+            Ok(s) => s,
+            Err(e) => return sorted(e),
+        };
+        let mut got = bytes::BytesMut::new();
+        loop {
+            match stream.try_next().await {
+                Ok(Some(buf)) => {
+                    for chunk in buf {
+                        got.extend_from_slice(&chunk);
+                    }
+                }
+                Ok(None) => break,
+                // An object shorter than `max`: the stream ends early, and
+                // opendal says so at its end.
+                Err(e) if e.kind() == ErrorKind::Unexpected && is_short_read(&e) => break,
+                Err(e) => return sorted(e),
+            }
+        }
+        let Some(m) = reader.metadata() else {
+            return Ok(Peek::Unknown);
+        };
+        if m.mode() != EntryMode::FILE {
+            return Ok(Peek::Unknown);
+        }
+        let meta = with_user_meta(to_meta(m), m);
+        let whole = got.len() as u64 == meta.size;
+        Ok(Peek::Object(meta, whole.then(|| got.freeze())))
+    }
+
     async fn stat_service(&self, path: &str) -> Result<Meta, BackendError> {
         match self.op.stat(path).await {
-            Ok(m) => return Ok(with_user_meta(to_meta(&m), &m)),
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+            Ok(m) => Ok(with_user_meta(to_meta(&m), &m)),
+            Err(e) if e.kind() == ErrorKind::NotFound => self.stat_dir(path).await,
+            Err(e) => Err(e.into()),
         }
+    }
+
+    /// The stat of `path` on a service where no object has that exact name:
+    /// a directory, if one is there.
+    async fn stat_dir(&self, path: &str) -> Result<Meta, BackendError> {
         // Object stores keep directories as `dir/` markers or prefixes. On
         // S3 the marker's own HEAD carries the directory's attributes.
         if let Some(copier) = &self.s3 {
@@ -771,6 +842,16 @@ fn with_user_meta(mut meta: Meta, m: &opendal::Metadata) -> Meta {
         s3meta::apply(&mut meta, &user_meta(m));
     }
     meta
+}
+
+/// What a peek (see [`Backend::stat_peek`]) found.
+enum Peek {
+    /// The object, and its bytes when it was no longer than asked.
+    Object(Meta, Option<Bytes>),
+    /// No object has that name (it may still be a directory).
+    NoObject,
+    /// No answer to rely on: stat the usual way.
+    Unknown,
 }
 
 fn to_meta(m: &opendal::Metadata) -> Meta {

@@ -281,6 +281,30 @@ impl BlockCache {
         Ok(out.freeze())
     }
 
+    /// Keeps `data`, all of `obj` (an object of `data.len()` bytes, at most
+    /// one block), fetched by someone else in passing (a stat answered by a
+    /// ranged GET): a later read of it needs no backend request. Nothing
+    /// happens if the block is held or being loaded already.
+    pub fn put_whole(&self, obj: &ObjectId, data: Bytes) {
+        if data.is_empty() || data.len() as u64 > self.block_size {
+            return;
+        }
+        let key = BlockKey {
+            object: *obj,
+            index: 0,
+        };
+        if self.disk.as_ref().is_some_and(|d| d.contains(&key)) {
+            return;
+        }
+        if let Some(guard) = self.memory.try_guard(&key) {
+            // A block from the backend, on a request counted as the stat's.
+            bump(&self.counters.backend_fetches, 1);
+            bump(&self.counters.backend_bytes, data.len() as u64);
+            let _ = guard.insert(data.clone());
+            self.write_disk_in_background(key, data);
+        }
+    }
+
     /// Whether the block is cached in memory or on disk now (no I/O; for
     /// deciding whether a prefetch is worth spawning).
     pub fn contains(&self, obj: &ObjectId, index: u64) -> bool {

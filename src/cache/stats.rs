@@ -40,7 +40,8 @@ pub struct CacheStats {
     /// Blocks fetched from backends (missing from both tiers).
     pub backend_fetches: u64,
     /// Backend requests those blocks took: a prefetch run fetches several
-    /// consecutive blocks with one ranged request.
+    /// consecutive blocks with one ranged request; a small object that came
+    /// whole with its stat (S3's ranged GET in place of a HEAD) took none.
     pub backend_requests: u64,
     /// Bytes received from backends.
     pub backend_bytes: u64,

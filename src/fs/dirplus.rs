@@ -34,6 +34,7 @@ enum Source {
     /// A directory in a tree, with its listing when that carries full metadata.
     Tree {
         path: String,
+        mount: String,
         tree: Arc<dyn Tree>,
         rel: String,
         listing: Option<Listing>,
@@ -104,7 +105,7 @@ impl Fs {
         match self.router.resolve(&path) {
             Resolved::Missing => Ok(Source::Gone),
             Resolved::Synthetic(_) => Ok(Source::Synthetic { path }),
-            Resolved::Tree { tree, rel, .. } => {
+            Resolved::Tree { tree, rel, mount } => {
                 let listing = if tree.lists_full_meta() {
                     match self.listing(&path, &tree, &rel).await {
                         Ok(l) => Some(l),
@@ -118,6 +119,7 @@ impl Fs {
                 };
                 Ok(Source::Tree {
                     path,
+                    mount,
                     tree,
                     rel,
                     listing,
@@ -136,21 +138,44 @@ impl Fs {
         rest: &[DirEntry],
     ) -> HashMap<String, Result<Meta, VfsError>> {
         let Source::Tree {
+            path,
+            mount,
             tree,
             rel,
             listing: None,
-            ..
         } = source
         else {
             return HashMap::new();
         };
+        // The opendir's listing, where still fresh, tells sizes: only small
+        // files are worth fetching whole with their stat.
+        let sizes = self.dirs.get(path);
         let names = rest
             .iter()
             .map(|e| e.name.as_str())
             .filter(|n| *n != "." && *n != "..")
             .take(PLUS_WINDOW);
         futures::stream::iter(names)
-            .map(|name| async move { (name.to_string(), tree.stat(&join_rel(rel, name)).await) })
+            .map(|name| {
+                let sizes = sizes.clone();
+                async move {
+                    let child = join_rel(rel, name);
+                    let got = if !tree.remember_stats() {
+                        tree.stat(&child).await
+                    } else if let Some(meta) = self.dirs.stat(path, name) {
+                        Ok(meta)
+                    } else {
+                        let listed = sizes.as_ref().and_then(|l| {
+                            l.binary_search_by(|(n, _)| n.as_str().cmp(name))
+                                .ok()
+                                .map(|i| l[i].1.size)
+                        });
+                        self.stat_remembered(mount, tree, &child, path, name, listed)
+                            .await
+                    };
+                    (name.to_string(), got)
+                }
+            })
             .buffer_unordered(PLUS_STATS_IN_FLIGHT)
             .collect()
             .await
@@ -178,6 +203,7 @@ impl Fs {
                 tree,
                 rel,
                 listing,
+                ..
             } => {
                 let writable = !tree.read_only();
                 let found = match listing {

@@ -228,24 +228,61 @@ impl Fs {
     async fn meta(&self, vpath: &str) -> Res<(Meta, bool)> {
         match self.router.resolve(vpath) {
             Resolved::Synthetic(_) => Ok((Meta::dir(), false)),
-            Resolved::Tree { tree, rel, .. } => {
+            Resolved::Tree { tree, rel, mount } => {
                 let writable = !tree.read_only();
-                if let (false, Some(parent)) = (rel.is_empty(), parent_of(vpath)) {
-                    let name = vpath.rsplit('/').next().unwrap_or(vpath);
-                    // A listing without full metadata still tells what is absent.
-                    let parent_rel = rel.rsplit_once('/').map_or("", |(p, _)| p);
-                    match self.dirs.child(parent, name) {
-                        Some(Some(meta)) if tree.lists_full_meta() => return Ok((meta, writable)),
-                        Some(None) if tree.lists_every_name(parent_rel) => {
-                            return Err(VfsError::NotFound.into())
-                        }
-                        _ => {}
-                    }
+                let (false, Some(parent)) = (rel.is_empty(), parent_of(vpath)) else {
+                    return Ok((tree.stat(&rel).await?, writable));
+                };
+                let name = vpath.rsplit('/').next().unwrap_or(vpath);
+                // A listing without full metadata still tells what is absent.
+                let parent_rel = rel.rsplit_once('/').map_or("", |(p, _)| p);
+                let listed = match self.dirs.child(parent, name) {
+                    Some(Some(meta)) if tree.lists_full_meta() => return Ok((meta, writable)),
+                    Some(None) if tree.lists_every_name(parent_rel) => return Err(VfsError::NotFound.into()),
+                    Some(Some(meta)) => Some(meta.size),
+                    _ => None,
+                };
+                if !tree.remember_stats() {
+                    return Ok((tree.stat(&rel).await?, writable));
                 }
-                Ok((tree.stat(&rel).await?, writable))
+                if let Some(meta) = self.dirs.stat(parent, name) {
+                    return Ok((meta, writable));
+                }
+                let meta = self
+                    .stat_remembered(&mount, &tree, &rel, parent, name, listed)
+                    .await?;
+                Ok((meta, writable))
             }
             Resolved::Missing => Err(VfsError::NotFound.into()),
         }
+    }
+
+    /// The stat of `rel` (`name` in the directory `parent`) in a tree whose
+    /// stats are remembered (see [`Tree::remember_stats`]), made now and
+    /// remembered; a file small enough (by its listed size `listed` where a
+    /// listing gave one) comes whole with it, into the block cache.
+    async fn stat_remembered(
+        &self,
+        mount: &str,
+        tree: &Arc<dyn Tree>,
+        rel: &str,
+        parent: &str,
+        name: &str,
+        listed: Option<u64>,
+    ) -> Result<Meta, VfsError> {
+        let generation = self.dirs.generation();
+        let peek = match &self.reader {
+            Some(reader) if listed.is_none_or(|size| size > 0 && size <= reader.peek_max()) => {
+                reader.peek_max()
+            }
+            _ => 0,
+        };
+        let (meta, data) = tree.stat_peek(rel, peek).await?;
+        if let (Some(reader), Some(data)) = (&self.reader, data) {
+            reader.keep_whole(mount, rel, &**tree, &meta, data);
+        }
+        self.dirs.put_stat(parent, name, meta.clone(), generation);
+        Ok(meta)
     }
 
     /// The listing of a directory in a tree, from the listing cache when fresh.
@@ -253,12 +290,13 @@ impl Fs {
         if let Some(l) = self.dirs.get(vpath) {
             return Ok(l);
         }
+        let generation = self.dirs.generation();
         let meta = tree.stat(rel).await?;
         if !meta.is_dir {
             return Err(VfsError::NotDir.into());
         }
         let l: Listing = Arc::new(tree.list(rel).await?);
-        self.dirs.put(vpath, l.clone());
+        self.dirs.put(vpath, l.clone(), generation);
         Ok(l)
     }
 

@@ -57,27 +57,30 @@ impl Reader {
 
     /// The read context of `rel` in `tree` at the version `meta` describes.
     pub fn context(&self, mount: &str, rel: &str, tree: Arc<dyn Tree>, meta: &Meta) -> ReadCtx {
-        let tree_ref = tree.clone();
-        let version = match &meta.version {
-            Some(etag) => Version::ETag(etag),
-            None => Version::Modified {
-                modified: meta.mtime.unwrap_or(SystemTime::UNIX_EPOCH),
-                size: meta.size,
-            },
-        };
-        let obj = match &meta.version {
-            Some(cid) if tree_ref.content_addressed() => ObjectId::from_cid(cid),
-            _ => ObjectId::versioned(mount, rel, version),
-        };
         ReadCtx {
-            obj,
+            obj: object_id(mount, rel, &*tree, meta),
             size: meta.size,
             version: meta.version.clone(),
+            cached: tree.cache_blocks(),
             tree,
             rel: rel.to_string(),
-            cached: tree_ref.cache_blocks(),
             readahead: Mutex::new(Readahead::new(self.cache.block_size())),
         }
+    }
+
+    /// Keeps `data`, the whole of `rel` at the version `meta` describes,
+    /// that came with a stat (see `Tree::stat_peek`), for the reads of the
+    /// opens that follow.
+    pub fn keep_whole(&self, mount: &str, rel: &str, tree: &dyn Tree, meta: &Meta, data: Bytes) {
+        if tree.cache_blocks() && data.len() as u64 == meta.size {
+            self.cache.put_whole(&object_id(mount, rel, tree, meta), data);
+        }
+    }
+
+    /// The largest file a stat should bring whole (see `Tree::stat_peek`):
+    /// one block, and no more than [`PEEK_MAX`].
+    pub fn peek_max(&self) -> u64 {
+        PEEK_MAX.min(self.cache.block_size())
     }
 
     /// `len` bytes at `offset`, starting prefetches for what comes next.
@@ -155,4 +158,28 @@ async fn fetch_span(ctx: &ReadCtx, offset: u64, len: u64) -> Result<Bytes, FsErr
         return Err(crate::vfs::VfsError::Changed.into());
     }
     Ok(data)
+}
+
+/// Largest object a stat fetches whole with its metadata (S3: a ranged GET
+/// in place of the HEAD). Up to this size the GET costs about the round trip
+/// the HEAD costs (64 KiB take 0.5 ms at 1 Gbit/s), and it spares the open's
+/// read a request of its own; a stat of a larger object fetches this much
+/// for nothing, which is why it is small.
+pub const PEEK_MAX: u64 = 64 << 10;
+
+/// The cache's name of `rel` in `tree` at the version `meta` describes:
+/// its CID in content-addressed trees, else mount, path and etag (or mtime
+/// and size).
+fn object_id(mount: &str, rel: &str, tree: &dyn Tree, meta: &Meta) -> ObjectId {
+    let version = match &meta.version {
+        Some(etag) => Version::ETag(etag),
+        None => Version::Modified {
+            modified: meta.mtime.unwrap_or(SystemTime::UNIX_EPOCH),
+            size: meta.size,
+        },
+    };
+    match &meta.version {
+        Some(cid) if tree.content_addressed() => ObjectId::from_cid(cid),
+        _ => ObjectId::versioned(mount, rel, version),
+    }
 }

@@ -43,6 +43,9 @@ impl Tree for MeteredTree {
     fn lists_every_name(&self, path: &str) -> bool {
         self.inner.lists_every_name(path)
     }
+    fn remember_stats(&self) -> bool {
+        self.inner.remember_stats()
+    }
     fn content_addressed(&self) -> bool {
         self.inner.content_addressed()
     }
@@ -66,6 +69,13 @@ impl Tree for MeteredTree {
     }
     async fn stat(&self, path: &str) -> Result<Meta, VfsError> {
         self.inner.stat(path).await
+    }
+    async fn stat_peek(&self, path: &str, max: u64) -> Result<(Meta, Option<Bytes>), VfsError> {
+        let (meta, data) = self.inner.stat_peek(path, max).await?;
+        if let Some(d) = &data {
+            self.bytes.read.fetch_add(d.len() as u64, Ordering::Relaxed);
+        }
+        Ok((meta, data))
     }
     async fn list(&self, path: &str) -> Result<Vec<(String, Meta)>, VfsError> {
         self.inner.list(path).await

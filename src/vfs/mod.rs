@@ -55,6 +55,14 @@ pub trait Tree: Send + Sync + 'static {
     fn lists_full_meta(&self) -> bool {
         false
     }
+    /// Whether a stat is a request to a remote store worth remembering for
+    /// the attribute TTL: the core then answers the open after a lookup
+    /// from it, and forgets it at every change made through the mount.
+    /// False unless a tree knows its stats are slow and change only through
+    /// the mount or from outside (never by the core's own side effects).
+    fn remember_stats(&self) -> bool {
+        false
+    }
     /// Whether [`Tree::list`] of the directory `path` names every entry that
     /// exists, so a name missing from a fresh listing is absent. False for
     /// directories where names can be looked up that no listing shows (the
@@ -80,6 +88,12 @@ pub trait Tree: Send + Sync + 'static {
     }
     /// Metadata of `path`.
     async fn stat(&self, path: &str) -> Result<Meta, VfsError>;
+    /// [`Tree::stat`] of `path`, with the whole file when it is at most
+    /// `max` bytes and the tree gets both for the price of the stat (S3: a
+    /// ranged GET in place of the HEAD). By default a stat and no bytes.
+    async fn stat_peek(&self, path: &str, _max: u64) -> Result<(Meta, Option<Bytes>), VfsError> {
+        Ok((self.stat(path).await?, None))
+    }
     /// Direct children of the directory `path`, sorted by name.
     async fn list(&self, path: &str) -> Result<Vec<(String, Meta)>, VfsError>;
     /// Up to `len` bytes at `offset`.

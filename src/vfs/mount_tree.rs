@@ -126,8 +126,16 @@ impl Tree for MountTree {
         self.backend.lists_full_meta()
     }
 
+    fn remember_stats(&self) -> bool {
+        !self.backend.is_local() && !self.backend.lists_full_meta()
+    }
+
     async fn stat(&self, path: &str) -> Result<Meta, VfsError> {
         self.backend.stat(path).await.map_err(not_found_to_vfs)
+    }
+
+    async fn stat_peek(&self, path: &str, max: u64) -> Result<(Meta, Option<Bytes>), VfsError> {
+        self.backend.stat_peek(path, max).await.map_err(not_found_to_vfs)
     }
 
     async fn list(&self, path: &str) -> Result<Vec<(String, Meta)>, VfsError> {

@@ -27,6 +27,15 @@ impl RawResponse {
     }
 }
 
+/// One request moto's recorder kept.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// Path and query, e.g. `/bucket/key?list-type=2`.
+    pub path: String,
+    pub range: Option<String>,
+}
+
 /// A running moto server.
 pub struct S3Server {
     child: Child,
@@ -64,6 +73,9 @@ impl S3Server {
             .port();
         let child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // The request recorder's file, one per server: by default every
+            // moto started in the same directory shares one.
+            .env("MOTO_RECORDER_FILEPATH", recording_file(port))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -148,6 +160,41 @@ impl S3Server {
         assert_eq!(code, 200, "create bucket {name}");
     }
 
+    /// Starts (or restarts, forgetting what was recorded) moto's request
+    /// recorder: from now on the server keeps every request it answers.
+    pub fn start_recording(&self) {
+        for what in ["stop-recording", "reset-recording", "start-recording"] {
+            let r = self.raw("POST", &format!("/moto-api/recorder/{what}"), &[], b"");
+            assert_eq!(r.status, 200, "moto recorder {what}");
+        }
+    }
+
+    /// The requests recorded since [`S3Server::start_recording`], as the
+    /// server saw them: (method, path with query, Range header).
+    pub fn recording(&self) -> Vec<Recorded> {
+        let r = self.raw("GET", "/moto-api/recorder/download-recording", &[], b"");
+        assert_eq!(r.status, 200, "moto recorder download");
+        String::from_utf8_lossy(&r.body)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("a recorded request");
+                let url = v["url"].as_str().unwrap_or_default();
+                let path = url
+                    .splitn(4, '/')
+                    .nth(3)
+                    .map(|p| format!("/{p}"))
+                    .unwrap_or_default();
+                Recorded {
+                    method: v["method"].as_str().unwrap_or_default().to_string(),
+                    path,
+                    range: v["headers"]["Range"].as_str().map(str::to_string),
+                }
+            })
+            .filter(|r| !r.path.starts_with("/moto-api/"))
+            .collect()
+    }
+
     /// A `[[mount]]` TOML entry for `bucket` at `vpath`.
     pub fn mount_toml(&self, vpath: &str, bucket: &str) -> String {
         format!(
@@ -164,5 +211,11 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(recording_file(self.port));
     }
+}
+
+/// Where the moto server on `port` keeps the requests it records.
+fn recording_file(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("ikf-moto-recording-{port}"))
 }
