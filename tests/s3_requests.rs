@@ -62,7 +62,9 @@ fn on<'a>(rec: &'a [Recorded], method: &str, key: &str) -> Vec<&'a Recorded> {
 
 #[test]
 fn a_listed_small_object_costs_one_get_and_no_head() {
-    let Some((s3, m)) = start(COUNTING_TTL) else { return };
+    let Some((s3, m)) = start(COUNTING_TTL) else {
+        return;
+    };
     let dir = m.path("s3/d");
     s3.start_recording();
     // As `find d -type f | xargs cat` does: one listing, then each file read.
@@ -99,7 +101,9 @@ fn a_listed_small_object_costs_one_get_and_no_head() {
 
 #[test]
 fn a_small_object_looked_up_by_name_costs_one_get_and_no_head() {
-    let Some((s3, m)) = start(COUNTING_TTL) else { return };
+    let Some((s3, m)) = start(COUNTING_TTL) else {
+        return;
+    };
     let dir = m.path("s3/d");
     // Nothing listed or looked up before: the first contact is a lookup.
     s3.start_recording();
@@ -114,8 +118,14 @@ fn a_small_object_looked_up_by_name_costs_one_get_and_no_head() {
     // An empty object (a ranged GET of it is refused) and a large one, by name.
     assert_eq!(std::fs::metadata(dir.join("empty")).unwrap().len(), 0);
     assert!(std::fs::read(dir.join("empty")).unwrap().is_empty());
-    assert_eq!(std::fs::metadata(dir.join("large.bin")).unwrap().len(), LARGE as u64);
-    assert_eq!(std::fs::read(dir.join("large.bin")).unwrap(), random_bytes(99, LARGE));
+    assert_eq!(
+        std::fs::metadata(dir.join("large.bin")).unwrap().len(),
+        LARGE as u64
+    );
+    assert_eq!(
+        std::fs::read(dir.join("large.bin")).unwrap(),
+        random_bytes(99, LARGE)
+    );
     // A name that is a directory, not an object, is still one.
     assert!(m.path("s3/d").is_dir());
     assert!(!m.path("s3/nothing").exists());
