@@ -14,18 +14,26 @@
 #   bash scripts/bench-buckets.sh                                   # 1,000,000 rows, 100,000-entry dir, 10,000 files
 #   NFILES=100000 BIGDIR=10000 SMALL=2000 bash scripts/bench-buckets.sh   # short form
 #   IKF_PROFILE=debug bash scripts/bench-buckets.sh                 # the debug build (not representative)
+#   SMALL_ONLY=1 ROUNDS=5 SMALL=2000 bash scripts/bench-buckets.sh  # only the small-file part
+# ROUNDS (default 1): the small-file part runs that many times, plain and
+# bucket alternating, each in a fresh directory; the medians are printed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 NFILES="${NFILES:-1000000}"
 BIGDIR="${BIGDIR:-100000}"
 SMALL="${SMALL:-10000}"
+ROUNDS="${ROUNDS:-1}"
+SMALL_ONLY="${SMALL_ONLY:-0}"
 PROFILE="${IKF_PROFILE:-release}"
 WORK="${BENCH_DIR:-/var/tmp/ikf-bench-buckets}"
-BIN="$ROOT/target/$PROFILE/ipfs-kit-fuse"
+# IKF_BIN: another binary to measure (e.g. an older build, for a before/after).
+BIN="${IKF_BIN:-$ROOT/target/$PROFILE/ipfs-kit-fuse}"
 ((BIGDIR <= NFILES)) || { echo "BIGDIR must not exceed NFILES" >&2; exit 1; }
 
-if [[ $PROFILE == release ]]; then
+if [[ -n ${IKF_BIN:-} ]]; then
+  :
+elif [[ $PROFILE == release ]]; then
   (cd "$ROOT" && cargo build --release --quiet --bin ipfs-kit-fuse)
 else
   (cd "$ROOT" && cargo build --quiet --bin ipfs-kit-fuse)
@@ -59,10 +67,47 @@ EOF
 cleanup() { "$BIN" unmount "$MNT" --timeout 60 >/dev/null 2>&1 || umount -l "$MNT" 2>/dev/null || true; }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
+source "$ROOT/scripts/bench-lib.sh"
 ms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f", (b - a) * 1000}'; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 daemon_pid() { "$BIN" status -m "$MNT" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
+
+# SMALL small files written by a shell loop into DIR (1,000 per directory).
+write_small() { # DIR
+  local d=$1 i
+  for ((i = 0; i < SMALL; i++)); do
+    [[ $((i % 1000)) == 0 ]] && mkdir -p "$d/s$((i / 1000))"
+    printf 'small file %d\n' "$i" > "$d/s$((i / 1000))/f$i.txt"
+  done
+}
+# Sets PLAIN and BUCKET (median ms over ROUNDS) and N_SMALL (rows indexed).
+small_part() {
+  echo "==> $SMALL small files: bucket mount vs plain mount, $ROUNDS round(s)"
+  local r t0 t1 p=() b=()
+  for ((r = 0; r < ROUNDS; r++)); do
+    t0=$(now); write_small "$MNT/plain/r$r"; t1=$(now); p+=("$(ms "$t0" "$t1")")
+    t0=$(now); write_small "$MNT/buckets/small/r$r"; t1=$(now); b+=("$(ms "$t0" "$t1")")
+    echo "    round $r: plain ${p[-1]} ms, bucket ${b[-1]} ms"
+  done
+  PLAIN=$(printf '%s\n' "${p[@]}" | median)
+  BUCKET=$(printf '%s\n' "${b[@]}" | median)
+  N_SMALL=$("$BIN" bucket files small --json -m "$MNT" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["files"]))')
+}
+small_figures() {
+  printf '%-62s %8s ms\n' "$SMALL small files into a plain fs mount (median of $ROUNDS)" "$PLAIN"
+  printf '%-62s %8s ms\n' "$SMALL small files into a bucket mount ($N_SMALL indexed)" "$BUCKET"
+  awk -v a="$PLAIN" -v b="$BUCKET" 'BEGIN {printf "%-62s %8.2f x\n", "bucket / plain", b / a}'
+}
+
+if [[ $SMALL_ONLY == 1 ]]; then
+  "$BIN" mount "$MNT" --config "$CFG"
+  small_part
+  cleanup
+  echo
+  echo "build: $PROFILE; load average: $(cut -d' ' -f1-3 /proc/loadavg); cores: $(nproc)"
+  small_figures
+  exit 0
+fi
 
 echo "==> $NFILES synthetic rows (journal lines): big/ holds $BIGDIR, the rest d0000/... (1,000 per directory)"
 python3 - "$WORK/home/vfs/buckets/bench_vfs.journal" "$NFILES" "$BIGDIR" <<'PY'
@@ -111,17 +156,7 @@ VERSION=$(best "$BIN" --version)
 t0=$(now); N_LS=$(ls -f "$MNT/.buckets/bench/files/big" | wc -l); t1=$(now)
 LS=$(ms "$t0" "$t1")
 
-echo "==> $SMALL small files: bucket mount vs plain mount"
-write_small() { # DIR
-  local d=$1 i
-  for ((i = 0; i < SMALL; i++)); do
-    [[ $((i % 1000)) == 0 ]] && mkdir -p "$d/s$((i / 1000))"
-    printf 'small file %d\n' "$i" > "$d/s$((i / 1000))/f$i.txt"
-  done
-}
-t0=$(now); write_small "$MNT/plain"; t1=$(now); PLAIN=$(ms "$t0" "$t1")
-t0=$(now); write_small "$MNT/buckets/small"; t1=$(now); BUCKET=$(ms "$t0" "$t1")
-N_SMALL=$("$BIN" bucket files small --json -m "$MNT" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["files"]))')
+small_part
 cleanup
 
 echo "==> memory without the big index"
@@ -144,6 +179,4 @@ printf '%-62s %8s ms\n' "(CLI process start alone: ipfs-kit-fuse --version, best
 printf '%-62s %8s ms\n' "ls -f of a $N_LS-entry directory under .buckets/, cold" "$LS"
 printf '%-62s %8s MiB\n' "daemon RSS with the index loaded" "$((RSS_LOADED / 1024))"
 printf '%-62s %8s MiB\n' "daemon RSS without it" "$((RSS_EMPTY / 1024))"
-printf '%-62s %8s ms\n' "$SMALL small files into a plain fs mount" "$PLAIN"
-printf '%-62s %8s ms\n' "$SMALL small files into a bucket mount ($N_SMALL indexed)" "$BUCKET"
-awk -v a="$PLAIN" -v b="$BUCKET" 'BEGIN {printf "%-62s %8.2f x\n", "bucket / plain", b / a}'
+small_figures

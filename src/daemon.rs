@@ -357,7 +357,7 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
         router: fs.router().clone(),
         mounts: Arc::new(crate::control::buckets::TableMounts(table.clone())),
     });
-    rt.spawn(crate::bucket::maintain(catalog.clone()));
+    rt.spawn(crate::bucket::maintain(catalog.clone(), fs.router().clone()));
     let state = Arc::new(ControlState {
         fs: fs.clone(),
         table: table.clone(),
@@ -428,6 +428,14 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
         notify::stopping("unmounted; uploading what is left");
     }
     rt.block_on(lifecycle::drain(&fs, drain_timeout, "unmounted"));
+    // Closes queued for the bucket journals land before the last checkpoint
+    // (past the timeout, the marker stays and the next start re-indexes).
+    let drained = rt.block_on(async { tokio::time::timeout(drain_timeout, catalog.drained()).await });
+    if drained.is_err() {
+        tracing::error!(
+            "bucket index records still queued at unmount; the next start re-indexes those buckets"
+        );
+    }
     if let Err(e) = catalog.checkpoint() {
         tracing::error!(error = %e, "bucket indexes not compacted at unmount; their journals are kept");
     }

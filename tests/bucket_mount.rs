@@ -486,9 +486,48 @@ fn files_of_bucket_mounts_and_both_trees_carry_their_cid_as_an_xattr() {
     // Other names are absent (the kernel's security.capability included).
     assert_eq!(xattr(&f, "security.capability"), Err(libc::ENODATA));
     assert_eq!(xattr(&f, "user.ipfs.other"), Err(libc::ENODATA));
-    // A directory of a plain mount tree has none.
-    assert_eq!(xattr(&dir.join("d"), "user.ipfs.cid"), Err(libc::ENODATA));
-    assert!(xattr_names(&dir.join("d")).is_empty());
+    // Directories carry their UnixFS directory CID, from the index alone:
+    // the same as ipfs-car (else our `cid`) packing the backing directory;
+    // the bucket's top is its root CID.
+    std::fs::create_dir_all(dir.join("d/e")).unwrap();
+    std::fs::write(dir.join("d/e/y.txt"), b"why\n").unwrap();
+    std::fs::write(dir.join("top.txt"), b"top\n").unwrap();
+    let dir_golden = |sub: &Path| match ipfs_car() {
+        Some(bin) => ipfs_car_root(&bin, sub, &["-H"], m.root()),
+        None => our_cid(&m, sub, &["--hidden"]),
+    };
+    let d_cid = xattr(&dir.join("d"), "user.ipfs.cid").expect("user.ipfs.cid of a directory");
+    assert_eq!(d_cid, dir_golden(&backing.join("d")));
+    assert_eq!(
+        xattr(&dir.join("d/e"), "user.ipfs.cid").unwrap(),
+        dir_golden(&backing.join("d/e"))
+    );
+    assert_eq!(
+        xattr_names(&dir.join("d")),
+        vec!["user.ipfs.cid".to_string(), "user.ipfs.profile".to_string()]
+    );
+    let root_cid = xattr(&dir, "user.ipfs.cid").expect("user.ipfs.cid of the bucket's top");
+    assert_eq!(root_cid, dir_golden(&backing));
+    let listed = bucket_named(&cli_json(&m, &["bucket", "list"]), "media");
+    assert_eq!(listed["root_cid"].as_str().unwrap(), root_cid);
+    assert_eq!(
+        xattr(&m.path(".buckets/media/files/d"), "user.ipfs.cid").unwrap(),
+        d_cid
+    );
+    assert_eq!(
+        xattr(&m.path(".buckets/media/files"), "user.ipfs.cid").unwrap(),
+        root_cid
+    );
+    assert_eq!(
+        xattr(&m.path(".buckets/media/files/d"), "user.ipfs.profile").unwrap(),
+        "unixfs-v1-2025"
+    );
+    // `.buckets/media` itself and `.buckets/` are not bucket directories.
+    assert_eq!(
+        xattr(&m.path(".buckets/media"), "user.ipfs.cid"),
+        Err(libc::ENODATA)
+    );
+    assert_eq!(xattr(&m.path(".buckets"), "user.ipfs.cid"), Err(libc::ENODATA));
 
     // The same CID in .buckets/, and in a snapshot.
     let in_tree = m.path(".buckets/media/files/d/x.bin");
@@ -502,6 +541,15 @@ fn files_of_bucket_mounts_and_both_trees_carry_their_cid_as_an_xattr() {
     let id = snap["snapshot_id"].as_str().unwrap().to_string();
     let old = m.path(&format!(".snapshots/{id}/media/d/x.bin"));
     assert_eq!(xattr(&old, "user.ipfs.cid").unwrap(), cid);
+    let old_d = m.path(&format!(".snapshots/{id}/media/d"));
+    let old_root = m.path(&format!(".snapshots/{id}/media"));
+    assert_eq!(xattr(&old_d, "user.ipfs.cid").unwrap(), d_cid);
+    assert_eq!(xattr(&old_root, "user.ipfs.cid").unwrap(), root_cid);
+    assert_eq!(
+        snap["buckets"]["media"]["root_cid"].as_str(),
+        Some(root_cid.as_str()),
+        "{snap}"
+    );
 
     // Rewritten through the mount: the new bytes' CID.
     std::fs::write(&f, b"second version\n").unwrap();
@@ -516,6 +564,14 @@ fn files_of_bucket_mounts_and_both_trees_carry_their_cid_as_an_xattr() {
         cid,
         "the snapshot keeps the old CID"
     );
+    // The live directories follow the change; the snapshot's keep theirs.
+    assert_eq!(
+        xattr(&dir.join("d"), "user.ipfs.cid").unwrap(),
+        dir_golden(&backing.join("d"))
+    );
+    assert_ne!(xattr(&dir.join("d"), "user.ipfs.cid").unwrap(), d_cid);
+    assert_eq!(xattr(&old_d, "user.ipfs.cid").unwrap(), d_cid);
+    assert_eq!(xattr(&old_root, "user.ipfs.cid").unwrap(), root_cid);
 
     // Changed behind the mount's back: the row no longer describes the
     // bytes, so the mount claims no CID until `bucket index` runs.
@@ -628,6 +684,8 @@ fn a_crash_between_writing_the_index_and_removing_the_journal_loses_nothing() {
     }
     std::fs::rename(dir.join("f00"), dir.join("renamed")).unwrap();
     std::fs::remove_file(dir.join("f01")).unwrap();
+    // A `bucket` call returns once the queued records are in the journal.
+    assert_eq!(files(&m, "media").len(), 29);
     let pid = m.pid().expect("daemon pid");
     // SAFETY: kill(2) of the daemon this test started: the journal is not compacted.
     unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -681,6 +739,106 @@ fn a_crash_between_writing_the_index_and_removing_the_journal_loses_nothing() {
         our_cid(&m, &m.root().join("media"), &["--hidden"]),
         "the recovered index describes the backing tree"
     );
+}
+
+/// Kills the daemon `pid` and waits until it is gone.
+fn kill_daemon(pid: i32) {
+    // SAFETY: kill(2) of a daemon the calling test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(support::wait_until(std::time::Duration::from_secs(30), || {
+        !support::alive(pid)
+    }));
+}
+
+#[test]
+fn records_still_queued_when_the_daemon_died_are_recovered_from_the_backend() {
+    // The test hook makes the index queue hold every record: the closes
+    // returned (the files are in the backing store), the journal has nothing.
+    let hold = [("IPFS_KIT_TEST_HOLD_INDEX_QUEUE", "1")];
+    let mut m = Mounted::with_config_env(bucket_config, &[], &hold);
+    let dir = m.path("buckets/media");
+    std::fs::create_dir_all(dir.join("d")).unwrap();
+    for i in 0..20 {
+        std::fs::write(dir.join(format!("d/f{i:02}")), format!("queued {i}")).unwrap();
+    }
+    std::fs::write(dir.join("top.txt"), b"top").unwrap();
+    let buckets = m.home.join("vfs/buckets");
+    let marker = buckets.join("media_vfs.recording");
+    assert!(marker.exists(), "the marker is written before the close returns");
+    assert!(
+        !buckets.join("media_vfs.journal").exists(),
+        "the hook held the records"
+    );
+    kill_daemon(m.pid().expect("daemon pid"));
+    m.unmount();
+
+    // In-process: the marker names a dead process, so the bucket is
+    // re-indexed from its backend before the command answers.
+    let out = offline_json(&m, &["bucket", "list"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let media = bucket_named(&v, "media");
+    assert_eq!(media["files"], 21, "{media}");
+    let backing = m.root().join("media");
+    let root = media["root_cid"].as_str().unwrap().to_string();
+    assert_eq!(root, our_cid(&m, &backing, &["--hidden"]));
+    if let Some(bin) = ipfs_car() {
+        assert_eq!(root, ipfs_car_root(&bin, &backing, &["-H"], m.root()));
+    }
+    assert!(!marker.exists(), "the marker is removed once recovered");
+
+    // A daemon: records held again and lost with it; the next daemon
+    // re-indexes at start, and a `bucket` call waits for that.
+    let mnt = m.mnt.display().to_string();
+    let config = m.root().join("config.toml").display().to_string();
+    let mount = ["mount", mnt.as_str(), "--config", config.as_str()];
+    let out = support::run_cli_env(&m.home, &mount, &hold);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(dir.join("later.txt"), b"written before the second crash").unwrap();
+    std::fs::remove_file(dir.join("top.txt")).unwrap();
+    kill_daemon(m.pid().expect("daemon pid"));
+    m.unmount();
+    assert!(marker.exists());
+    let out = run_cli(&m.home, &mount);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_cli(&m.home, &["bucket", "files", "media", "--json", "-m", &mnt]);
+    // A record of this daemon's own: the clean unmount lands and compacts it.
+    let written = std::fs::write(dir.join("final.txt"), b"last");
+    m.unmount();
+    let log = m.log();
+    written.unwrap();
+    assert!(!marker.exists(), "a clean unmount leaves no marker");
+    assert!(
+        !buckets.join("media_vfs.journal").exists(),
+        "the unmount compacted the journal"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows: Vec<(String, String)> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["cid"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 21, "{rows:?}");
+    assert!(
+        !rows.iter().any(|r| r.0 == "top.txt"),
+        "the removal was recovered"
+    );
+    let later = rows
+        .iter()
+        .find(|r| r.0 == "later.txt")
+        .expect("later.txt recovered");
+    assert_eq!(later.1, our_cid(&m, &backing.join("later.txt"), &[]));
+    let out = offline_json(&m, &["bucket", "files", "media"], &[]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["files"].as_array().unwrap().len(), 22, "{v}");
 }
 
 #[test]

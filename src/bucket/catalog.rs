@@ -14,9 +14,10 @@ use super::dag;
 use super::error::{BucketError, Result};
 use super::index::{self, IndexInfo};
 use super::journal::{self, Entry, Op};
+use super::recorder::{marker_is_stale, marker_key, Recorder};
 use super::row::Row;
 use super::store::{Expect, Store, Version};
-use crate::car::{Built, Discard, Profile};
+use crate::car::{Built, Profile};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -60,8 +61,26 @@ pub struct State {
     /// The index was hashed with another profile: the next `bucket index`
     /// re-hashes every file.
     pub stale_profile: bool,
+    /// Whether the bucket must be re-indexed because an earlier process
+    /// stopped with records queued (see `recorder.rs`).
+    pub recovery: Recovery,
     root: Option<Built>,
+    /// Every directory's root by path (`""`: the bucket root), computed with
+    /// `root` from the rows alone and dropped with it at the next change.
+    dirs: Option<Arc<HashMap<String, Built>>>,
     by_cid: Option<HashMap<String, Vec<String>>>,
+}
+
+/// Recovery of records an earlier process queued and never wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Recovery {
+    /// Nothing to recover.
+    #[default]
+    Idle,
+    /// A marker of a process that is gone was found: re-index the bucket.
+    Needed,
+    /// The re-indexing is queued or running.
+    Queued,
 }
 
 impl State {
@@ -100,6 +119,8 @@ pub fn journal_key(name: &str) -> String {
 pub struct Catalog {
     pub(super) store: Arc<dyn Store>,
     buckets: RwLock<BTreeMap<String, Arc<Bucket>>>,
+    /// The queue from closes to journals (`recorder.rs`).
+    pub(super) recorder: Recorder,
 }
 
 impl Bucket {
@@ -115,6 +136,7 @@ impl Catalog {
         let cat = Arc::new(Catalog {
             store,
             buckets: RwLock::new(BTreeMap::new()),
+            recorder: Recorder::default(),
         });
         for d in defs {
             cat.add(d);
@@ -217,6 +239,12 @@ impl Catalog {
             }
             Err(e) => errors.push(format!("{e}")),
         }
+        match self.store.read(&marker_key(&def.name)) {
+            Ok(Some((text, _))) if marker_is_stale(&text) => st.recovery = Recovery::Needed,
+            Ok(_) => {}
+            // Unreadable: assume the worst.
+            Err(_) => st.recovery = Recovery::Needed,
+        }
         if !errors.is_empty() {
             st.error = Some(format!(
                 "{}; run `ipfs-kit-fuse bucket index {}` to rebuild the index from the backend",
@@ -237,14 +265,29 @@ impl Catalog {
 
     /// Records one change: journal first, then memory.
     pub fn record(&self, b: &Bucket, op: Op) -> Result<()> {
+        self.record_all(b, vec![op])
+    }
+
+    /// Records changes in order with one journal append, then in memory.
+    pub fn record_all(&self, b: &Bucket, ops: Vec<Op>) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
         let mut st = b.lock();
-        let entry = Entry { seq: st.seq + 1, op };
-        self.store
-            .append(&journal_key(&b.def.name), &journal::encode(&entry))?;
-        st.seq = entry.seq;
-        journal::apply(&mut st.rows, &entry.op);
-        st.pending += 1;
+        let entries: Vec<Entry> = ops
+            .into_iter()
+            .zip(st.seq + 1..)
+            .map(|(op, seq)| Entry { seq, op })
+            .collect();
+        let lines: Vec<u8> = entries.iter().flat_map(journal::encode).collect();
+        self.store.append(&journal_key(&b.def.name), &lines)?;
+        for e in &entries {
+            journal::apply(&mut st.rows, &e.op);
+        }
+        st.seq += entries.len() as u64;
+        st.pending += entries.len() as u64;
         st.root = None;
+        st.dirs = None;
         st.by_cid = None;
         if st.pending >= COMPACT_AFTER {
             self.compact_locked(b, &mut st)?;
@@ -317,15 +360,28 @@ impl Catalog {
         if let Some(r) = st.root {
             return Ok(r);
         }
-        let built =
-            dag::build(&st.sorted(), b.def.profile, &mut Discard, &mut dag::from_row).map_err(|e| {
-                BucketError::Failed {
-                    bucket: b.def.name.clone(),
-                    message: format!("root CID: {e}"),
-                }
-            })?;
+        let dirs = dag::dirs(&st.sorted(), b.def.profile).map_err(|e| BucketError::Failed {
+            bucket: b.def.name.clone(),
+            message: format!("root CID: {e}"),
+        })?;
+        // dag::dirs always names the root.
+        let built = dirs[""];
         st.root = Some(built);
+        st.dirs = Some(Arc::new(dirs));
         Ok(built)
+    }
+
+    /// The directory `rel` of the bucket (`""`: its root) as the index
+    /// describes it; None when no indexed file lies under it.
+    pub fn dir(&self, b: &Bucket, rel: &str) -> Option<Built> {
+        let mut st = b.lock();
+        if st.dirs.is_none() {
+            if let Err(e) = Self::root_locked(b, &mut st) {
+                tracing::warn!(bucket = %b.def.name, error = %e, "no directory CIDs");
+                return None;
+            }
+        }
+        st.dirs.as_ref()?.get(rel).copied()
     }
 
     /// Rows whose path starts with `prefix` (all with `""`), sorted by path.
@@ -423,6 +479,40 @@ mod tests {
         assert_eq!(paths, vec!["a", "e/b"]);
         assert_eq!(cat3.find_cid(&row("x").cid).len(), 2);
         assert!(cat3.get("media").unwrap().lock().error.is_none());
+    }
+
+    #[test]
+    fn changes_recorded_together_get_consecutive_numbers_and_one_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.path()));
+        let cat = Catalog::open(store.clone(), vec![def()]);
+        let b = cat.get("media").unwrap();
+        cat.record(&b, Op::Put(row("a"))).unwrap();
+        cat.record_all(
+            &b,
+            vec![
+                Op::Put(row("b")),
+                Op::Mv {
+                    from: "a".into(),
+                    to: "c".into(),
+                },
+                Op::Del("b".into()),
+            ],
+        )
+        .unwrap();
+        let text = std::fs::read(dir.path().join("buckets/media_vfs.journal")).unwrap();
+        let seqs: Vec<u64> = journal::decode(&text, std::path::Path::new("j"))
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4]);
+        let st = b.lock();
+        assert_eq!((st.seq, st.pending), (4, 4));
+        assert_eq!(st.rows.keys().collect::<Vec<_>>(), vec!["c"]);
+        drop(st);
+        let again = Catalog::open(store, vec![def()]);
+        assert_eq!(again.files("media", "").unwrap()[0].path, "c");
     }
 
     #[test]

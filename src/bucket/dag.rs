@@ -1,6 +1,6 @@
 //! A bucket's UnixFS directory DAG built from its rows alone: the root CID
-//! (no file is read: each row carries its file's CID and DAG size), and the
-//! same walk with file blocks for CAR preparation.
+//! and every directory's CID (no file is read: each row carries its file's
+//! CID and DAG size), and the same walk with file blocks for CAR preparation.
 //!
 //! Rows must be sorted by path; the paths under one directory are then
 //! contiguous, so each directory is built from a slice and emitted right
@@ -9,8 +9,9 @@
 
 use super::error::{BucketError, Result};
 use super::row::Row;
-use crate::car::{BlockSink, Built, DirBuilder, Profile};
+use crate::car::{BlockSink, Built, DirBuilder, Discard, Profile};
 use cid::Cid;
+use std::collections::HashMap;
 
 /// Emits a file's blocks (or only names them) for a row.
 pub type FileFn<'a> = dyn FnMut(&Row, &mut dyn BlockSink) -> Result<Built> + 'a;
@@ -31,15 +32,28 @@ pub fn from_row(row: &Row, _sink: &mut dyn BlockSink) -> Result<Built> {
 /// Builds the directory DAG over `rows` (sorted by path), emitting
 /// directory blocks into `sink` and each file through `file`.
 pub fn build(rows: &[&Row], profile: Profile, sink: &mut dyn BlockSink, file: &mut FileFn) -> Result<Built> {
-    build_dir(rows, 0, profile, sink, file)
+    build_dir(rows, 0, profile, sink, file, &mut |_, _| {})
 }
 
+/// Every directory over `rows` (sorted by path) by its path (`""`: the
+/// root, `"a/b"`: a directory under it), from the rows alone.
+pub fn dirs(rows: &[&Row], profile: Profile) -> Result<HashMap<String, Built>> {
+    let mut out = HashMap::new();
+    build_dir(rows, 0, profile, &mut Discard, &mut from_row, &mut |path, b| {
+        out.insert(path.to_string(), b);
+    })?;
+    Ok(out)
+}
+
+/// Builds the directory whose entries are `rows` (their paths past
+/// `prefix` bytes), telling `on_dir` of it and of each directory under it.
 fn build_dir(
     rows: &[&Row],
     prefix: usize,
     profile: Profile,
     sink: &mut dyn BlockSink,
     file: &mut FileFn,
+    on_dir: &mut dyn FnMut(&str, Built),
 ) -> Result<Built> {
     let mut dir = DirBuilder::new(profile);
     let mut i = 0;
@@ -60,13 +74,20 @@ fn build_dir(
                         r.path.len() > cut && r.path.as_bytes()[cut] == b'/' && &r.path[prefix..cut] == name
                     })
                     .count();
-                let b = build_dir(&rows[i..end], cut + 1, profile, sink, file)?;
+                let b = build_dir(&rows[i..end], cut + 1, profile, sink, file, on_dir)?;
                 dir.add(name, b.cid, b.dag_size)?;
                 i = end;
             }
         }
     }
-    Ok(dir.finish(sink)?)
+    let built = dir.finish(sink)?;
+    // The directory's own path: its entries' common prefix without the '/'.
+    let path = match rows.first() {
+        Some(r) if prefix > 0 => &r.path[..prefix - 1],
+        _ => "",
+    };
+    on_dir(path, built);
+    Ok(built)
 }
 
 #[cfg(test)]
@@ -113,6 +134,18 @@ mod tests {
             let built = build(&refs, profile, &mut Discard, &mut from_row).unwrap();
             let want = cid_of_path(profile, dir.path(), true).unwrap();
             assert_eq!(built.cid, want);
+            let all = dirs(&refs, profile).unwrap();
+            assert_eq!(all[""].cid, want);
+            let mut names: Vec<&str> = all.keys().map(String::as_str).collect();
+            names.sort();
+            assert_eq!(names, vec!["", "d", "d/e"]);
+            for d in ["d", "d/e"] {
+                assert_eq!(
+                    all[d].cid,
+                    cid_of_path(profile, &dir.path().join(d), true).unwrap(),
+                    "{d}"
+                );
+            }
         }
     }
 }

@@ -6,7 +6,6 @@ use super::error::{BucketError, Result};
 use crate::car::{BlockSink, Built, Discard, FileBuilder, Profile};
 use crate::vfs::Tree;
 use bytes::Bytes;
-use std::path::Path;
 use std::sync::Arc;
 
 /// Bytes asked of a tree per read while hashing: 4 MiB, four 1 MiB chunks,
@@ -15,13 +14,29 @@ pub const PIECE: u64 = 4 << 20;
 /// Pieces queued between the reading task and the hashing thread.
 const QUEUE: usize = 4;
 
-/// The root of the local file at `path`.
-pub fn hash_local(path: &Path, profile: Profile) -> Result<Built> {
-    let mut f = std::fs::File::open(path).map_err(BucketError::io(path))?;
+/// The root of the bytes of the open file `file`, read from its start with
+/// positional reads (its offset, shared with whoever else holds the
+/// descriptor, is left alone; the file may be renamed or unlinked since).
+pub fn hash_open(file: &std::fs::File, profile: Profile) -> Result<Built> {
     let mut sink = Discard;
     let mut fb = FileBuilder::with_threads(profile, &mut sink, 1);
-    fb.write_from(&mut f, &|_| {})?;
+    fb.write_from(&mut ReadAt { file, pos: 0 }, &|_| {})?;
     Ok(fb.finish()?)
+}
+
+/// A reader over an open file by `pread(2)` from `pos` on.
+struct ReadAt<'a> {
+    file: &'a std::fs::File,
+    pos: u64,
+}
+
+impl std::io::Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 /// Reads the whole file `rel` of `tree` into `sink` as a UnixFS DAG, on the

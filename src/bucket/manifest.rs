@@ -159,11 +159,13 @@ impl Catalog {
         Ok(())
     }
 
-    /// Compacts every bucket and rewrites the manifest.
+    /// Compacts every bucket, rewrites the manifest, and removes this
+    /// process's recording markers when nothing is queued (`recorder.rs`).
     pub fn checkpoint(&self) -> Result<Manifest> {
         self.compact_all();
         let m = self.manifest()?;
         self.write_manifest(&m)?;
+        self.release_markers();
         Ok(m)
     }
 }

@@ -10,7 +10,8 @@
 //! append) so it can move onto a bucket's own backend later.
 //!
 //! Also: the observer that indexes files as they are closed, renamed and
-//! removed through a bucket's mount (`hook.rs`), and the read-only
+//! removed through a bucket's mount (`hook.rs`) through a queue that a
+//! close does not wait for (`recorder.rs`), and the read-only
 //! `.buckets/` and `.snapshots/` trees (`view.rs`).
 //!
 //! Invariants: a bucket's root CID is computed from its rows alone (each
@@ -27,6 +28,7 @@ mod hook;
 mod index;
 mod journal;
 mod manifest;
+mod recorder;
 mod row;
 mod scan;
 mod service;
@@ -158,15 +160,18 @@ pub fn place_trees(catalog: &Arc<Catalog>, router: &Arc<crate::vfs::Router>) {
     router.add(SNAPSHOTS_PATH, Arc::new(snapshots));
 }
 
-/// Background upkeep while mounted: every [`MAINTAIN_SECS`], fsyncs the
-/// journals and compacts buckets that changed.
-pub async fn maintain(catalog: Arc<Catalog>) {
+/// Background upkeep while mounted: first queues the re-indexing of buckets
+/// an earlier process left with records queued (`recorder.rs`); then every
+/// [`MAINTAIN_SECS`], fsyncs the journals, compacts buckets that changed
+/// and removes the recording markers when nothing is queued.
+pub async fn maintain(catalog: Arc<Catalog>, router: Arc<crate::vfs::Router>) {
+    catalog.start_recovery(&router);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(MAINTAIN_SECS));
     tick.tick().await;
     loop {
         tick.tick().await;
         let c = catalog.clone();
-        let busy = c.all().iter().any(|b| b.lock().pending > 0);
+        let busy = c.has_markers() || c.all().iter().any(|b| b.lock().pending > 0);
         if !busy {
             continue;
         }

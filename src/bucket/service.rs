@@ -57,9 +57,11 @@ impl Service {
             .collect()
     }
 
-    /// Runs one method.
+    /// Runs one method, once every change queued before the call is in
+    /// the journal (so a file closed before is listed).
     pub async fn call(&self, method: BucketMethod, p: BucketParams, progress: ProgressFn) -> Result<Value> {
         let cat = &self.catalog;
+        cat.settled(&self.router).await;
         Ok(match method {
             BucketMethod::List => json!({ "buckets": cat.list()? }),
             BucketMethod::Create => self.create(p).await?,

@@ -16,11 +16,14 @@
 //! hashed as they are read, the file extracted once under
 //! `vfs/cars/.extracted/`); else EIO with a log line naming the CID and the
 //! command that would have kept it. Every file's `version` is its CID, so
-//! the block cache keys its blocks by content. Files under `files/` and
-//! under a snapshot's bucket carry their indexed CID and the bucket's
-//! profile as `user.ipfs.cid` / `user.ipfs.profile` ([`Tree::ipfs_cid`]).
+//! the block cache keys its blocks by content. Files and directories under
+//! `files/` and under a snapshot's bucket (those two included: the bucket's
+//! root) carry their CID and the bucket's profile as `user.ipfs.cid` /
+//! `user.ipfs.profile` ([`Tree::ipfs_cid`]); a directory's CID is computed
+//! from the index alone.
 
 use super::catalog::Catalog;
+use super::dag;
 use super::hash::hash_tree;
 use super::index;
 use super::row::{millis, Row};
@@ -353,7 +356,11 @@ impl Tree for BucketsTree {
             return None;
         };
         let b = self.catalog().get(bucket).ok()?;
-        let cid = b.lock().rows.get(inner)?.cid.clone();
+        let row = b.lock().rows.get(inner).map(|r| r.cid.clone());
+        let cid = match row {
+            Some(c) => c,
+            None => self.catalog().dir(&b, inner)?.cid.to_string(),
+        };
         Some(IpfsCid {
             cid,
             profile: Some(b.def.profile.name()),
@@ -466,12 +473,16 @@ impl Tree for BucketsTree {
 
 /// A snapshot's rows of one bucket, decoded once.
 type SnapshotRows = Arc<BTreeMap<String, Row>>;
+/// A snapshot's bucket's directory CIDs by path (`""`: its root).
+type SnapshotDirs = Arc<HashMap<String, crate::car::Built>>;
 
 /// `.snapshots/`.
 pub struct SnapshotsTree {
     content: Arc<Content>,
     /// Decoded index copies by (snapshot id, bucket).
     rows: Mutex<HashMap<(String, String), SnapshotRows>>,
+    /// Their directories' CIDs by path, by (snapshot id, bucket).
+    dirs: Mutex<HashMap<(String, String), SnapshotDirs>>,
 }
 
 impl SnapshotsTree {
@@ -479,6 +490,7 @@ impl SnapshotsTree {
         Self {
             content: buckets.content.clone(),
             rows: Mutex::default(),
+            dirs: Mutex::default(),
         }
     }
 
@@ -520,6 +532,42 @@ impl SnapshotsTree {
     }
 }
 
+impl SnapshotsTree {
+    /// The CID of the directory `inner` of a snapshot's bucket (`""`: its
+    /// root), from the snapshot's rows; every directory of one snapshot's
+    /// bucket is computed at once and kept.
+    fn snapshot_dir(
+        &self,
+        id: &str,
+        bucket: &str,
+        rows: &BTreeMap<String, Row>,
+        profile: crate::car::Profile,
+        inner: &str,
+    ) -> Option<String> {
+        let key = (id.to_string(), bucket.to_string());
+        let cached = self
+            .dirs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        let dirs = match cached {
+            Some(d) => d,
+            None => {
+                let sorted: Vec<&Row> = rows.values().collect();
+                let d = Arc::new(dag::dirs(&sorted, profile).ok()?);
+                let mut cache = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
+                if cache.len() >= SNAPSHOT_CACHE {
+                    cache.clear();
+                }
+                cache.insert(key, d.clone());
+                d
+            }
+        };
+        dirs.get(inner).map(|b| b.cid.to_string())
+    }
+}
+
 #[async_trait]
 impl Tree for SnapshotsTree {
     fn read_only(&self) -> bool {
@@ -531,13 +579,20 @@ impl Tree for SnapshotsTree {
     async fn ipfs_cid(&self, rel: &str) -> Option<IpfsCid> {
         let (id, rest) = split(rel);
         let (bucket, inner) = split(rest);
-        let cid = self.snapshot_rows(id, bucket).ok()?.get(inner)?.cid.clone();
+        if bucket.is_empty() {
+            return None;
+        }
         // The snapshot's rows were hashed with the bucket's profile (one per bucket).
         let profile = self
             .catalog()
             .get(bucket)
             .map(|b| b.def.profile)
             .unwrap_or_default();
+        let rows = self.snapshot_rows(id, bucket).ok()?;
+        let cid = match rows.get(inner) {
+            Some(r) => r.cid.clone(),
+            None => self.snapshot_dir(id, bucket, &rows, profile, inner)?,
+        };
         Some(IpfsCid {
             cid,
             profile: Some(profile.name()),

@@ -184,7 +184,7 @@ impl Fs {
             });
             if stamp.is_none() || stamp != st.notified {
                 st.notified = stamp;
-                self.notify_stored(&vpath, staged.data_path()).await;
+                self.notify_stored(&vpath, staged.file()).await;
             }
             return Ok(());
         }
@@ -196,7 +196,7 @@ impl Fs {
                         staged.uploaded();
                         st.dirty = false;
                         self.dirs.invalidate_parent(&vpath);
-                        self.notify_stored(&vpath, staged.data_path()).await;
+                        self.notify_stored(&vpath, staged.file()).await;
                         self.restore_attrs(&vpath, st).await;
                         return Ok(());
                     }
@@ -224,7 +224,7 @@ impl Fs {
                 staged.uploaded();
                 st.dirty = false;
                 self.dirs.invalidate_parent(&vpath);
-                self.notify_stored(&vpath, staged.data_path()).await;
+                self.notify_stored(&vpath, staged.file()).await;
                 self.restore_attrs(&vpath, st).await;
                 Ok(())
             }

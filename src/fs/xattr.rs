@@ -42,7 +42,7 @@ impl Fs {
             }
         }
         let (meta, _) = self.meta(&vpath).await?;
-        Ok(obs.cid(&mount, &rel, &meta))
+        Ok(obs.cid(&mount, &rel, &meta).await)
     }
 
     /// The `(name, value)` pairs of `ino`'s attributes.

@@ -30,10 +30,16 @@ pub fn temp_dir() -> tempfile::TempDir {
 
 /// Runs `ipfs-kit-fuse ARGS` with `IPFS_KIT_HOME=home`.
 pub fn run_cli(home: &Path, args: &[&str]) -> Output {
+    run_cli_env(home, args, &[])
+}
+
+/// Runs `ipfs-kit-fuse ARGS` with `IPFS_KIT_HOME=home` and `env` added.
+pub fn run_cli_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(bin())
         .args(args)
         .env("IPFS_KIT_HOME", home)
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .output()
         .expect("run ipfs-kit-fuse")
 }
@@ -70,6 +76,15 @@ impl Mounted {
     /// default) and `-o` options `opts`. `root` is the guard's temp dir, for
     /// backing directories.
     pub fn with_config(config: impl FnOnce(&Path) -> Option<String>, opts: &[&str]) -> Mounted {
+        Self::with_config_env(config, opts, &[])
+    }
+
+    /// As [`Mounted::with_config`], with `env` added to the daemon's environment.
+    pub fn with_config_env(
+        config: impl FnOnce(&Path) -> Option<String>,
+        opts: &[&str],
+        env: &[(&str, &str)],
+    ) -> Mounted {
         let root = temp_dir();
         let mnt = root.path().join("mnt");
         let home = root.path().join("home");
@@ -93,7 +108,7 @@ impl Mounted {
             args.push(opts.join(","));
         }
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run_cli(&home, &argv);
+        let out = run_cli_env(&home, &argv, env);
         let m = Mounted {
             mnt,
             home,

@@ -1,0 +1,440 @@
+//! The queue between a bucket mount's closes and its journal, so that a
+//! close never waits for the index. A close hands over an open descriptor
+//! of the bytes it stored (still readable after a rename, or after the
+//! staged copy is deleted) and returns; renames and removals take the same
+//! queue, so each bucket's journal sees its changes in the order they
+//! happened. One worker task takes everything queued (a batch, up to
+//! [`MAX_BATCH`], gathered for [`LINGER`] after its first job): it hashes the files on one blocking thread (a file
+//! stored twice in a batch, with no rename or removal in between, is hashed
+//! once: its later bytes), asks the backend for their versions, and appends
+//! the batch's journal lines with one write per bucket (group commit).
+//!
+//! Waiting: every job has a ticket, and the worker publishes the last
+//! ticket it finished. [`Catalog::settled`] waits for the tickets issued
+//! before the call (every `bucket.*` method calls it, so `bucket files`
+//! right after `cp` lists the file); [`Catalog::settled_path`] waits only
+//! for one path's jobs (`user.ipfs.cid`).
+//!
+//! Crash safety: a bucket's first job after a checkpoint writes the marker
+//! `buckets/<bucket>_vfs.recording` (this process's id) before the close
+//! returns; a checkpoint that finds the queue empty removes it. A marker
+//! whose process is gone means records may have been lost between a close
+//! and the journal. The files are safe (a close returns after the backend
+//! has the bytes), so the next process that opens the bucket re-indexes it
+//! from the backend (`bucket index`: files new or changed since their row
+//! are hashed, rows of files gone are dropped) before it answers a
+//! `bucket.*` call; the daemon starts that at mount time.
+
+use super::catalog::{Bucket, Catalog, Recovery};
+use super::error::Result;
+use super::hash::hash_open;
+use super::journal::Op;
+use super::row::{millis, now_ms, Row};
+use crate::car::Built;
+use crate::vfs::{Router, Tree};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{mpsc, watch};
+
+/// Jobs the worker takes at once at most: bounds one batch's memory and
+/// how long the first rows of a long burst wait for the last ones.
+const MAX_BATCH: usize = 1024;
+/// How long the worker waits after a batch's first job for more: a
+/// shell's `echo > f` flushes twice (at its redirection's `dup2` and at
+/// the close) well under a millisecond apart, and a burst of closes then
+/// shares one hashing hand-off and one journal append. `bucket files` waits
+/// this much longer at most.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+/// Backend version lookups (stat) in flight for one batch: on S3 each is
+/// a HEAD request; a few at once hide the round trip without a flood.
+const STATS: usize = 8;
+/// Test hook: with this set to 1 the worker takes no job (so a killed
+/// daemon has lost every queued record: the case recovery must cover).
+const HOLD: &str = "IPFS_KIT_TEST_HOLD_INDEX_QUEUE";
+
+/// Store key of a bucket's marker (see the module doc).
+pub fn marker_key(name: &str) -> String {
+    format!("buckets/{name}_vfs.recording")
+}
+
+/// What a job asks.
+pub enum Work {
+    /// Hash the bytes of `file` and record them as the file `rel` of `tree`.
+    Stored {
+        tree: Arc<dyn Tree>,
+        rel: String,
+        file: Arc<File>,
+    },
+    /// Record a change as it is (a rename or a removal).
+    Op(Op),
+    /// Re-index the bucket from its backend (recovery, see the module doc).
+    Reconcile(Arc<Router>),
+}
+
+struct Job {
+    ticket: u64,
+    bucket: Arc<Bucket>,
+    work: Work,
+}
+
+#[derive(Default)]
+struct Inner {
+    issued: u64,
+    /// The latest ticket of each (bucket, path) with a job queued.
+    paths: HashMap<(String, String), u64>,
+    /// Buckets whose marker this process wrote.
+    marked: HashSet<String>,
+    tx: Option<mpsc::UnboundedSender<Job>>,
+}
+
+/// The queue's shared state (one per catalog).
+pub struct Recorder {
+    inner: Mutex<Inner>,
+    done: watch::Sender<u64>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            done: watch::channel(0).0,
+        }
+    }
+}
+
+impl Recorder {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn wait_for(&self, ticket: u64) {
+        let mut rx = self.done.subscribe();
+        // The sender lives as long as `self`: the wait ends with the ticket.
+        let _ = rx.wait_for(|d| *d >= ticket).await;
+    }
+}
+
+/// True when the process `pid` still runs.
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Whether a marker's text names a process that is gone (or is unreadable).
+pub fn marker_is_stale(text: &[u8]) -> bool {
+    let me = std::process::id();
+    let pids: Vec<Option<u32>> = String::from_utf8_lossy(text)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim().parse().ok())
+        .collect();
+    pids.is_empty() || pids.iter().any(|p| p.is_none_or(|p| p != me && !alive(p)))
+}
+
+impl Catalog {
+    /// Queues `work` for bucket `b` and returns at once (the marker is
+    /// written first when this is the bucket's first job since a checkpoint).
+    /// Must be called within the tokio runtime (the worker starts on the first job).
+    pub fn enqueue(self: &Arc<Self>, b: &Arc<Bucket>, work: Work) {
+        let name = b.def.name.clone();
+        let mut inner = self.recorder.lock();
+        if !matches!(work, Work::Reconcile(_)) && !inner.marked.contains(&name) {
+            let line = format!("{}\n", std::process::id());
+            match self.store.append(&marker_key(&name), line.as_bytes()) {
+                Ok(()) => {
+                    inner.marked.insert(name.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(bucket = %name, error = %e, "cannot write the recording marker; a crash now is recovered only by `bucket index`")
+                }
+            }
+        }
+        inner.issued += 1;
+        let ticket = inner.issued;
+        match &work {
+            Work::Stored { rel, .. } => {
+                inner.paths.insert((name, rel.clone()), ticket);
+            }
+            Work::Op(Op::Mv { to, .. }) => {
+                inner.paths.insert((name, to.clone()), ticket);
+            }
+            _ => {}
+        }
+        let tx = inner.tx.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(worker(self.clone(), rx));
+            tx
+        });
+        let job = Job {
+            ticket,
+            bucket: b.clone(),
+            work,
+        };
+        if tx.send(job).is_err() {
+            tracing::error!(bucket = %b.def.name, "the index queue is gone; run `bucket index`");
+        }
+    }
+
+    /// Queues the re-indexing of every bucket whose marker was left by a
+    /// process that is gone (once per bucket, until it succeeds).
+    pub fn start_recovery(self: &Arc<Self>, router: &Arc<Router>) {
+        for b in self.all() {
+            let queue = {
+                let mut st = b.lock();
+                let needed = st.recovery == Recovery::Needed;
+                if needed {
+                    st.recovery = Recovery::Queued;
+                }
+                needed
+            };
+            if queue {
+                tracing::warn!(bucket = %b.def.name, "an earlier process stopped with index records queued; re-indexing the bucket from its backend");
+                self.enqueue(&b, Work::Reconcile(router.clone()));
+            }
+        }
+    }
+
+    /// Waits until every change queued before this call is in the journal,
+    /// first queuing the recovery of buckets that need it.
+    pub async fn settled(self: &Arc<Self>, router: &Arc<Router>) {
+        self.start_recovery(router);
+        self.drained().await;
+    }
+
+    /// Waits until every change queued before this call is in the journal.
+    pub async fn drained(&self) {
+        let t = self.recorder.lock().issued;
+        self.recorder.wait_for(t).await;
+    }
+
+    /// Waits until the queued jobs of the file `rel` of bucket `b` are done.
+    pub async fn settled_path(&self, b: &Bucket, rel: &str) {
+        let ticket = self
+            .recorder
+            .lock()
+            .paths
+            .get(&(b.def.name.clone(), rel.to_string()))
+            .copied();
+        if let Some(t) = ticket {
+            self.recorder.wait_for(t).await;
+        }
+    }
+
+    /// Removes the markers this process wrote, when nothing is queued and
+    /// the bucket needs no recovery (called by checkpoints).
+    pub fn release_markers(&self) {
+        let mut inner = self.recorder.lock();
+        if inner.issued != *self.recorder.done.borrow() {
+            return;
+        }
+        let names: Vec<String> = inner.marked.iter().cloned().collect();
+        for name in names {
+            let recovering = self.get(&name).is_ok_and(|b| b.lock().recovery != Recovery::Idle);
+            if recovering {
+                continue;
+            }
+            match self.store.remove(&marker_key(&name)) {
+                Ok(()) => {
+                    inner.marked.remove(&name);
+                }
+                Err(e) => tracing::warn!(bucket = %name, error = %e, "cannot remove the recording marker"),
+            }
+        }
+    }
+
+    /// True while this process has a marker written (a checkpoint is due).
+    pub fn has_markers(&self) -> bool {
+        !self.recorder.lock().marked.is_empty()
+    }
+
+    /// Re-indexes `b` from its backend (recovery); on failure it is tried
+    /// again at the next `bucket.*` call.
+    async fn reconcile(&self, router: &Router, b: &Arc<Bucket>) {
+        let noop: super::ProgressFn = Arc::new(|_: &str, _: u64, _: u64| {});
+        let run: std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<super::IndexReport>> + Send + '_>,
+        > = Box::pin(self.index(router, &b.def.name, false, noop));
+        match run.await {
+            Ok(r) => {
+                tracing::info!(bucket = %b.def.name, hashed = r.hashed, removed = r.removed, unchanged = r.unchanged, "bucket re-indexed after an earlier process stopped");
+                b.lock().recovery = Recovery::Idle;
+                let mine = self.recorder.lock().marked.contains(&b.def.name);
+                if !mine {
+                    if let Err(e) = self.store.remove(&marker_key(&b.def.name)) {
+                        tracing::warn!(bucket = %b.def.name, error = %e, "cannot remove the recording marker");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(bucket = %b.def.name, error = %e, "re-indexing after an earlier process stopped failed; tried again at the next `bucket` command");
+                b.lock().recovery = Recovery::Needed;
+            }
+        }
+    }
+
+    /// Marks every ticket up to `last` done.
+    fn finish(&self, last: u64) {
+        let mut inner = self.recorder.lock();
+        inner.paths.retain(|_, t| *t > last);
+        self.recorder.done.send_replace(last);
+    }
+}
+
+async fn worker(cat: Arc<Catalog>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    if std::env::var_os(HOLD).is_some_and(|v| v == "1") {
+        tracing::error!("{HOLD}=1: the index queue takes no job");
+        let mut held = Vec::new();
+        while let Some(j) = rx.recv().await {
+            held.push(j);
+        }
+        return;
+    }
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        tokio::time::sleep(LINGER).await;
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let last = batch.last().map_or(0, |j| j.ticket);
+        let mut run = Vec::new();
+        for job in batch {
+            match job.work {
+                Work::Reconcile(router) => {
+                    record_run(cat.clone(), std::mem::take(&mut run)).await;
+                    reconcile(cat.clone(), router, job.bucket).await;
+                }
+                work => run.push(Job { work, ..job }),
+            }
+        }
+        record_run(cat.clone(), run).await;
+        cat.finish(last);
+    }
+}
+
+async fn reconcile(cat: Arc<Catalog>, router: Arc<Router>, b: Arc<Bucket>) {
+    cat.reconcile(&router, &b).await
+}
+
+/// Hashes, looks up and records a run of stores, renames and removals.
+async fn record_run(cat: Arc<Catalog>, jobs: Vec<Job>) {
+    if jobs.is_empty() {
+        return;
+    }
+    // A store followed by another store of the same file (nothing but
+    // stores in between) is superseded: only the later bytes count.
+    let mut superseded = vec![false; jobs.len()];
+    let mut later: HashSet<(&str, &str)> = HashSet::new();
+    for (i, j) in jobs.iter().enumerate().rev() {
+        match &j.work {
+            Work::Stored { rel, .. } => {
+                superseded[i] = !later.insert((j.bucket.def.name.as_str(), rel.as_str()));
+            }
+            _ => later.clear(),
+        }
+    }
+    let to_hash: Vec<(usize, Arc<File>, crate::car::Profile)> = jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, j)| match &j.work {
+            Work::Stored { file, .. } if !superseded[i] => Some((i, file.clone(), j.bucket.def.profile)),
+            _ => None,
+        })
+        .collect();
+    let hashed = tokio::task::spawn_blocking(move || {
+        to_hash
+            .into_iter()
+            .map(|(i, file, profile)| (i, hash_open(&file, profile)))
+            .collect::<HashMap<usize, Result<Built>>>()
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the hashing thread failed; run `bucket index`");
+        HashMap::new()
+    });
+    let to_stat: Vec<(usize, Arc<dyn Tree>, String)> = jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, j)| match (&j.work, hashed.get(&i)) {
+            (Work::Stored { tree, rel, .. }, Some(Ok(_))) => Some((i, tree.clone(), rel.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut metas: HashMap<usize, crate::vfs::Meta> = HashMap::new();
+    for chunk in to_stat.chunks(STATS) {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, tree, rel) in chunk.iter().cloned() {
+            set.spawn(async move { (i, tree.stat(&rel).await.ok()) });
+        }
+        while let Some(r) = set.join_next().await {
+            if let Ok((i, Some(m))) = r {
+                metas.insert(i, m);
+            }
+        }
+    }
+    // Consecutive jobs of one bucket go to its journal in one append.
+    let mut ops: Vec<Op> = Vec::new();
+    let mut current: Option<Arc<Bucket>> = None;
+    for (i, j) in jobs.into_iter().enumerate() {
+        if current.as_ref().is_some_and(|c| !Arc::ptr_eq(c, &j.bucket)) {
+            append(&cat, current.take(), std::mem::take(&mut ops));
+        }
+        current = Some(j.bucket.clone());
+        let op = match j.work {
+            Work::Stored { rel, .. } => match hashed.get(&i) {
+                None => continue,
+                Some(Err(e)) => {
+                    tracing::error!(bucket = %j.bucket.def.name, path = rel, error = %e, "could not hash a closed file; run `bucket index`");
+                    continue;
+                }
+                Some(Ok(built)) => Op::Put(row_of(rel, built, metas.get(&i))),
+            },
+            Work::Op(op) => op,
+            Work::Reconcile(_) => continue,
+        };
+        ops.push(op);
+    }
+    append(&cat, current, ops);
+}
+
+/// The row of `rel` hashed to `built`, with the backend's version `meta`.
+fn row_of(rel: String, built: &Built, meta: Option<&crate::vfs::Meta>) -> Row {
+    // Only a version that describes these bytes: a size mismatch means the
+    // file changed again since (its next close records it).
+    let meta = meta.filter(|m| m.size == built.size);
+    Row {
+        path: rel,
+        cid: built.cid.to_string(),
+        size: built.size,
+        dag_size: built.dag_size,
+        mtime_ms: meta.and_then(|m| m.mtime.map(millis)),
+        etag: meta.and_then(|m| m.version.clone()),
+        indexed_ms: now_ms(),
+    }
+}
+
+fn append(cat: &Catalog, b: Option<Arc<Bucket>>, ops: Vec<Op>) {
+    let Some(b) = b else { return };
+    if let Err(e) = cat.record_all(&b, ops) {
+        tracing::error!(bucket = %b.def.name, error = %e, "could not record changes in the bucket journal; run `bucket index`");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_is_stale_when_a_process_it_names_is_gone_or_it_is_unreadable() {
+        let me = std::process::id();
+        assert!(!marker_is_stale(format!("{me}\n").as_bytes()));
+        // Our own pid, and pid 1 (always alive), are not stale.
+        assert!(!marker_is_stale(format!("{me}\n1\n").as_bytes()));
+        // A pid above the kernel's limit (2^22) never runs.
+        assert!(marker_is_stale(format!("{me}\n4194305\n").as_bytes()));
+        assert!(marker_is_stale(b""));
+        assert!(marker_is_stale(b"not a pid\n"));
+    }
+}
