@@ -80,14 +80,35 @@ write_small() { # DIR
     printf 'small file %d\n' "$i" > "$d/s$((i / 1000))/f$i.txt"
   done
 }
-# Sets PLAIN and BUCKET (median ms over ROUNDS) and N_SMALL (rows indexed).
+# The daemon's total time in FUSE flush so far, in ms (from `stats`).
+flush_ms() {
+  "$BIN" stats -m "$MNT" --json | python3 -c '
+import json, sys
+def find(o):
+    if isinstance(o, dict):
+        if o.get("op") == "flush":
+            return o.get("total_us", 0)
+        o = list(o.values())
+    if isinstance(o, list):
+        for v in o:
+            r = find(v)
+            if r is not None:
+                return r
+    return None
+print(round((find(json.load(sys.stdin)) or 0) / 1000))'
+}
+# Sets PLAIN and BUCKET (median ms over ROUNDS) and N_SMALL (rows indexed);
+# each round also prints the daemon's time in flush (the closes) per mount.
 small_part() {
   echo "==> $SMALL small files: bucket mount vs plain mount, $ROUNDS round(s)"
-  local r t0 t1 p=() b=()
+  local r t0 t1 f0 f1 f2 p=() b=()
   for ((r = 0; r < ROUNDS; r++)); do
+    f0=$(flush_ms)
     t0=$(now); write_small "$MNT/plain/r$r"; t1=$(now); p+=("$(ms "$t0" "$t1")")
+    f1=$(flush_ms)
     t0=$(now); write_small "$MNT/buckets/small/r$r"; t1=$(now); b+=("$(ms "$t0" "$t1")")
-    echo "    round $r: plain ${p[-1]} ms, bucket ${b[-1]} ms"
+    f2=$(flush_ms)
+    echo "    round $r: plain ${p[-1]} ms (flush $((f1 - f0)) ms), bucket ${b[-1]} ms (flush $((f2 - f1)) ms)"
   done
   PLAIN=$(printf '%s\n' "${p[@]}" | median)
   BUCKET=$(printf '%s\n' "${b[@]}" | median)
