@@ -425,6 +425,70 @@ fn append(cat: &Catalog, b: Option<Arc<Bucket>>, ops: Vec<Op>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::car::{cid_of_bytes, Profile};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_changes_land_in_order_with_the_last_bytes_read_through_the_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let backing = dir.path().join("backing");
+        std::fs::create_dir_all(&backing).unwrap();
+        let config = crate::config::Config::parse(&format!(
+            "[[mount]]\npath = \"/buckets/m\"\nscheme = \"fs\"\nbucket = \"m\"\n[mount.options]\nroot = \"{}\"\n",
+            backing.display()
+        ))
+        .unwrap();
+        let router = crate::daemon::build_router(&config).unwrap();
+        let cat = super::super::open(&dir.path().join("home"), &config);
+        let b = cat.get("m").unwrap();
+        let tree = super::super::scan::tree_at(&router, "/buckets/m").unwrap();
+        let stored = |file: &Arc<File>| Work::Stored {
+            tree: tree.clone(),
+            rel: "a".into(),
+            file: file.clone(),
+        };
+        std::fs::write(backing.join("a"), b"one").unwrap();
+        let fa = Arc::new(File::open(backing.join("a")).unwrap());
+        cat.enqueue(&b, stored(&fa));
+        // Rewritten in place (same inode), then renamed: the queue reads
+        // the bytes through the descriptor, and the move comes after.
+        std::fs::write(backing.join("a"), b"two!").unwrap();
+        cat.enqueue(&b, stored(&fa));
+        std::fs::rename(backing.join("a"), backing.join("b")).unwrap();
+        cat.enqueue(
+            &b,
+            Work::Op(Op::Mv {
+                from: "a".into(),
+                to: "b".into(),
+            }),
+        );
+        std::fs::write(backing.join("c"), b"see").unwrap();
+        let fc = Arc::new(File::open(backing.join("c")).unwrap());
+        cat.enqueue(
+            &b,
+            Work::Stored {
+                tree: tree.clone(),
+                rel: "c".into(),
+                file: fc,
+            },
+        );
+        cat.settled(&router).await;
+        let rows = cat.files("m", "").unwrap();
+        let got: Vec<(&str, String, u64)> = rows
+            .iter()
+            .map(|r| (r.path.as_str(), r.cid.clone(), r.size))
+            .collect();
+        let cid = |b: &[u8]| cid_of_bytes(Profile::UnixfsV1_2025, b).unwrap().to_string();
+        assert_eq!(got, vec![("b", cid(b"two!"), 4), ("c", cid(b"see"), 3)]);
+        // c was stat'ed after its bytes: its row carries the backend's mtime.
+        assert!(rows[1].mtime_ms.is_some());
+        let marker = dir.path().join("home/vfs").join(marker_key("m"));
+        assert!(marker.exists());
+        cat.checkpoint().unwrap();
+        assert!(
+            !marker.exists(),
+            "a checkpoint with nothing queued removes the marker"
+        );
+    }
 
     #[test]
     fn a_marker_is_stale_when_a_process_it_names_is_gone_or_it_is_unreadable() {

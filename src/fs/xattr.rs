@@ -1,8 +1,9 @@
 //! Extended attributes: `user.ipfs.cid` and `user.ipfs.profile` of files
-//! whose CID is known without reading them (an IPFS tree's entries, the
-//! `.buckets/` and `.snapshots/` trees, and files of bucket mounts while
-//! the backend still has the indexed version; see [`crate::vfs::Tree::ipfs_cid`]
-//! and [`super::observe::Observer::cid`]). No other name exists: the
+//! and directories whose CID is known without reading them (an IPFS tree's
+//! entries, the `.buckets/` and `.snapshots/` trees, files of bucket mounts
+//! while the backend still has the indexed version, and their directories
+//! from the index; see [`crate::vfs::Tree::ipfs_cid`] and
+//! [`super::observe::Observer::cid`]). No other name exists: the
 //! adapter answers ENODATA for them without entering the core, since the
 //! kernel asks `security.capability` before every write once getxattr is
 //! answered at all. Setting or removing attributes is not supported.
