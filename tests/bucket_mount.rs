@@ -741,6 +741,50 @@ fn a_crash_between_writing_the_index_and_removing_the_journal_loses_nothing() {
     );
 }
 
+#[test]
+fn a_bucket_on_a_staged_backend_indexes_each_close_from_its_staged_bytes() {
+    // A memory backend: writes go through staged copies, which are deleted
+    // once uploaded; the index queue hashes them later through the
+    // descriptor it was handed at close.
+    let m = Mounted::with_config(
+        |_| Some("[[mount]]\npath = \"/buckets/mem\"\nscheme = \"memory\"\nbucket = \"mem\"\n".into()),
+        &[],
+    );
+    let dir = m.path("buckets/mem");
+    let local = m.root().join("same-bytes");
+    let big = random_bytes(7, 3 * 1024 * 1024 + 1);
+    for (p, body) in [("big.bin", &big[..]), ("small.txt", b"small"), ("d/x", b"x")] {
+        std::fs::create_dir_all(dir.join(p).parent().unwrap()).unwrap();
+        std::fs::write(dir.join(p), body).unwrap();
+        std::fs::create_dir_all(local.join(p).parent().unwrap()).unwrap();
+        std::fs::write(local.join(p), body).unwrap();
+    }
+    std::fs::rename(dir.join("small.txt"), dir.join("d/small.txt")).unwrap();
+    std::fs::rename(local.join("small.txt"), local.join("d/small.txt")).unwrap();
+    let rows = files(&m, "mem");
+    let paths: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(paths, vec!["big.bin", "d/small.txt", "d/x"]);
+    let car = ipfs_car();
+    for (p, cid, size) in &rows {
+        let golden = match &car {
+            Some(bin) => ipfs_car_root(bin, &local.join(p), &["--no-wrap"], m.root()),
+            None => our_cid(&m, &local.join(p), &[]),
+        };
+        assert_eq!(cid, &golden, "{p}");
+        assert_eq!(*size, std::fs::metadata(local.join(p)).unwrap().len());
+    }
+    let root = xattr(&dir, "user.ipfs.cid").unwrap();
+    let golden_root = match &car {
+        Some(bin) => ipfs_car_root(bin, &local, &["-H"], m.root()),
+        None => our_cid(&m, &local, &["--hidden"]),
+    };
+    assert_eq!(root, golden_root);
+    assert_eq!(
+        bucket_named(&cli_json(&m, &["bucket", "list"]), "mem")["root_cid"],
+        golden_root.as_str()
+    );
+}
+
 /// Kills the daemon `pid` and waits until it is gone.
 fn kill_daemon(pid: i32) {
     // SAFETY: kill(2) of a daemon the calling test started.
