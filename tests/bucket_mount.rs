@@ -1054,3 +1054,20 @@ fn a_bucket_with_the_unixfs_v0_2015_profile_gives_the_cids_of_a_kubo_nodes_defau
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
 }
+
+#[test]
+fn with_several_mounts_running_an_unnamed_bucket_command_is_refused_not_run_in_process() {
+    let a = Mounted::with_config(bucket_config, &[]);
+    let _b = Mounted::with_config(bucket_config, &[]);
+    let fresh = a.root().join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let root_opt = format!("root={}", fresh.display());
+    let config = a.home.join("config.toml");
+    let before = std::fs::read_to_string(&config).ok();
+    let out = run_cli(&a.home, &["bucket", "create", "fresh", "fs", "-O", &root_opt]);
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("several mounts are running"), "{err}");
+    assert_eq!(std::fs::read_to_string(&config).ok(), before, "config changed");
+    assert!(!a.path("buckets/fresh").exists());
+}

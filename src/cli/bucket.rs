@@ -4,7 +4,7 @@
 //! home directly). Tables for people, `--json` for scripts; `prepare-car`
 //! always prints its JSON summary.
 
-use super::control::{parse_options, resolve_socket, Target};
+use super::control::{live_sockets, parse_options, resolve_socket, Target};
 use crate::bucket::{self, Mounts, ProgressFn, Service};
 use crate::config::{data_home, save_mounts, Config, MountEntry};
 use crate::control::protocol::{BucketMethod, BucketParams, Request};
@@ -24,7 +24,8 @@ pub struct Where {
     #[command(flatten)]
     pub target: Target,
     /// Run in-process on this config file (without it: through the running mount's socket if there
-    /// is one, else in-process on $IPFS_KIT_HOME/config.toml or the built-in default).
+    /// is one; with several running, name one with -m; with none, in-process on
+    /// $IPFS_KIT_HOME/config.toml or the built-in default).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -231,14 +232,13 @@ fn run(at: &Where, method: BucketMethod, params: BucketParams) -> Result<Value, 
         // A config file names the buckets to work on: in-process.
         return in_process(at, method, params);
     }
-    let socket = match resolve_socket(&at.target, None) {
-        Ok(s) => Some(s),
-        Err(e) if explicit => return Err(e),
-        Err(_) => None,
-    };
-    let Some(socket) = socket else {
+    if !explicit && live_sockets().is_empty() {
+        // No mount runs: work on the config file and data home directly.
         return in_process(at, method, params);
-    };
+    }
+    // One mount, or the one named; several unnamed is an error, never a
+    // silent in-process change that no running mount would see.
+    let socket = resolve_socket(&at.target, None)?;
     let mut c = Client::connect(&socket).map_err(|e| e.to_string())?;
     let pb = bar();
     let v = c

@@ -90,6 +90,15 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The control sockets of the mounts running now. Sockets left by a daemon
+/// that was killed do not answer: they are skipped.
+pub fn live_sockets() -> Vec<PathBuf> {
+    paths::discover(&paths::socket_dir())
+        .into_iter()
+        .filter(|p| std::os::unix::net::UnixStream::connect(p).is_ok())
+        .collect()
+}
+
 /// The socket to use for `t` (and an optional positional mount point).
 pub fn resolve_socket(t: &Target, positional: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(s) = &t.socket {
@@ -100,11 +109,7 @@ pub fn resolve_socket(t: &Target, positional: Option<&Path>) -> Result<PathBuf, 
         return Ok(paths::socket_path(&canon));
     }
     let dir = paths::socket_dir();
-    // Sockets left by a daemon that was killed do not answer: skip them.
-    let found: Vec<PathBuf> = paths::discover(&dir)
-        .into_iter()
-        .filter(|p| std::os::unix::net::UnixStream::connect(p).is_ok())
-        .collect();
+    let found = live_sockets();
     match found.len() {
         1 => Ok(found[0].clone()),
         0 => Err(format!(
