@@ -16,8 +16,9 @@
 //! for one path's jobs (`user.ipfs.cid`).
 //!
 //! Crash safety: a bucket's first job after a checkpoint writes the marker
-//! `buckets/<bucket>_vfs.recording` (this process's id) before the close
-//! returns; a checkpoint that finds the queue empty removes it. A marker
+//! `buckets/<bucket>_vfs.recording` (this process's pid, boot id and start
+//! time) before the close returns; a checkpoint that finds the queue empty
+//! removes it. A marker
 //! whose process is gone means records may have been lost between a close
 //! and the journal. The files are safe (a close returns after the backend
 //! has the bytes), so the next process that opens the bucket re-indexes it
@@ -115,20 +116,33 @@ impl Recorder {
     }
 }
 
-/// True when the process `pid` still runs.
-fn alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+/// Who the process `pid` is: its pid, the boot it runs in and its start
+/// time (so neither a reused pid nor a reboot passes for the process that
+/// wrote a marker); None when no such process runs.
+fn identity(pid: u32) -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (start time); the fields after the command name, which is
+    // in parentheses and may hold spaces, start at field 3.
+    let start = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?;
+    Some(format!("{pid} {} {start}", boot.trim()))
+}
+
+/// This process's marker line.
+fn my_line() -> String {
+    let me = std::process::id();
+    format!("{}\n", identity(me).unwrap_or_else(|| me.to_string()))
 }
 
 /// Whether a marker's text names a process that is gone (or is unreadable).
 pub fn marker_is_stale(text: &[u8]) -> bool {
-    let me = std::process::id();
-    let pids: Vec<Option<u32>> = String::from_utf8_lossy(text)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.trim().parse().ok())
-        .collect();
-    pids.is_empty() || pids.iter().any(|p| p.is_none_or(|p| p != me && !alive(p)))
+    let text = String::from_utf8_lossy(text);
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines.is_empty()
+        || lines.iter().any(|l| {
+            let pid = l.split_whitespace().next().and_then(|p| p.parse().ok());
+            pid.and_then(identity).is_none_or(|now| now != *l)
+        })
 }
 
 impl Catalog {
@@ -139,8 +153,7 @@ impl Catalog {
         let name = b.def.name.clone();
         let mut inner = self.recorder.lock();
         if !matches!(work, Work::Reconcile(_)) && !inner.marked.contains(&name) {
-            let line = format!("{}\n", std::process::id());
-            match self.store.append(&marker_key(&name), line.as_bytes()) {
+            match self.store.append(&marker_key(&name), my_line().as_bytes()) {
                 Ok(()) => {
                     inner.marked.insert(name.clone());
                 }
@@ -492,12 +505,18 @@ mod tests {
 
     #[test]
     fn a_marker_is_stale_when_a_process_it_names_is_gone_or_it_is_unreadable() {
-        let me = std::process::id();
-        assert!(!marker_is_stale(format!("{me}\n").as_bytes()));
-        // Our own pid, and pid 1 (always alive), are not stale.
-        assert!(!marker_is_stale(format!("{me}\n1\n").as_bytes()));
+        let me = my_line();
+        assert!(me.split_whitespace().count() == 3, "{me}");
+        assert!(!marker_is_stale(me.as_bytes()));
+        // pid 1 with its own identity runs; with a bare pid (or another
+        // boot's identity) it does not count as the writer.
+        let init = format!("{}\n", identity(1).unwrap());
+        assert!(!marker_is_stale(format!("{me}{init}").as_bytes()));
+        assert!(marker_is_stale(b"1\n"));
+        let other_boot = format!("{} 00000000-0000-0000-0000-000000000000 1\n", std::process::id());
+        assert!(marker_is_stale(other_boot.as_bytes()));
         // A pid above the kernel's limit (2^22) never runs.
-        assert!(marker_is_stale(format!("{me}\n4194305\n").as_bytes()));
+        assert!(marker_is_stale(format!("{me}4194305 x 1\n").as_bytes()));
         assert!(marker_is_stale(b""));
         assert!(marker_is_stale(b"not a pid\n"));
     }
