@@ -4,10 +4,12 @@
 //! staged copy is deleted) and returns; renames and removals take the same
 //! queue, so each bucket's journal sees its changes in the order they
 //! happened. One worker task takes everything queued (a batch, up to
-//! [`MAX_BATCH`], gathered for [`LINGER`] after its first job): it hashes the files on one blocking thread (a file
-//! stored twice in a batch, with no rename or removal in between, is hashed
-//! once: its later bytes), asks the backend for their versions, and appends
-//! the batch's journal lines with one write per bucket (group commit).
+//! [`MAX_BATCH`], gathered for [`LINGER`] after its first job): it hashes
+//! the files on a blocking thread (several when they are large, see
+//! [`hash_all`]; a file stored twice in a batch, with no rename or removal
+//! in between, is hashed once: its later bytes), asks the backend for their
+//! versions, and appends the batch's journal lines with one write per
+//! bucket (group commit).
 //!
 //! Waiting: every job has a ticket, and the worker publishes the last
 //! ticket it finished. [`Catalog::settled`] waits for the tickets issued
@@ -47,6 +49,12 @@ const MAX_BATCH: usize = 1024;
 /// shares one hashing hand-off and one journal append. `bucket files` waits
 /// this much longer at most.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+/// Bytes a batch must hold before its files are hashed on several threads:
+/// below it (a burst of small files) starting threads costs more than it saves.
+const POOL_BYTES: u64 = 8 << 20;
+/// Threads hashing one batch at most (fewer on fewer cores): a few large
+/// files closed together are indexed in parallel, as `bucket index` hashes.
+const HASHERS: usize = 4;
 /// Backend version lookups (stat) in flight for one batch: on S3 each is
 /// a HEAD request; a few at once hide the round trip without a flood.
 const STATS: usize = 8;
@@ -327,6 +335,41 @@ async fn worker(cat: Arc<Catalog>, mut rx: mpsc::UnboundedReceiver<Job>) {
     }
 }
 
+/// Hashes the files of a batch: on this thread when they are small
+/// together, else on up to [`HASHERS`] threads taking files in turn.
+fn hash_all(files: Vec<(usize, Arc<File>, crate::car::Profile)>) -> HashMap<usize, Result<Built>> {
+    let bytes: u64 = files
+        .iter()
+        .map(|(_, f, _)| f.metadata().map_or(0, |m| m.len()))
+        .sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = if bytes < POOL_BYTES {
+        1
+    } else {
+        HASHERS.min(cores).min(files.len())
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let out = Mutex::new(HashMap::new());
+    let work = || loop {
+        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some((i, file, profile)) = files.get(k) else {
+            return;
+        };
+        let r = hash_open(file, *profile);
+        out.lock().unwrap_or_else(|e| e.into_inner()).insert(*i, r);
+    };
+    if threads <= 1 {
+        work();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(work);
+            }
+        });
+    }
+    out.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
 async fn reconcile(cat: Arc<Catalog>, router: Arc<Router>, b: Arc<Bucket>) {
     cat.reconcile(&router, &b).await
 }
@@ -356,17 +399,12 @@ async fn record_run(cat: Arc<Catalog>, jobs: Vec<Job>) {
             _ => None,
         })
         .collect();
-    let hashed = tokio::task::spawn_blocking(move || {
-        to_hash
-            .into_iter()
-            .map(|(i, file, profile)| (i, hash_open(&file, profile)))
-            .collect::<HashMap<usize, Result<Built>>>()
-    })
-    .await
-    .unwrap_or_else(|e| {
-        tracing::error!(error = %e, "the hashing thread failed; run `bucket index`");
-        HashMap::new()
-    });
+    let hashed = tokio::task::spawn_blocking(move || hash_all(to_hash))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the hashing thread failed; run `bucket index`");
+            HashMap::new()
+        });
     let to_stat: Vec<(usize, Arc<dyn Tree>, String)> = jobs
         .iter()
         .enumerate()
@@ -501,6 +539,28 @@ mod tests {
             !marker.exists(),
             "a checkpoint with nothing queued removes the marker"
         );
+    }
+
+    #[test]
+    fn a_large_batch_hashed_on_several_threads_gives_each_file_its_own_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        let mut want = HashMap::new();
+        // 4 x 3 MiB: over POOL_BYTES, so the batch takes the threaded path.
+        for i in 0..4usize {
+            let body: Vec<u8> = (0..3 << 20).map(|k: usize| (k * (i + 3) % 251) as u8).collect();
+            let path = dir.path().join(format!("f{i}"));
+            std::fs::write(&path, &body).unwrap();
+            want.insert(i * 10, cid_of_bytes(Profile::UnixfsV1_2025, &body).unwrap());
+            let file = Arc::new(File::open(&path).unwrap());
+            files.push((i * 10, file, Profile::UnixfsV1_2025));
+        }
+        let got = hash_all(files);
+        assert_eq!(got.len(), 4);
+        for (i, cid) in want {
+            let b = got[&i].as_ref().unwrap();
+            assert_eq!((b.cid, b.size), (cid, 3 << 20), "file {i}");
+        }
     }
 
     #[test]
