@@ -214,7 +214,7 @@ if section s3 && start_garage; then
     seq_read "s3-read" "$tool" big.bin cold
     seq_write "s3-write" "$tool"
   done
-else
+elif section s3; then
   echo "S3 rows skipped: Garage not built ($GARAGE); run scripts/garage.sh once" >&2
 fi
 
