@@ -108,6 +108,8 @@ impl ControlState {
         let Some(bucket) = service.catalog.at_mount(&mount) else {
             return Ok(None);
         };
+        // Files closed before the push are in the bucket's rows first.
+        service.catalog.settled(&service.router).await;
         let name = bucket.def.name.clone();
         if let Some(asked) = p.profile.as_deref() {
             let asked: crate::car::Profile = asked
