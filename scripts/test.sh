@@ -49,6 +49,8 @@ export IPFS_KIT_REQUIRE_MOUNT=1
 # The MCP client tests need the MCP Python SDK: missing, they fail here.
 export IPFS_KIT_REQUIRE_MCP=1
 export IPFS_KIT_REQUIRE_PARQUET_READERS=1
+# The Hugging Face tests need python3 for the Hub stand-in: missing, they fail here.
+export IPFS_KIT_REQUIRE_HF_STANDIN=1
 
 # ---------------------------------------------------------------- steps ----
 
@@ -58,6 +60,9 @@ install_system_deps() {
     return 0
   fi
   ikf_apt_install fuse3 rsync
+  # python3 runs the stand-ins of the Hugging Face Hub and of a trustless
+  # gateway (tests/hf, tests/gateway).
+  command -v python3 >/dev/null || ikf_apt_install python3
   # systemd-analyze checks the unit files (tests/ops_install.rs).
   command -v systemd-analyze >/dev/null || ikf_apt_install systemd
   [[ -e /dev/fuse ]] || { echo "/dev/fuse is missing: FUSE mount tests cannot run" >&2; return 1; }

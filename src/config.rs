@@ -286,6 +286,7 @@ impl MountEntry {
             "car" => {
                 options.insert("paths".into(), location.to_string());
             }
+            "hf" => hf_uri(location, &mut options)?,
             _ => {
                 let (bucket, root) = location.split_once('/').unwrap_or((location, ""));
                 if !bucket.is_empty() {
@@ -317,6 +318,31 @@ impl MountEntry {
     }
 }
 
+/// `hf://[models/|datasets/|spaces/]ORG/NAME[@REVISION][/ROOT]` (the
+/// Hub's own form) into `repo_type`, `repo_id`, `revision` and `root`.
+fn hf_uri(location: &str, options: &mut BTreeMap<String, String>) -> Result<(), String> {
+    let mut parts: Vec<&str> = location.split('/').filter(|p| !p.is_empty()).collect();
+    if let Some(kind) = parts
+        .first()
+        .and_then(|p| ["models", "datasets", "spaces"].iter().find(|k| *k == p))
+    {
+        options.insert("repo_type".into(), kind.trim_end_matches('s').into());
+        parts.remove(0);
+    }
+    if parts.len() < 2 {
+        return Err("hf uri must look like hf://[datasets/|spaces/]ORG/NAME[@REVISION][/PATH]".into());
+    }
+    let (name, revision) = parts[1].split_once('@').unwrap_or((parts[1], ""));
+    options.insert("repo_id".into(), format!("{}/{name}", parts[0]));
+    if !revision.is_empty() {
+        options.insert("revision".into(), revision.replace("%2F", "/"));
+    }
+    if parts.len() > 2 {
+        options.insert("root".into(), format!("/{}", parts[2..].join("/")));
+    }
+    Ok(())
+}
+
 /// Schemes compiled into this build, with the options each one requires.
 /// `ipfs` needs `api` or `gateway`, checked when it is opened (see `ipfs`).
 const SCHEMES: &[(&str, &[&str])] = &[
@@ -327,6 +353,9 @@ const SCHEMES: &[(&str, &[&str])] = &[
     ("car", &["paths"]),
     // A Kubo node's MFS (src/ipfs/mfs.rs): api = URL, optional root.
     ("ipfs-mfs", &["api"]),
+    // Hugging Face repositories (src/backend/hf.rs), read-only; cargo feature `hf`.
+    #[cfg(feature = "hf")]
+    ("hf", &["repo_id"]),
 ];
 
 fn check_scheme(scheme: &str, options: &BTreeMap<String, String>) -> Result<(), String> {
@@ -488,6 +517,35 @@ mod tests {
             ..e
         };
         assert_eq!(fs.resolved().unwrap().1["root"], "/srv/data");
+    }
+
+    #[test]
+    fn hf_uri_names_type_repo_revision_and_root_as_the_hub_writes_them() {
+        let at = |uri: &str| {
+            MountEntry {
+                path: "/h".into(),
+                scheme: None,
+                uri: Some(uri.into()),
+                read_only: false,
+                writes: None,
+                options: Default::default(),
+                bucket: None,
+                profile: None,
+            }
+            .resolved()
+        };
+        let (s, o) =
+            at("hf://datasets/org/set@refs%2Fconvert%2Fparquet/data/train?endpoint=http://h:1").unwrap();
+        assert_eq!(s, "hf");
+        assert_eq!(o["repo_type"], "dataset");
+        assert_eq!(o["repo_id"], "org/set");
+        assert_eq!(o["revision"], "refs/convert/parquet");
+        assert_eq!(o["root"], "/data/train");
+        assert_eq!(o["endpoint"], "http://h:1");
+        let (_, o) = at("hf://org/model").unwrap();
+        assert_eq!(o["repo_id"], "org/model");
+        assert!(!o.contains_key("repo_type") && !o.contains_key("revision") && !o.contains_key("root"));
+        assert!(at("hf://spaces/org@v1").unwrap_err().contains("ORG/NAME"));
     }
 
     #[test]

@@ -798,7 +798,7 @@ fn kill_daemon(pid: i32) {
 fn records_still_queued_when_the_daemon_died_are_recovered_from_the_backend() {
     // The test hook makes the index queue hold every record: the closes
     // returned (the files are in the backing store), the journal has nothing.
-    let hold = [("IPFS_KIT_TEST_HOLD_INDEX_QUEUE", "1")];
+    let hold = [("IPFS_KIT_TEST_HOLD_INDEX_QUEUE", Some("1"))];
     let mut m = Mounted::with_config_env(bucket_config, &[], &hold);
     let dir = m.path("buckets/media");
     std::fs::create_dir_all(dir.join("d")).unwrap();

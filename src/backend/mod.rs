@@ -9,6 +9,8 @@
 //! copy) are emulated here with the ones it has.
 
 mod error;
+#[cfg(feature = "hf")]
+mod hf;
 mod local;
 mod memattrs;
 mod s3copy;
@@ -155,6 +157,11 @@ impl Backend {
             "s3" => Some(std::sync::Arc::new(MetaCopier::new(options, io_timeout)?)),
             _ => None,
         };
+        #[cfg(feature = "hf")]
+        let options = &match scheme {
+            "hf" => hf::options(options),
+            _ => options.clone(),
+        };
         let iter = options.iter().map(|(k, v)| (k.clone(), v.clone()));
         let op = Operator::via_iter(scheme, iter).map_err(BackendError::from)?;
         let attempt = attempt_timeout(io_timeout);
@@ -166,6 +173,10 @@ impl Backend {
                     .with_min_delay(RETRY_MIN_DELAY)
                     .with_max_delay(RETRY_MAX_DELAY),
             );
+        #[cfg(feature = "hf")]
+        if scheme == "hf" {
+            hf::check_repository(&op, options)?;
+        }
         let cap = op.info().capability();
         Ok(Backend {
             scheme: scheme.to_string(),
@@ -555,12 +566,14 @@ impl Backend {
     /// Whether [`Backend::list`] gives each entry the size and modification
     /// time a stat of it would, so a listing may answer lookups. True for
     /// `fs` (lists through [`LocalRoot::list`]) and `memory` (keeps no times,
-    /// and opendal stats each listed file for its size). Not `s3`: listings
-    /// carry sizes, times and etags but no user metadata, where modes,
-    /// owners and times are kept, so each name is stat'ed (HEAD). A service
-    /// added later must be checked before it is named here.
+    /// and opendal stats each listed file for its size), and `hf`, which
+    /// lists with `expand=True` and so gives what its stat (paths-info, also
+    /// expanded) gives. Not `s3`: listings carry sizes, times and etags but
+    /// no user metadata, where modes, owners and times are kept, so each name
+    /// is stat'ed (HEAD). A service added later must be checked before it is
+    /// named here.
     pub fn lists_full_meta(&self) -> bool {
-        matches!(self.scheme.as_str(), "fs" | "memory")
+        matches!(self.scheme.as_str(), "fs" | "memory" | "hf")
     }
 
     /// [`Backend::list`] through the opendal service (unsorted).

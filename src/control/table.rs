@@ -61,7 +61,10 @@ pub fn open_tree(
         scheme: scheme.clone(),
         message: e.message,
     })?;
-    let tree = MountTree::new(backend, entry.read_only)
+    // Hugging Face repositories are mounted read-only (EROFS): a revision
+    // is a fixed tree, and writing would need commits to the Hub.
+    let read_only = entry.read_only || scheme == "hf";
+    let tree = MountTree::new(backend, read_only)
         .with_direct_writes(entry.direct_writes(&scheme))
         .with_identity(identity(&scheme, &options));
     let tree: Arc<dyn Tree> = Arc::new(tree);
@@ -70,7 +73,15 @@ pub fn open_tree(
 
 /// Options that say where a backend's data is (the rest tune how it is
 /// reached: credentials, regions, retries), for [`identity`].
-const LOCATING_OPTIONS: [&str; 4] = ["endpoint", "bucket", "container", "root"];
+const LOCATING_OPTIONS: [&str; 7] = [
+    "endpoint",
+    "bucket",
+    "container",
+    "root",
+    "repo_type",
+    "repo_id",
+    "revision",
+];
 
 /// The identity of a backend (see `Tree::identity`): its scheme and the
 /// options that locate its data, e.g. `s3:bucket=b,endpoint=http://h:9000`.
@@ -143,8 +154,8 @@ impl LiveTable {
                 let (scheme, options) = e.resolved().unwrap_or_default();
                 MountInfo {
                     path: e.normalized_path(),
+                    read_only: e.read_only || scheme == "hf",
                     scheme,
-                    read_only: e.read_only,
                     options: redact(&options),
                 }
             })

@@ -33,15 +33,17 @@ pub fn run_cli(home: &Path, args: &[&str]) -> Output {
     run_cli_env(home, args, &[])
 }
 
-/// Runs `ipfs-kit-fuse ARGS` with `IPFS_KIT_HOME=home` and `env` added.
-pub fn run_cli_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .env("IPFS_KIT_HOME", home)
-        .env_remove("RUST_LOG")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run ipfs-kit-fuse")
+/// [`run_cli`] with more environment variables (`(name, None)` removes one).
+pub fn run_cli_env(home: &Path, args: &[&str], envs: &[(&str, Option<&str>)]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).env("IPFS_KIT_HOME", home).env_remove("RUST_LOG");
+    for (k, v) in envs {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.output().expect("run ipfs-kit-fuse")
 }
 
 /// What is mounted exactly at `path` (fstype, source), from /proc/self/mountinfo.
@@ -79,11 +81,12 @@ impl Mounted {
         Self::with_config_env(config, opts, &[])
     }
 
-    /// As [`Mounted::with_config`], with `env` added to the daemon's environment.
+    /// [`Mounted::with_config`] with more environment variables for the
+    /// daemon (see [`run_cli_env`]).
     pub fn with_config_env(
         config: impl FnOnce(&Path) -> Option<String>,
         opts: &[&str],
-        env: &[(&str, &str)],
+        envs: &[(&str, Option<&str>)],
     ) -> Mounted {
         let root = temp_dir();
         let mnt = root.path().join("mnt");
@@ -108,7 +111,7 @@ impl Mounted {
             args.push(opts.join(","));
         }
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run_cli_env(&home, &argv, env);
+        let out = run_cli_env(&home, &argv, envs);
         let m = Mounted {
             mnt,
             home,
