@@ -1,20 +1,33 @@
 //! Where blocks come from: the [`BlockSource`] trait and its HTTP sources, a
 //! Kubo RPC node (`POST /api/v0/block/get?arg=CID`) and a trustless gateway
-//! (`GET /ipfs/CID?format=raw`, `Accept: application/vnd.ipld.raw`).
+//! (`GET /ipfs/CID?format=raw`, `Accept: application/vnd.ipld.raw`). A
+//! gateway is also asked for byte ranges of a file as one CAR
+//! (`GET /ipfs/CID?format=car&dag-scope=entity&entity-bytes=FROM:TO`,
+//! `Accept: application/vnd.ipld.car`): the blocks a long read needs in one
+//! round trip. A gateway that refuses that (a 4xx other than 404, or an
+//! answer that is not a CAR) is not asked for ranges again.
 //!
 //! A source hands back bytes as it got them: checking them against the CID
 //! is the store's job (`store.rs`), so no source is trusted. Bodies larger
-//! than [`MAX_BLOCK`] are refused before they are read whole, so a hostile
-//! server cannot exhaust memory.
+//! than [`MAX_BLOCK`] (a CAR range: its length plus [`CAR_RANGE_SLACK`]) are
+//! refused before they are read whole, so a hostile server cannot exhaust
+//! memory.
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use cid::Cid;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Largest block accepted from a source: the CAR reader's section limit
 /// (8 MiB, 4x the 2 MiB block limit IPFS peers enforce).
 pub const MAX_BLOCK: u64 = crate::car::MAX_SECTION;
+/// Bytes a CAR range may hold beyond the range itself: the two leaves at its
+/// edges (each up to [`MAX_BLOCK`], only partly inside the range) and the
+/// DAG nodes above the leaves (a few KiB each; two more blocks' worth).
+pub const CAR_RANGE_SLACK: u64 = 4 * MAX_BLOCK;
+/// The media type of a CAR answer.
+const CAR_MEDIA_TYPE: &str = "application/vnd.ipld.car";
 
 /// Why a source did not deliver a block.
 #[derive(Debug, Clone)]
@@ -43,6 +56,13 @@ pub trait BlockSource: Send + Sync + 'static {
     fn name(&self) -> String;
     /// The block's bytes as the source has them.
     async fn get(&self, cid: &Cid) -> Result<Bytes, SourceError>;
+
+    /// The blocks of the file `cid` that hold its bytes `from..=to` (and
+    /// the nodes above them) as one CAR stream, unverified. `Ok(None)`: this
+    /// source does not serve CAR ranges (only trustless gateways do).
+    async fn get_car_range(&self, _cid: &Cid, _from: u64, _to: u64) -> Result<Option<Bytes>, SourceError> {
+        Ok(None)
+    }
 }
 
 /// Which HTTP API a source speaks.
@@ -59,6 +79,8 @@ pub struct HttpSource {
     kind: HttpKind,
     base: String,
     client: reqwest::Client,
+    /// False once the gateway refused a CAR range: it is not asked again.
+    car_ranges: AtomicBool,
 }
 
 impl HttpSource {
@@ -81,6 +103,7 @@ impl HttpSource {
             kind,
             base: base.trim_end_matches('/').to_string(),
             client,
+            car_ranges: AtomicBool::new(kind == HttpKind::Gateway),
         })
     }
 
@@ -115,7 +138,7 @@ impl BlockSource for HttpSource {
     }
 
     async fn get(&self, cid: &Cid) -> Result<Bytes, SourceError> {
-        let mut resp = self.request(cid).send().await.map_err(classify)?;
+        let resp = self.request(cid).send().await.map_err(classify)?;
         let status = resp.status();
         if !status.is_success() {
             let body = resp.text().await.unwrap_or_default();
@@ -131,20 +154,70 @@ impl BlockSource for HttpSource {
                 SourceError::Failed(text)
             });
         }
-        if resp.content_length().is_some_and(|n| n > MAX_BLOCK) {
-            return Err(SourceError::Failed(format!(
-                "block larger than {MAX_BLOCK} bytes"
-            )));
-        }
-        let mut buf = BytesMut::new();
-        while let Some(chunk) = resp.chunk().await.map_err(classify)? {
-            if buf.len() as u64 + chunk.len() as u64 > MAX_BLOCK {
-                return Err(SourceError::Failed(format!(
-                    "block larger than {MAX_BLOCK} bytes"
-                )));
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(buf.freeze())
+        read_body(resp, MAX_BLOCK, "block").await
     }
+
+    async fn get_car_range(&self, cid: &Cid, from: u64, to: u64) -> Result<Option<Bytes>, SourceError> {
+        if !self.car_ranges.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let resp = self
+            .client
+            .get(format!(
+                "{}/ipfs/{cid}?format=car&dag-scope=entity&entity-bytes={from}:{to}",
+                self.base
+            ))
+            .header("Accept", CAR_MEDIA_TYPE)
+            .send()
+            .await
+            .map_err(classify)?;
+        let status = resp.status();
+        let is_car = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with(CAR_MEDIA_TYPE));
+        let refused = if status.is_success() {
+            !is_car
+        } else {
+            // 404: the gateway lacks the content (it may still serve ranges);
+            // other 4xx and 501: it does not take the request as asked.
+            (status.is_client_error() && status.as_u16() != 404) || status.as_u16() == 501
+        };
+        if refused {
+            self.car_ranges.store(false, Ordering::Relaxed);
+            tracing::info!(gateway = %self.base, %status, "gateway does not serve CAR ranges (entity-bytes); reading block by block");
+            return Ok(None);
+        }
+        if !status.is_success() {
+            let body = resp.text().await.unwrap_or_default();
+            let text = format!(
+                "CAR range: HTTP {status}: {}",
+                body.trim().chars().take(200).collect::<String>()
+            );
+            return Err(if status.as_u16() == 404 {
+                SourceError::Missing(text)
+            } else {
+                SourceError::Failed(text)
+            });
+        }
+        let limit = (to - from).saturating_add(1).saturating_add(CAR_RANGE_SLACK);
+        read_body(resp, limit, "CAR range").await.map(Some)
+    }
+}
+
+/// The body of `resp`, refused (before it is read whole) past `limit` bytes.
+async fn read_body(mut resp: reqwest::Response, limit: u64, what: &str) -> Result<Bytes, SourceError> {
+    let too_large = || SourceError::Failed(format!("{what} larger than {limit} bytes"));
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+        if buf.len() as u64 + chunk.len() as u64 > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }

@@ -8,14 +8,19 @@
 //! a CID in the node cache is never fetched again (content never changes, so
 //! nothing is ever invalidated). File data is cached by the core's block
 //! cache, keyed by the file's CID (see `Tree::content_addressed`).
+//!
+//! Long reads may get their blocks as one CAR from a gateway
+//! ([`Store::range_blocks`]): every block of it is hashed against its CID
+//! before any is used, exactly as blocks fetched one by one.
 
 use super::error::IpfsError;
 use super::source::{BlockSource, SourceError};
-use crate::car::{verify_block, CarError};
+use crate::car::{verify_block, CarError, CarReader};
 use bytes::Bytes;
 use cid::Cid;
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Multicodec of the identity multihash: the "digest" is the block itself.
@@ -81,6 +86,58 @@ impl Store {
         Ok(bytes)
     }
 
+    /// The blocks holding the bytes `from..=to` of the file `cid` (and the
+    /// nodes above them), from the first source that serves CAR ranges, in
+    /// one request; each is verified against its CID, and the small ones
+    /// are kept in the node cache. Empty when no source serves ranges or
+    /// the request failed: the read then fetches block by block (so does a
+    /// block the CAR left out). A CAR cut short gives the blocks before the
+    /// cut. A block that does not match its CID fails the read (EIO), logged
+    /// with the CID and the source, as for a block fetched alone.
+    pub async fn range_blocks(
+        &self,
+        cid: &Cid,
+        from: u64,
+        to: u64,
+    ) -> Result<HashMap<Cid, Bytes>, IpfsError> {
+        for source in &self.sources {
+            let car = match source.get_car_range(cid, from, to).await {
+                Ok(Some(car)) => car,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::debug!(%cid, source = %source.name(), error = e.message(), "CAR range failed; reading block by block");
+                    continue;
+                }
+            };
+            let origin = source.name();
+            // Hashing megabytes of blocks: off the async threads.
+            let parsed = tokio::task::spawn_blocking(move || parse_car(&car))
+                .await
+                .map_err(|e| IpfsError::Unavailable {
+                    cid: cid.to_string(),
+                    message: format!("CAR range check stopped: {e}"),
+                })?;
+            let (blocks, error) = parsed;
+            match error {
+                Some(CarError::HashMismatch { cid: bad, .. }) => {
+                    tracing::error!(cid = %bad, source = %origin, range = %format!("{cid} bytes {from}:{to}"), "block does not match its CID; refused");
+                    return Err(IpfsError::HashMismatch { cid: bad, origin });
+                }
+                Some(e) => {
+                    tracing::warn!(%cid, source = %origin, error = %e, kept = blocks.len(), "bad CAR range; the rest block by block");
+                }
+                None => {}
+            }
+            for (c, b) in &blocks {
+                if b.len() <= NODE_CACHE_MAX_BLOCK {
+                    self.nodes.insert(*c, b.clone());
+                }
+            }
+            return Ok(blocks);
+        }
+        Ok(HashMap::new())
+    }
+
     async fn fetch(&self, cid: &Cid) -> Result<Bytes, IpfsError> {
         let mut errors = Vec::new();
         let mut timed_out = true;
@@ -126,6 +183,24 @@ impl Store {
                 cid: cid.to_string(),
                 message,
             })
+        }
+    }
+}
+
+/// The verified blocks of a CAR stream, up to the first error (returned too).
+fn parse_car(car: &[u8]) -> (HashMap<Cid, Bytes>, Option<CarError>) {
+    let mut blocks = HashMap::new();
+    let mut reader = match CarReader::new(car) {
+        Ok(r) => r,
+        Err(e) => return (blocks, Some(e)),
+    };
+    loop {
+        match reader.next_block() {
+            Ok(Some(b)) => {
+                blocks.insert(b.cid, Bytes::from(b.data));
+            }
+            Ok(None) => return (blocks, None),
+            Err(e) => return (blocks, Some(e)),
         }
     }
 }

@@ -17,6 +17,15 @@ use bytes::{Bytes, BytesMut};
 use cid::Cid;
 use futures::future::{try_join_all, BoxFuture};
 use futures::FutureExt;
+use std::collections::HashMap;
+
+/// Reads at least this long ask a gateway for their blocks as one CAR
+/// (entity-bytes): 1 MiB is one block of the core's cache (its default
+/// size), so every block the cache loads, on demand or ahead, is one request:
+/// four of kubo's default 256 KiB leaves, or one 1 MiB leaf (then the CAR
+/// costs the one request a single block would). Shorter reads (the tail of
+/// a file, a smaller cache block) fetch their few blocks by CID at once.
+pub const CAR_RANGE_MIN: u64 = 1 << 20;
 
 /// Deepest nesting followed inside one file or one HAMT: a balanced DAG of
 /// 174-wide nodes 16 levels deep is far beyond any u64 size, and HAMT keys
@@ -279,20 +288,29 @@ impl Store {
         if offset >= end {
             return Ok(Bytes::new());
         }
-        self.read_node(*cid, node, 0, offset, end, 0).await
+        let chunked = matches!(&node, Node::File { links, .. } if !links.is_empty());
+        let fetched = if chunked && end - offset >= CAR_RANGE_MIN {
+            self.range_blocks(cid, offset, end - 1).await?
+        } else {
+            HashMap::new()
+        };
+        self.read_node(*cid, node, 0, offset, end, 0, &fetched).await
     }
 
     /// Bytes of `want_start..want_end` that lie in the file node `node`,
-    /// which starts at file offset `start`.
-    fn read_node(
-        &self,
+    /// which starts at file offset `start`. Children in `fetched` (verified
+    /// blocks of a CAR range) are not fetched again.
+    #[allow(clippy::too_many_arguments)]
+    fn read_node<'a>(
+        &'a self,
         cid: Cid,
         node: Node,
         start: u64,
         want_start: u64,
         want_end: u64,
         depth: usize,
-    ) -> BoxFuture<'_, Result<Bytes, IpfsError>> {
+        fetched: &'a HashMap<Cid, Bytes>,
+    ) -> BoxFuture<'a, Result<Bytes, IpfsError>> {
         async move {
             if depth > MAX_DEPTH {
                 return Err(malformed(&cid, "file DAG nested too deep"));
@@ -320,7 +338,10 @@ impl Store {
                 }
             }
             let children = try_join_all(wanted.into_iter().map(|(child, pos, size)| async move {
-                let node = self.node(&child).await?;
+                let node = match fetched.get(&child) {
+                    Some(bytes) => decode(&child, bytes.clone())?,
+                    None => self.node(&child).await?,
+                };
                 match &node {
                     Node::File { size: got, .. } if *got == size => {}
                     Node::File { size: got, .. } => {
@@ -331,7 +352,7 @@ impl Store {
                     }
                     _ => return Err(malformed(&child, "file chunk is not a file node")),
                 }
-                self.read_node(child, node, pos, want_start, want_end, depth + 1)
+                self.read_node(child, node, pos, want_start, want_end, depth + 1, fetched)
                     .await
             }))
             .await?;
@@ -480,6 +501,76 @@ mod tests {
         assert!(matches!(s.list(&file).await, Err(IpfsError::NotDir)));
         assert!(matches!(s.lookup(&file, "x").await, Err(IpfsError::NotDir)));
         is_malformed(s.read_link(&file).await);
+    }
+
+    /// A gateway that answers every CAR range with these bytes and has no
+    /// single blocks.
+    struct CarRange(Vec<u8>);
+
+    #[async_trait]
+    impl BlockSource for CarRange {
+        fn name(&self) -> String {
+            "car-range".into()
+        }
+        async fn get(&self, _cid: &Cid) -> Result<Bytes, SourceError> {
+            Err(SourceError::Missing("no single blocks here".into()))
+        }
+        async fn get_car_range(
+            &self,
+            _cid: &Cid,
+            _from: u64,
+            _to: u64,
+        ) -> Result<Option<Bytes>, SourceError> {
+            Ok(Some(Bytes::from(self.0.clone())))
+        }
+    }
+
+    fn fixture_bytes(name: &str) -> Vec<u8> {
+        std::fs::read(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/unixfs")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn car_range_blocks_are_verified_and_cached_a_tampered_one_fails_a_cut_one_keeps_its_head() {
+        let car = fixture_bytes("file-tree.car");
+        let file = cid(CHUNKED);
+        // A whole CAR (js-ipfs `dag export`): every block kept, and cached,
+        // so the file reads with no single-block fetch at all.
+        let s = Store::new(vec![Arc::new(CarRange(car.clone()))]);
+        let got = s.range_blocks(&file, 0, 59_999).await.unwrap();
+        assert!(got.contains_key(&file) && got.len() > 200, "{} blocks", got.len());
+        let whole = s.read(&file, 0, 60_000).await.unwrap();
+        assert_eq!(
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&whole)),
+            CHUNKED_SHA256
+        );
+
+        // One byte of the 100th block flipped: an error naming that block.
+        let mut r = crate::car::CarReader::new(&car[..]).unwrap();
+        let mut victim = None;
+        for _ in 0..100 {
+            victim = r.next_block().unwrap();
+        }
+        let victim = victim.unwrap();
+        let mut bad = car.clone();
+        bad[victim.data_offset as usize] ^= 0xff;
+        let s = Store::new(vec![Arc::new(CarRange(bad))]);
+        match s.range_blocks(&file, 0, 59_999).await {
+            Err(IpfsError::HashMismatch { cid, origin }) => {
+                assert_eq!((cid, origin.as_str()), (victim.cid.to_string(), "car-range"))
+            }
+            other => panic!("expected HashMismatch, got {other:?}"),
+        }
+        assert!(s.read(&file, 0, 10).await.is_err(), "nothing was cached");
+
+        // Cut inside the 100th block: the 99 before it, no error.
+        let cut = car[..victim.data_offset as usize + 10].to_vec();
+        let s = Store::new(vec![Arc::new(CarRange(cut))]);
+        assert_eq!(s.range_blocks(&file, 0, 59_999).await.unwrap().len(), 99);
     }
 
     #[tokio::test]
