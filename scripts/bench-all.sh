@@ -9,6 +9,7 @@
 #
 #   bash scripts/bench-all.sh                 # full: 1 GiB, 10,000 local / 1,000 S3 files, 3 runs
 #   SIZE_MB=256 NFILES=2000 RUNS=1 bash scripts/bench-all.sh   # short form
+#   IKF_BIN=path bash scripts/bench-all.sh    # measure that binary, build nothing
 #
 # Needs Garage (scripts/garage.sh, once) for the S3 rows and the oracles
 # (scripts/oracles.sh) for ipfs-car; the scripts install the FUSE peers.
@@ -20,13 +21,13 @@ NFILES="${NFILES:-10000}"
 # The S3 small-object row uses 1,000 objects at full size (the goal's
 # figure); a tenth of NFILES in a short form.
 S3_FILES="${S3_FILES:-$(( NFILES >= 10000 ? 1000 : NFILES / 10 ))}"
-(cd "$ROOT" && cargo build --release --quiet)
-BIN="$ROOT/target/release/ipfs-kit-fuse"
+BIN="${IKF_BIN:-$ROOT/target/release/ipfs-kit-fuse}"
+[ -n "${IKF_BIN:-}" ] || (cd "$ROOT" && cargo build --release --quiet)
 
 heading() { echo; echo "## $1"; echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ)"; echo; }
 
 heading "local, small files, IPFS (scripts/bench.sh)"
-RUNS="$RUNS" SIZE_MB="$SIZE_MB" NFILES="$NFILES" ONLY=local,write,small,ipfs \
+IKF_BIN="$BIN" RUNS="$RUNS" SIZE_MB="$SIZE_MB" NFILES="$NFILES" ONLY=local,write,small,ipfs \
   bash "$ROOT/scripts/bench.sh"
 
 heading "S3 on Garage (scripts/bench-s3.sh)"

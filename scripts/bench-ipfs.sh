@@ -8,6 +8,7 @@
 #   bash scripts/bench-ipfs.sh                        # 256 MiB file, 10,000-entry directory
 #   SIZE_MB=64 NFILES=2000 bash scripts/bench-ipfs.sh  # short form
 #   IKF_PROFILE=debug bash scripts/bench-ipfs.sh       # use the debug build (figures not representative)
+#   IKF_BIN=path bash scripts/bench-ipfs.sh            # measure that binary, build nothing
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,12 +16,14 @@ SIZE_MB="${SIZE_MB:-256}"
 NFILES="${NFILES:-10000}"
 PROFILE="${IKF_PROFILE:-release}"
 WORK="${BENCH_DIR:-/var/tmp/ikf-bench-ipfs}"
-BIN="$ROOT/target/$PROFILE/ipfs-kit-fuse"
+BIN="${IKF_BIN:-$ROOT/target/$PROFILE/ipfs-kit-fuse}"
 # Settings that give the same CIDs as our default profile (and 1 MiB leaves,
 # aligned with the block cache's 1 MiB blocks).
 V1="cid-version=1&raw-leaves=true&chunker=size-1048576&cid-base=base32"
 
-if [[ $PROFILE == release ]]; then
+if [[ -n ${IKF_BIN:-} ]]; then
+  :
+elif [[ $PROFILE == release ]]; then
   (cd "$ROOT" && cargo build --release --quiet --bin ipfs-kit-fuse)
 else
   (cd "$ROOT" && cargo build --quiet --bin ipfs-kit-fuse)

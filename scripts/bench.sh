@@ -10,6 +10,7 @@
 #   bash scripts/bench.sh                 # full: 1 GiB files, 10,000 small files, 3 runs
 #   QUICK=1 bash scripts/bench.sh         # short form (~2 min): local rows, 256 MiB, 2,000 files, 1 run
 #   BENCH_PROFILE=debug ...               # measure the debug build instead of building release
+#   IKF_BIN=path ...                      # measure that binary, build nothing
 #   SIZE_MB=64 NFILES=500 RUNS=1 bash scripts/bench.sh   # a quick smoke run
 #   ONLY=small bash scripts/bench.sh      # one section: local, write, small, s3 or ipfs
 #
@@ -31,7 +32,7 @@ WORK="${BENCH_DIR:-/var/tmp/ikf-bench}"
 GARAGE="${GARAGE_BIN:-$HOME/.cache/ipfs-kit-fuse/garage/bin/garage}"
 # BENCH_PROFILE=debug measures the debug build (no release build needed).
 PROFILE="${BENCH_PROFILE:-release}"
-BIN="$ROOT/target/$PROFILE/ipfs-kit-fuse"
+BIN="${IKF_BIN:-$ROOT/target/$PROFILE/ipfs-kit-fuse}"
 KEY_ID=GK000000000000000000000001
 KEY_SECRET=0000000000000000000000000000000000000000000000000000000000000001
 S3PORT=3900
@@ -40,7 +41,8 @@ need() { command -v "$1" >/dev/null 2>&1; }
 if ! need rclone || ! need bindfs || ! need s3fs || ! need fusermount3; then
   apt-get update -qq && apt-get install -y -qq rclone s3fs bindfs fuse3 curl >/dev/null
 fi
-if [ "$PROFILE" = release ]; then (cd "$ROOT" && cargo build --release --quiet); else (cd "$ROOT" && cargo build --quiet); fi
+if [ -n "${IKF_BIN:-}" ]; then :
+elif [ "$PROFILE" = release ]; then (cd "$ROOT" && cargo build --release --quiet); else (cd "$ROOT" && cargo build --quiet); fi
 
 rm -rf "$WORK"; mkdir -p "$WORK"/{src,mnt,home,rc}
 export IPFS_KIT_HOME="$WORK/home"
@@ -220,7 +222,7 @@ fi
 
 # IPFS reads against the node's own cat (its own table; scripts/bench-ipfs.sh).
 if section ipfs; then
-  BENCH_DIR="$WORK/ipfs" SIZE_MB="$(( SIZE_MB < 256 ? SIZE_MB : 256 ))" bash "$ROOT/scripts/bench-ipfs.sh" >&2 \
+  IKF_BIN="$BIN" BENCH_DIR="$WORK/ipfs" SIZE_MB="$(( SIZE_MB < 256 ? SIZE_MB : 256 ))" bash "$ROOT/scripts/bench-ipfs.sh" >&2 \
     || echo "IPFS rows skipped: scripts/bench-ipfs.sh failed" >&2
 fi
 
