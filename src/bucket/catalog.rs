@@ -306,6 +306,7 @@ impl Catalog {
     }
 
     fn compact_locked(&self, b: &Bucket, st: &mut State) -> Result<()> {
+        let started = std::time::Instant::now();
         let info = IndexInfo {
             bucket: b.def.name.clone(),
             mount_point: b.def.mount.clone(),
@@ -329,6 +330,13 @@ impl Catalog {
         // next load skips them by sequence number (`seq <= index_seq`).
         self.store.remove(&journal_key(&b.def.name))?;
         st.pending = 0;
+        tracing::info!(
+            bucket = %b.def.name,
+            rows = rows.len(),
+            bytes = bytes.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "compacted the journal into the index"
+        );
         Ok(())
     }
 
