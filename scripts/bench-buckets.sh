@@ -174,7 +174,8 @@ FIND=$(best "$BIN" bucket find-cid "$PROBE" --json -m "$MNT")
 # One change, then a snapshot: it compacts all rows first, and the daemon
 # logs how long that took.
 echo new > "$MNT/buckets/bench/compaction-probe.txt"
-"$BIN" bucket snapshot bench -m "$MNT" > /dev/null
+t0=$(now); "$BIN" bucket snapshot bench -m "$MNT" > /dev/null; t1=$(now)
+SNAP_AFTER_CHANGE=$(ms "$t0" "$t1")
 COMPACT_ONLY=$(grep -h "compacted the journal into the index" "$WORK"/home/logs/* 2>/dev/null | grep -o 'ms=[0-9]*' | tail -1 | cut -d= -f2)
 SNAPS=$(best "$BIN" bucket snapshots --json -m "$MNT")
 VERSION=$(best "$BIN" --version)
@@ -197,6 +198,7 @@ echo "build: $PROFILE; rows: $NFILES; load average: $(cut -d' ' -f1-3 /proc/load
 printf '%-62s %10s\n' "what" "figure"
 printf '%-62s %8s ms\n' "load $NFILES journal lines + compact + root CID (in-process CLI)" "$COMPACT"
 printf '%-62s %8s ms\n' "compaction of all rows after one change (daemon log)" "${COMPACT_ONLY:--}"
+printf '%-62s %8s ms\n' "bucket snapshot after one change (compaction + index copy)" "$SNAP_AFTER_CHANGE"
 printf '%-62s %8s MB\n' "index file size" "$INDEX_MB"
 printf '%-62s %8s ms\n' "bucket files --prefix ($N_PREFIX rows), CLI process, best of 5" "$FILES_PREFIX"
 printf '%-62s %8s ms\n' "bucket find-cid, CLI process, best of 5" "$FIND"
