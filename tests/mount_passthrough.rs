@@ -290,3 +290,25 @@ fn a_file_removed_behind_the_mount_fails_its_open_only() {
     assert_eq!(std::fs::read(m.path("local/stays")).unwrap(), b"still here");
     assert_eq!(io_served(&m), (0, 0));
 }
+
+#[test]
+fn closing_a_read_only_handle_sends_no_flush_and_a_writer_s_close_still_does() {
+    for opts in [&[][..], &["nopassthrough"][..]] {
+        let m = Mounted::with_config(|_| None, opts);
+        std::fs::write(m.local_backing().join("r.txt"), b"read me").unwrap();
+        let before = served(&m, "flush");
+        for _ in 0..20 {
+            assert_eq!(std::fs::read(m.path("local/r.txt")).unwrap(), b"read me");
+        }
+        assert_eq!(served(&m, "flush"), before, "{opts:?}: read-only closes flushed");
+        std::fs::write(m.path("local/w.txt"), b"written").unwrap();
+        assert!(
+            served(&m, "flush") > before,
+            "{opts:?}: a writer's close did not flush"
+        );
+        assert_eq!(
+            std::fs::read(m.local_backing().join("w.txt")).unwrap(),
+            b"written"
+        );
+    }
+}
