@@ -176,7 +176,7 @@ FIND=$(best "$BIN" bucket find-cid "$PROBE" --json -m "$MNT")
 echo new > "$MNT/buckets/bench/compaction-probe.txt"
 t0=$(now); "$BIN" bucket snapshot bench -m "$MNT" > /dev/null; t1=$(now)
 SNAP_AFTER_CHANGE=$(ms "$t0" "$t1")
-COMPACT_ONLY=$(grep -h "compacted the journal into the index" "$WORK"/home/logs/* 2>/dev/null | grep -o 'ms=[0-9]*' | tail -1 | cut -d= -f2)
+COMPACT_ONLY=$(grep -h "compacted the journal into the index" "$WORK"/home/logs/* 2>/dev/null | grep -o 'ms=[0-9]*' | tail -1 | cut -d= -f2 || true)
 SNAPS=$(best "$BIN" bucket snapshots --json -m "$MNT")
 VERSION=$(best "$BIN" --version)
 t0=$(now); N_LS=$(ls -f "$MNT/.buckets/bench/files/big" | wc -l); t1=$(now)
