@@ -151,6 +151,21 @@ mod tests {
         out
     }
 
+    /// The chunks of `size` bytes `read_from` cuts from all of `r`.
+    fn read_all(size: usize, r: &mut impl Read) -> Vec<Vec<u8>> {
+        let mut c = Chunker::new(size);
+        let mut out = Vec::new();
+        loop {
+            let (n, full) = c.read_from(r).unwrap();
+            out.extend(full);
+            if n == 0 {
+                break;
+            }
+        }
+        out.extend(c.finish());
+        out
+    }
+
     #[test]
     fn yields_one_empty_chunk_when_stream_empty() {
         assert_eq!(split(4, &[]), vec![Vec::<u8>::new()]);
@@ -174,17 +189,7 @@ mod tests {
                 Ok(n)
             }
         }
-        let mut r = Trickle((0u8..10).collect());
-        let mut c = Chunker::new(4);
-        let mut out = Vec::new();
-        loop {
-            let (n, full) = c.read_from(&mut r).unwrap();
-            out.extend(full);
-            if n == 0 {
-                break;
-            }
-        }
-        out.extend(c.finish());
+        let out = read_all(4, &mut Trickle((0u8..10).collect()));
         assert_eq!(out, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]);
     }
 
@@ -197,18 +202,7 @@ mod tests {
         let want: Vec<Vec<u8>> = data.chunks(size).map(<[u8]>::to_vec).collect();
         let pieces: Vec<&[u8]> = data.chunks(7_777).collect();
         assert_eq!(split(size, &pieces), want);
-        let mut r: &[u8] = &data;
-        let mut c = Chunker::new(size);
-        let mut out = Vec::new();
-        loop {
-            let (n, full) = c.read_from(&mut r).unwrap();
-            out.extend(full);
-            if n == 0 {
-                break;
-            }
-        }
-        out.extend(c.finish());
-        assert_eq!(out, want);
+        assert_eq!(read_all(size, &mut &data[..]), want);
         let small = &data[..FIRST * 3 + 1];
         assert_eq!(split(size, &[small]), vec![small.to_vec()]);
     }
