@@ -147,34 +147,20 @@ impl Fs {
         else {
             return HashMap::new();
         };
-        // The opendir's listing, where still fresh, tells sizes: only small
-        // files are worth fetching whole with their stat.
-        let sizes = self.dirs.get(path);
         let names = rest
             .iter()
             .map(|e| e.name.as_str())
             .filter(|n| *n != "." && *n != "..")
             .take(PLUS_WINDOW);
         futures::stream::iter(names)
-            .map(|name| {
-                let sizes = sizes.clone();
-                async move {
-                    let child = join_rel(rel, name);
-                    let got = if !tree.remember_stats() {
-                        tree.stat(&child).await
-                    } else if let Some(meta) = self.dirs.stat(path, name) {
-                        Ok(meta)
-                    } else {
-                        let listed = sizes.as_ref().and_then(|l| {
-                            l.binary_search_by(|(n, _)| n.as_str().cmp(name))
-                                .ok()
-                                .map(|i| l[i].1.size)
-                        });
-                        self.stat_remembered(mount, tree, &child, path, name, listed)
-                            .await
-                    };
-                    (name.to_string(), got)
-                }
+            .map(|name| async move {
+                let child = join_rel(rel, name);
+                let got = if tree.remember_stats() {
+                    self.stat_remembered(mount, tree, &child, path, name).await
+                } else {
+                    tree.stat(&child).await
+                };
+                (name.to_string(), got)
             })
             .buffer_unordered(PLUS_STATS_IN_FLIGHT)
             .collect()

@@ -236,21 +236,16 @@ impl Fs {
                 let name = vpath.rsplit('/').next().unwrap_or(vpath);
                 // A listing without full metadata still tells what is absent.
                 let parent_rel = rel.rsplit_once('/').map_or("", |(p, _)| p);
-                let listed = match self.dirs.child(parent, name) {
+                match self.dirs.child(parent, name) {
                     Some(Some(meta)) if tree.lists_full_meta() => return Ok((meta, writable)),
                     Some(None) if tree.lists_every_name(parent_rel) => return Err(VfsError::NotFound.into()),
-                    Some(Some(meta)) => Some(meta.size),
-                    _ => None,
+                    _ => {}
+                }
+                let meta = if tree.remember_stats() {
+                    self.stat_remembered(&mount, &tree, &rel, parent, name).await?
+                } else {
+                    tree.stat(&rel).await?
                 };
-                if !tree.remember_stats() {
-                    return Ok((tree.stat(&rel).await?, writable));
-                }
-                if let Some(meta) = self.dirs.stat(parent, name) {
-                    return Ok((meta, writable));
-                }
-                let meta = self
-                    .stat_remembered(&mount, &tree, &rel, parent, name, listed)
-                    .await?;
                 Ok((meta, writable))
             }
             Resolved::Missing => Err(VfsError::NotFound.into()),
@@ -258,9 +253,10 @@ impl Fs {
     }
 
     /// The stat of `rel` (`name` in the directory `parent`) in a tree whose
-    /// stats are remembered (see [`Tree::remember_stats`]), made now and
-    /// remembered; a file small enough (by its listed size `listed` where a
-    /// listing gave one) comes whole with it, into the block cache.
+    /// stats are remembered (see [`Tree::remember_stats`]): the remembered
+    /// one while fresh, else made now and remembered. A file small enough
+    /// (by its size in a fresh listing, where there is one) comes whole
+    /// with it, into the block cache.
     async fn stat_remembered(
         &self,
         mount: &str,
@@ -268,8 +264,11 @@ impl Fs {
         rel: &str,
         parent: &str,
         name: &str,
-        listed: Option<u64>,
     ) -> Result<Meta, VfsError> {
+        if let Some(meta) = self.dirs.stat(parent, name) {
+            return Ok(meta);
+        }
+        let listed = self.dirs.child(parent, name).flatten().map(|m| m.size);
         let generation = self.dirs.generation();
         let peek = match &self.reader {
             Some(reader) if listed.is_none_or(|size| size > 0 && size <= reader.peek_max()) => {
