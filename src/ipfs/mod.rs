@@ -21,6 +21,7 @@ mod error;
 mod mfs;
 mod source;
 mod store;
+mod stream;
 mod transfer;
 mod tree;
 mod unixfs;

@@ -5,7 +5,9 @@
 //! (`GET /ipfs/CID?format=car&dag-scope=entity&entity-bytes=FROM:TO`,
 //! `Accept: application/vnd.ipld.car`): the blocks a long read needs in one
 //! round trip. A gateway that refuses that (a 4xx other than 404, or an
-//! answer that is not a CAR) is not asked for ranges again.
+//! answer that is not a CAR) is not asked for ranges again. An RPC node is
+//! asked for long spans of a file's bytes with `cat` (`offset`, `length`),
+//! read as a stream (see `stream.rs`).
 //!
 //! A source hands back bytes as it got them: checking them against the CID
 //! is the store's job (`store.rs`), so no source is trusted. Bodies larger
@@ -63,6 +65,35 @@ pub trait BlockSource: Send + Sync + 'static {
     async fn get_car_range(&self, _cid: &Cid, _from: u64, _to: u64) -> Result<Option<Bytes>, SourceError> {
         Ok(None)
     }
+
+    /// The bytes `offset..offset + length` of the file `cid` as one stream
+    /// (a Kubo node's `cat`), unverified: the caller checks them leaf by
+    /// leaf. `Ok(None)`: this source does not serve file bytes (only an RPC
+    /// API does).
+    async fn cat_span(
+        &self,
+        _cid: &Cid,
+        _offset: u64,
+        _length: u64,
+    ) -> Result<Option<SpanBody>, SourceError> {
+        Ok(None)
+    }
+}
+
+/// The body of a `cat_span` answer, read a chunk at a time.
+pub struct SpanBody(reqwest::Response);
+
+impl SpanBody {
+    /// The next chunk; `None` at the end of the body.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, SourceError> {
+        self.0.chunk().await.map_err(classify)
+    }
+
+    /// A body of `bytes` (for tests of the span reader).
+    #[cfg(test)]
+    pub fn of(bytes: Vec<u8>) -> Self {
+        Self(reqwest::Response::from(http::Response::new(bytes)))
+    }
 }
 
 /// Which HTTP API a source speaks.
@@ -79,6 +110,9 @@ pub struct HttpSource {
     kind: HttpKind,
     base: String,
     client: reqwest::Client,
+    /// For `cat` spans: gives up when the node sends nothing for the I/O
+    /// timeout, not after it in all (a span is read as fast as its reader).
+    streams: reqwest::Client,
     /// False once the gateway refused a CAR range: it is not asked again.
     car_ranges: AtomicBool,
 }
@@ -99,10 +133,16 @@ impl HttpSource {
             .connect_timeout(timeout)
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
+        let streams = reqwest::Client::builder()
+            .read_timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(Self {
             kind,
             base: base.trim_end_matches('/').to_string(),
             client,
+            streams,
             car_ranges: AtomicBool::new(kind == HttpKind::Gateway),
         })
     }
@@ -141,14 +181,10 @@ impl BlockSource for HttpSource {
         let resp = self.request(cid).send().await.map_err(classify)?;
         let status = resp.status();
         if !status.is_success() {
-            let body = resp.text().await.unwrap_or_default();
-            let text = format!(
-                "HTTP {status}: {}",
-                body.trim().chars().take(200).collect::<String>()
-            );
+            let text = failure(resp, "").await;
             // Kubo answers 500 with "not found" for a block it lacks offline;
             // gateways answer 404.
-            return Err(if status.as_u16() == 404 || body.contains("not found") {
+            return Err(if status.as_u16() == 404 || text.contains("not found") {
                 SourceError::Missing(text)
             } else {
                 SourceError::Failed(text)
@@ -190,11 +226,7 @@ impl BlockSource for HttpSource {
             return Ok(None);
         }
         if !status.is_success() {
-            let body = resp.text().await.unwrap_or_default();
-            let text = format!(
-                "CAR range: HTTP {status}: {}",
-                body.trim().chars().take(200).collect::<String>()
-            );
+            let text = failure(resp, "CAR range: ").await;
             return Err(if status.as_u16() == 404 {
                 SourceError::Missing(text)
             } else {
@@ -204,6 +236,35 @@ impl BlockSource for HttpSource {
         let limit = (to - from).saturating_add(1).saturating_add(CAR_RANGE_SLACK);
         read_body(resp, limit, "CAR range").await.map(Some)
     }
+
+    async fn cat_span(&self, cid: &Cid, offset: u64, length: u64) -> Result<Option<SpanBody>, SourceError> {
+        if self.kind != HttpKind::Rpc {
+            return Ok(None);
+        }
+        let resp = self
+            .streams
+            .post(format!(
+                "{}/api/v0/cat?arg={cid}&offset={offset}&length={length}",
+                self.base
+            ))
+            .send()
+            .await
+            .map_err(classify)?;
+        if !resp.status().is_success() {
+            return Err(SourceError::Failed(failure(resp, "cat: ").await));
+        }
+        Ok(Some(SpanBody(resp)))
+    }
+}
+
+/// `message` for a failed answer of `what`: the status and the start of the body.
+async fn failure(resp: reqwest::Response, what: &str) -> String {
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    format!(
+        "{what}HTTP {status}: {}",
+        body.trim().chars().take(200).collect::<String>()
+    )
 }
 
 /// The body of `resp`, refused (before it is read whole) past `limit` bytes.
@@ -212,7 +273,9 @@ async fn read_body(mut resp: reqwest::Response, limit: u64, what: &str) -> Resul
     if resp.content_length().is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let mut buf = BytesMut::new();
+    // Sized from the announced length (a Kubo node announces every block's),
+    // so a 1 MiB block is copied once, not regrown through every doubling.
+    let mut buf = BytesMut::with_capacity(resp.content_length().unwrap_or(0).min(limit) as usize);
     while let Some(chunk) = resp.chunk().await.map_err(classify)? {
         if buf.len() as u64 + chunk.len() as u64 > limit {
             return Err(too_large());

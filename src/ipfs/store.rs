@@ -10,11 +10,13 @@
 //! cache, keyed by the file's CID (see `Tree::content_addressed`).
 //!
 //! Long reads may get their blocks as one CAR from a gateway
-//! ([`Store::range_blocks`]): every block of it is hashed against its CID
-//! before any is used, exactly as blocks fetched one by one.
+//! ([`Store::range_blocks`]) or as one `cat` span from an RPC node
+//! (`stream.rs`): every block of either is hashed against its CID before
+//! any is used, exactly as blocks fetched one by one.
 
 use super::error::IpfsError;
-use super::source::{BlockSource, SourceError};
+use super::source::{BlockSource, SourceError, SpanBody};
+use super::stream::Spans;
 use crate::car::{verify_block, CarError, CarReader};
 use bytes::Bytes;
 use cid::Cid;
@@ -50,6 +52,8 @@ impl Weighter<Cid, Bytes> for ByLen {
 pub struct Store {
     sources: Vec<Arc<dyn BlockSource>>,
     nodes: Cache<Cid, Bytes, ByLen>,
+    /// Open `cat` spans of files being read in sequence (`stream.rs`).
+    pub(super) spans: Spans,
 }
 
 impl Store {
@@ -62,6 +66,7 @@ impl Store {
                 NODE_CACHE_BYTES,
                 ByLen,
             ),
+            spans: Spans::default(),
         }
     }
 
@@ -136,6 +141,23 @@ impl Store {
             return Ok(blocks);
         }
         Ok(HashMap::new())
+    }
+
+    /// A stream of the bytes `offset..offset + length` of the file `cid`
+    /// from the first source that serves them, with that source's name;
+    /// `None` when none does or the request failed (the read then goes
+    /// block by block).
+    pub(super) async fn cat_span(&self, cid: &Cid, offset: u64, length: u64) -> Option<(SpanBody, String)> {
+        for source in &self.sources {
+            match source.cat_span(cid, offset, length).await {
+                Ok(Some(body)) => return Some((body, source.name())),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(%cid, source = %source.name(), error = e.message(), "cat span failed; reading block by block");
+                }
+            }
+        }
+        None
     }
 
     async fn fetch(&self, cid: &Cid) -> Result<Bytes, IpfsError> {

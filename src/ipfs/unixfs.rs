@@ -12,6 +12,7 @@
 
 use super::error::IpfsError;
 use super::store::Store;
+use super::stream::{Leaf, Lookup, Span, SPAN_BYTES, SPAN_LEAVES, SPAN_MIN_READ};
 use crate::car::{hamt_key_hash, DataType, PbLink, UnixfsData, DAG_PB, RAW};
 use bytes::{Bytes, BytesMut};
 use cid::Cid;
@@ -289,12 +290,113 @@ impl Store {
             return Ok(Bytes::new());
         }
         let chunked = matches!(&node, Node::File { links, .. } if !links.is_empty());
-        let fetched = if chunked && end - offset >= CAR_RANGE_MIN {
+        let mut fetched = if chunked && end - offset >= CAR_RANGE_MIN {
             self.range_blocks(cid, offset, end - 1).await?
         } else {
             HashMap::new()
         };
+        if fetched.is_empty() && chunked && end - offset >= CAR_RANGE_MIN {
+            fetched = self.span_blocks(cid, &node, offset, end).await?;
+        }
         self.read_node(*cid, node, 0, offset, end, 0, &fetched).await
+    }
+
+    /// The leaves holding `from..to` of the file `cid` (whose root is
+    /// `node`) from a `cat` span (`stream.rs`): the open span that has
+    /// them, else, for a read of at least [`SPAN_MIN_READ`], a new one from
+    /// `from`. Empty when no source streams, the file has leaves a span
+    /// cannot check, or the bytes went by in a span still being read: those
+    /// reads go block by block. (Once a sequential reader's window is full,
+    /// the readahead asks one block at a time as the reader moves on: the
+    /// open span serves those too.)
+    async fn span_blocks(
+        &self,
+        cid: &Cid,
+        node: &Node,
+        from: u64,
+        to: u64,
+    ) -> Result<HashMap<Cid, Bytes>, IpfsError> {
+        let span = match self.spans.lookup(cid, from).await {
+            Lookup::Use(span) => span,
+            Lookup::Passed => return Ok(HashMap::new()),
+            // Only a run of the readahead (several blocks) opens a span: a
+            // single block read is as likely a random reader's.
+            Lookup::Open if to - from < SPAN_MIN_READ => return Ok(HashMap::new()),
+            Lookup::Open => {
+                let mut leaves = Vec::new();
+                let span_end = from.saturating_add(SPAN_BYTES.max(to - from));
+                if !self.plan_leaves(node, 0, from, span_end, 0, &mut leaves).await? {
+                    return Ok(HashMap::new());
+                }
+                let (Some(first), Some(last)) = (leaves.first(), leaves.last()) else {
+                    return Ok(HashMap::new());
+                };
+                let (start, stop) = (first.offset, last.offset + last.size);
+                let Some((body, origin)) = self.cat_span(cid, start, stop - start).await else {
+                    return Ok(HashMap::new());
+                };
+                self.spans.insert(*cid, Span::new(body, origin, leaves))
+            }
+        };
+        let mut span = span.lock().await;
+        span.take(from, to).await
+    }
+
+    /// Appends to `out`, in file order, the leaves under the file node
+    /// `node` (at file offset `start`) that hold bytes of
+    /// `want_start..want_end`, up to [`SPAN_LEAVES`]. False when one of them
+    /// is not a raw leaf or a node on the way holds bytes of its own: a
+    /// span's bytes could not all be checked.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_leaves<'a>(
+        &'a self,
+        node: &'a Node,
+        start: u64,
+        want_start: u64,
+        want_end: u64,
+        depth: usize,
+        out: &'a mut Vec<Leaf>,
+    ) -> BoxFuture<'a, Result<bool, IpfsError>> {
+        async move {
+            let Node::File { data, links, .. } = node else {
+                return Ok(false);
+            };
+            if depth > MAX_DEPTH || !data.is_empty() {
+                return Ok(false);
+            }
+            let mut pos = start;
+            for (child, size) in links {
+                let child_end = pos.saturating_add(*size);
+                if child_end > want_start && pos < want_end {
+                    if out.len() >= SPAN_LEAVES {
+                        return Ok(true);
+                    }
+                    if child.codec() == RAW {
+                        out.push(Leaf {
+                            cid: *child,
+                            offset: pos,
+                            size: *size,
+                        });
+                    } else {
+                        let inner = self.node(child).await?;
+                        let leaf = matches!(&inner, Node::File { links, .. } if links.is_empty());
+                        if leaf
+                            || !self
+                                .plan_leaves(&inner, pos, want_start, want_end, depth + 1, out)
+                                .await?
+                        {
+                            return Ok(false);
+                        }
+                    }
+                }
+                pos = child_end;
+                if pos >= want_end {
+                    break;
+                }
+            }
+            Ok(true)
+        }
+        .boxed()
     }
 
     /// Bytes of `want_start..want_end` that lie in the file node `node`,

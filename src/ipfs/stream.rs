@@ -1,0 +1,372 @@
+//! Verified spans of a file from one streamed `cat`: a sequential reader of a
+//! large file asks an RPC node for the bytes of many leaves in one request
+//! (`/api/v0/cat?offset=&length=`) instead of one `block/get` per leaf.
+//!
+//! Why: a Kubo-RPC node spends most of its time per request, not per byte
+//! (js-ipfs: 256 `block/get`s of 1 MiB cost it 1.2-1.5x the CPU of one `cat`
+//! of the same 256 MiB; docs/BENCHMARKS.md), and on a small machine the
+//! node's CPU is the reader's limit.
+//!
+//! A span is planned from the file's DAG first: the raw leaves it covers, in
+//! order, with their CIDs and sizes (`unixfs.rs`). Its body is then cut at
+//! those sizes and every leaf is hashed against its CID before any byte is
+//! used, so nothing is trusted that a `block/get` would not be trusted with: a
+//! mismatch is EIO and a log line naming the leaf's CID and the source. Only
+//! files whose leaves are all raw are streamed (a dag-pb leaf's block is more
+//! than the bytes `cat` returns, so it could not be checked); others are read
+//! block by block.
+//!
+//! Invariants: one span per file CID at a time, read by one caller at a time
+//! (the readahead's runs of one stream take turns); a leaf read past by a run
+//! that wants later bytes is parked for the run that wants it (bounded by
+//! [`PARKED_MAX`]); a span that fails (the body ends early, a read times out,
+//! a leaf does not match) is never read again, and the bytes it did not give
+//! are fetched block by block. Spans idle for [`SPAN_IDLE`] are closed, and
+//! at most [`MAX_SPANS`] are open (each holds a connection to the node).
+
+use super::error::IpfsError;
+use super::source::SpanBody;
+use crate::car::{verify_block, CarError};
+use bytes::{Bytes, BytesMut};
+use cid::Cid;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex as AsyncMutex;
+
+/// Reads at least this long may open a span (any read of a block or more
+/// is served by an open one): the readahead's runs of a sequential reader
+/// start at 2 MiB (its window doubles from one 1 MiB block), while a random
+/// reader's 1 MiB block reads stay block by block and open no request they
+/// would not finish.
+pub const SPAN_MIN_READ: u64 = 2 << 20;
+/// Most bytes one span asks for: 256 MiB is about one second of a local
+/// node's `cat`, so its request cost is spread over many runs, and a reader
+/// that stops early costs the node only what the socket buffers held (the
+/// connection is closed, not drained).
+pub const SPAN_BYTES: u64 = 256 << 20;
+/// Most leaves one span is planned with (the plan is kept in memory): 256
+/// MiB of 64 KiB leaves; files of smaller leaves get shorter spans.
+pub const SPAN_LEAVES: usize = 4096;
+/// How far past a span's position a read may start and still be served by
+/// it: two of the readahead's largest windows (64 MiB each), so every run in
+/// flight for one reader finds the span.
+const SPAN_AHEAD: u64 = 128 << 20;
+/// Bytes of leaves parked for runs that have not come for them yet: one full
+/// readahead window; past it the oldest are dropped (their reads fetch them
+/// by CID).
+const PARKED_MAX: u64 = 64 << 20;
+/// A span nobody read for this long is closed: its reader has gone.
+const SPAN_IDLE: Duration = Duration::from_secs(30);
+/// Spans open at once, each one connection to the node: a few sequential
+/// readers of different files at a time.
+const MAX_SPANS: usize = 16;
+
+/// One leaf of a planned span.
+#[derive(Debug, Clone)]
+pub struct Leaf {
+    pub cid: Cid,
+    /// Where its bytes start in the file.
+    pub offset: u64,
+    pub size: u64,
+}
+
+/// An open `cat` of one file's leaves, read in order.
+pub struct Span {
+    body: SpanBody,
+    origin: String,
+    /// Leaves not yet read from the body, in file order.
+    leaves: VecDeque<Leaf>,
+    /// Where the span's first leaf starts.
+    start: u64,
+    /// File offset of the next leaf to come from the body.
+    next: u64,
+    /// Bytes received past the last whole leaf.
+    pending: BytesMut,
+    /// Verified leaves read past by a later run, by file offset.
+    parked: BTreeMap<u64, (Cid, Bytes)>,
+    parked_bytes: u64,
+    /// False once the body failed: the span serves parked leaves only.
+    live: bool,
+}
+
+impl Span {
+    /// A span over `leaves` (non-empty, consecutive) whose bytes `body` streams.
+    pub fn new(body: SpanBody, origin: String, leaves: Vec<Leaf>) -> Self {
+        let start = leaves.first().map_or(0, |l| l.offset);
+        Self {
+            body,
+            origin,
+            leaves: leaves.into(),
+            start,
+            next: start,
+            pending: BytesMut::new(),
+            parked: BTreeMap::new(),
+            parked_bytes: 0,
+            live: true,
+        }
+    }
+
+    /// Whether the bytes from `from` can still come from this span.
+    fn serves(&self, from: u64) -> bool {
+        let parked = self
+            .parked
+            .range(..=from)
+            .next_back()
+            .is_some_and(|(off, (_, b))| off + b.len() as u64 > from);
+        let end = self.leaves.back().map_or(self.next, |l| l.offset + l.size);
+        parked || (self.live && self.next <= from && from < end && from < self.next + SPAN_AHEAD)
+    }
+
+    /// Whether `from` lies in what the span already passed (a run that came
+    /// late): such a read goes block by block rather than reopen the span.
+    fn passed(&self, from: u64) -> bool {
+        self.live && self.start <= from && from < self.next
+    }
+
+    /// The verified leaves holding bytes of `from..to`, as far as this span
+    /// has them; leaves it reads before `from` are parked for their run.
+    pub async fn take(&mut self, from: u64, to: u64) -> Result<HashMap<Cid, Bytes>, IpfsError> {
+        let mut out = HashMap::new();
+        let here: Vec<u64> = self
+            .parked
+            .range(..to)
+            .filter(|(off, (_, b))| *off + b.len() as u64 > from)
+            .map(|(off, _)| *off)
+            .collect();
+        for off in here {
+            if let Some((cid, b)) = self.parked.remove(&off) {
+                self.parked_bytes -= b.len() as u64;
+                out.insert(cid, b);
+            }
+        }
+        while self.live && self.next < to {
+            let Some(leaf) = self.leaves.front().cloned() else {
+                break;
+            };
+            let data = match self.read_leaf(&leaf).await {
+                Ok(d) => d,
+                Err(e) => {
+                    self.live = false;
+                    return match e {
+                        Stop::Body(message) => {
+                            tracing::debug!(cid = %leaf.cid, source = %self.origin, error = %message, "cat span stopped; the rest block by block");
+                            Ok(out)
+                        }
+                        Stop::Mismatch => {
+                            tracing::error!(cid = %leaf.cid, source = %self.origin, "block does not match its CID; refused");
+                            Err(IpfsError::HashMismatch {
+                                cid: leaf.cid.to_string(),
+                                origin: self.origin.clone(),
+                            })
+                        }
+                    };
+                }
+            };
+            self.leaves.pop_front();
+            self.next = leaf.offset + leaf.size;
+            if self.next > from {
+                out.insert(leaf.cid, data);
+            } else {
+                self.park(leaf.offset, leaf.cid, data);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The next `leaf.size` bytes of the body, checked against `leaf.cid`.
+    async fn read_leaf(&mut self, leaf: &Leaf) -> Result<Bytes, Stop> {
+        let want = leaf.size as usize;
+        self.pending.reserve(want.saturating_sub(self.pending.len()));
+        while self.pending.len() < want {
+            match self.body.chunk().await {
+                Ok(Some(chunk)) => self.pending.extend_from_slice(&chunk),
+                Ok(None) => {
+                    return Err(Stop::Body(format!(
+                        "the body ended {} bytes into leaf {}",
+                        self.pending.len(),
+                        leaf.cid
+                    )))
+                }
+                Err(e) => return Err(Stop::Body(e.message().to_string())),
+            }
+        }
+        let data = self.pending.split_to(want).freeze();
+        match verify_block(&leaf.cid, &data, 0, leaf.offset) {
+            Ok(()) => Ok(data),
+            Err(CarError::HashMismatch { .. }) => Err(Stop::Mismatch),
+            Err(e) => Err(Stop::Body(e.to_string())),
+        }
+    }
+
+    fn park(&mut self, offset: u64, cid: Cid, data: Bytes) {
+        self.parked_bytes += data.len() as u64;
+        self.parked.insert(offset, (cid, data));
+        while self.parked_bytes > PARKED_MAX {
+            let Some((_, (_, b))) = self.parked.pop_first() else {
+                break;
+            };
+            self.parked_bytes -= b.len() as u64;
+        }
+    }
+}
+
+/// Why a span stopped.
+enum Stop {
+    /// The body failed or ended early (not the bytes' fault).
+    Body(String),
+    /// A leaf's bytes do not hash to its CID.
+    Mismatch,
+}
+
+/// What a read should do about spans.
+pub enum Lookup {
+    /// Take from this span.
+    Use(Arc<AsyncMutex<Span>>),
+    /// The bytes went by in a span still being read: fetch block by block.
+    Passed,
+    /// No span serves the read: open one.
+    Open,
+}
+
+/// The open spans of one store, by file CID.
+#[derive(Default)]
+pub struct Spans {
+    open: Mutex<HashMap<Cid, (Arc<AsyncMutex<Span>>, Instant)>>,
+}
+
+impl Spans {
+    /// What a read of `file` from `from` should do. A span being read by
+    /// another run is waited for (its turn), then asked.
+    pub async fn lookup(&self, file: &Cid, from: u64) -> Lookup {
+        let span = {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            match open.get_mut(file) {
+                Some((span, used)) => {
+                    *used = Instant::now();
+                    span.clone()
+                }
+                None => return Lookup::Open,
+            }
+        };
+        let guard = span.lock().await;
+        if guard.serves(from) {
+            drop(guard);
+            Lookup::Use(span)
+        } else if guard.passed(from) {
+            Lookup::Passed
+        } else {
+            Lookup::Open
+        }
+    }
+
+    /// Keeps `span` as the span of `file` (closing the one it replaces, the
+    /// idle ones, and the least recently used past [`MAX_SPANS`]).
+    pub fn insert(&self, file: Cid, span: Span) -> Arc<AsyncMutex<Span>> {
+        let span = Arc::new(AsyncMutex::new(span));
+        let now = Instant::now();
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|_, (_, used)| now.duration_since(*used) < SPAN_IDLE);
+        while open.len() >= MAX_SPANS {
+            let Some(oldest) = open.iter().min_by_key(|(_, (_, used))| *used).map(|(c, _)| *c) else {
+                break;
+            };
+            open.remove(&oldest);
+        }
+        open.insert(file, (span.clone(), now));
+        span
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::car::cid_of_block;
+
+    const RAW: u64 = 0x55;
+
+    /// Four leaves of different sizes (the last short), their bytes and plan.
+    fn file() -> (Vec<u8>, Vec<Leaf>) {
+        let sizes = [1000u64, 2000, 1500, 700];
+        let mut bytes = Vec::new();
+        let mut leaves = Vec::new();
+        for (i, size) in sizes.into_iter().enumerate() {
+            let data: Vec<u8> = (0..size).map(|j| (j as u8).wrapping_mul(i as u8 + 3)).collect();
+            leaves.push(Leaf {
+                cid: cid_of_block(false, RAW, &data),
+                offset: bytes.len() as u64,
+                size,
+            });
+            bytes.extend_from_slice(&data);
+        }
+        (bytes, leaves)
+    }
+
+    fn span(body: Vec<u8>, leaves: &[Leaf]) -> Span {
+        Span::new(SpanBody::of(body), "api test".into(), leaves.to_vec())
+    }
+
+    #[tokio::test]
+    async fn takes_verified_leaves_in_order_and_parks_what_a_later_run_skipped() {
+        let (bytes, leaves) = file();
+        let mut s = span(bytes.clone(), &leaves);
+        // A run for the third leaf reads the first two and parks them.
+        let got = s.take(3000, 4500).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[&leaves[2].cid].as_ref(), &bytes[3000..4500]);
+        assert!(s.serves(0) && s.serves(1500) && s.serves(4500));
+        assert!(!s.passed(4500) && s.passed(3500), "the third leaf went by");
+        // The earlier run comes late: its leaves are parked.
+        let got = s.take(0, 3000).await.unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[&leaves[0].cid].as_ref(), &bytes[..1000]);
+        assert_eq!(got[&leaves[1].cid].as_ref(), &bytes[1000..3000]);
+        assert!(!s.serves(0), "parked leaves are handed out once");
+        let got = s.take(4500, 5200).await.unwrap();
+        assert_eq!(got[&leaves[3].cid].as_ref(), &bytes[4500..]);
+        assert!(!s.serves(5200), "past the last leaf");
+    }
+
+    #[tokio::test]
+    async fn a_short_body_stops_the_span_without_an_error() {
+        let (bytes, leaves) = file();
+        let mut s = span(bytes[..3500].to_vec(), &leaves);
+        let got = s.take(0, 5200).await.unwrap();
+        assert_eq!(got.len(), 2, "the two whole leaves before the end");
+        assert!(
+            !s.serves(4500) && !s.passed(0),
+            "a failed span serves nothing more"
+        );
+        assert!(s.take(3000, 5200).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_tampered_leaf_is_a_hash_mismatch_naming_it() {
+        let (mut bytes, leaves) = file();
+        bytes[1234] ^= 1;
+        let mut s = span(bytes, &leaves);
+        match s.take(0, 5200).await {
+            Err(IpfsError::HashMismatch { cid, origin }) => {
+                assert_eq!(cid, leaves[1].cid.to_string());
+                assert_eq!(origin, "api test");
+            }
+            other => panic!("expected a mismatch, got {other:?}"),
+        }
+        assert!(!s.serves(3000));
+    }
+
+    #[tokio::test]
+    async fn spans_are_found_by_file_and_position() {
+        let (bytes, leaves) = file();
+        let spans = Spans::default();
+        let file = leaves[0].cid;
+        assert!(matches!(spans.lookup(&file, 0).await, Lookup::Open));
+        let s = spans.insert(file, span(bytes, &leaves));
+        s.lock().await.take(1000, 3000).await.unwrap();
+        assert!(matches!(spans.lookup(&file, 3000).await, Lookup::Use(_)));
+        assert!(matches!(spans.lookup(&file, 0).await, Lookup::Use(_)), "parked");
+        s.lock().await.take(0, 1000).await.unwrap();
+        assert!(matches!(spans.lookup(&file, 1500).await, Lookup::Passed));
+        assert!(matches!(spans.lookup(&leaves[1].cid, 0).await, Lookup::Open));
+    }
+}
