@@ -15,9 +15,8 @@ mod car_common;
 mod ipfs_common;
 mod support;
 
-use std::io::{BufRead, BufReader};
+use ipfs_common::PyServer;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use support::{errno, Mounted};
 
 /// The node's CIDv1 settings (raw leaves of 1 MiB), CIDs in base32 as we print them.
@@ -28,61 +27,14 @@ const BIG: usize = 24 << 20;
 const V0_LEAVES: usize = BIG / (256 << 10);
 const V1_LEAVES: usize = BIG / (1 << 20);
 
-/// A running gateway stand-in; killed on drop.
-struct Gateway {
-    child: Child,
-    url: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Gateway {
-    fn start(cars: &[&Path], extra: &[&str]) -> Gateway {
-        let dir = support::temp_dir();
-        let log = dir.path().join("requests.log");
-        let mut cmd = Command::new("python3");
-        cmd.arg(ipfs_common::repo_root().join("tests/gateway/trustless_standin.py"))
-            .arg("--log")
-            .arg(&log)
-            .args(extra)
-            .stdout(Stdio::piped());
-        for car in cars {
-            cmd.arg("--car").arg(car);
-        }
-        let mut child = cmd.spawn().expect("python3 runs the gateway stand-in");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening ")
-            .expect("gateway stand-in did not start")
-            .to_string();
-        Gateway {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-            _dir: dir,
-        }
+/// The trustless-gateway stand-in serving the blocks of `cars`.
+fn gateway(cars: &[&Path], extra: &[&str]) -> PyServer {
+    let mut args: Vec<std::ffi::OsString> = extra.iter().map(Into::into).collect();
+    for car in cars {
+        args.push("--car".into());
+        args.push(car.into());
     }
-
-    /// Requests served so far: (`raw` or `car`, the rest of the line).
-    fn requests(&self) -> Vec<(String, String)> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .map(|(k, r)| (k.to_string(), r.to_string()))
-            .collect()
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    PyServer::start("trustless_standin.py", &args)
 }
 
 /// A tree with the big file and a small one, added to the node in both
@@ -104,7 +56,7 @@ fn add_and_export(node: &ipfs_common::KuboNode, work: &Path) -> (String, String,
     (v0, v1, cars.pop().unwrap(), v1_car)
 }
 
-fn mount(gw: &Gateway, v0: &str, v1: &str) -> Mounted {
+fn mount(gw: &PyServer, v0: &str, v1: &str) -> Mounted {
     let cfg = format!(
         "[vfs]\nio_timeout_secs = 30\n[[mount]]\npath = \"/ipfs\"\nscheme = \"ipfs\"\n[mount.options]\ngateway = \"{}\"\nroots = \"{v0},{v1}\"\n",
         gw.url
@@ -125,7 +77,7 @@ fn gateway_car_ranges_read_long_files_in_fewer_requests_than_block_by_block() {
     // Each gateway gets its own daemon (its own caches), reading the same files.
     let mut counts = Vec::new();
     for extra in [&["--no-car"][..], &[][..]] {
-        let gw = Gateway::start(&[&v0_car, &v1_car], extra);
+        let gw = gateway(&[&v0_car, &v1_car], extra);
         let m = mount(&gw, &v0, &v1);
         for root in [&v0, &v1] {
             let got = std::fs::read(m.path(&format!("ipfs/{root}/big.bin"))).unwrap();
@@ -183,7 +135,7 @@ fn gateway_car_range_with_a_tampered_block_fails_with_eio_naming_the_cid() {
         .find(|(_, b)| b.as_slice() == &want[10 << 20..11 << 20])
         .map(|(c, _)| c)
         .expect("leaf block");
-    let gw = Gateway::start(&[&v0_car, &v1_car], &["--tamper", &leaf]);
+    let gw = gateway(&[&v0_car, &v1_car], &["--tamper", &leaf]);
     let m = mount(&gw, &v0, &v1);
 
     let r = std::fs::read(m.path(&format!("ipfs/{v1}/big.bin")));

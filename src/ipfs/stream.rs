@@ -20,8 +20,10 @@
 //! (the readahead's runs of one stream take turns); a leaf read past by a run
 //! that wants later bytes is parked for the run that wants it (bounded by
 //! [`PARKED_MAX`]); a span that fails (the body ends early, a read times out,
-//! a leaf does not match) is never read again, and the bytes it did not give
-//! are fetched block by block. Spans idle for [`SPAN_IDLE`] are closed, and
+//! a leaf does not match) is never read again: the bytes it did not give,
+//! and the rest of that file while its reader goes on, are fetched block by
+//! block (a leaf that failed its check is thus asked for again with
+//! `block/get`, and checked again). Spans idle for [`SPAN_IDLE`] are closed, and
 //! at most [`MAX_SPANS`] are open (each holds a connection to the node).
 
 use super::error::IpfsError;
@@ -118,10 +120,12 @@ impl Span {
         parked || (self.live && self.next <= from && from < end && from < self.next + SPAN_AHEAD)
     }
 
-    /// Whether `from` lies in what the span already passed (a run that came
-    /// late): such a read goes block by block rather than reopen the span.
-    fn passed(&self, from: u64) -> bool {
-        self.live && self.start <= from && from < self.next
+    /// Whether a read from `from` should go block by block rather than open
+    /// a new span: the span failed (the node would likely fail a new one
+    /// too, each failure costing up to a timeout), or `from` lies in what
+    /// it already passed (a run that came late).
+    fn blocks(&self, from: u64) -> bool {
+        !self.live || (self.start <= from && from < self.next)
     }
 
     /// The verified leaves holding bytes of `from..to`, as far as this span
@@ -223,8 +227,8 @@ enum Stop {
 pub enum Lookup {
     /// Take from this span.
     Use(Arc<AsyncMutex<Span>>),
-    /// The bytes went by in a span still being read: fetch block by block.
-    Passed,
+    /// The span failed, or the bytes went by in it: fetch block by block.
+    Blocks,
     /// No span serves the read: open one.
     Open,
 }
@@ -253,8 +257,8 @@ impl Spans {
         if guard.serves(from) {
             drop(guard);
             Lookup::Use(span)
-        } else if guard.passed(from) {
-            Lookup::Passed
+        } else if guard.blocks(from) {
+            Lookup::Blocks
         } else {
             Lookup::Open
         }
@@ -315,7 +319,7 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[&leaves[2].cid].as_ref(), &bytes[3000..4500]);
         assert!(s.serves(0) && s.serves(1500) && s.serves(4500));
-        assert!(!s.passed(4500) && s.passed(3500), "the third leaf went by");
+        assert!(!s.blocks(4500) && s.blocks(3500), "the third leaf went by");
         // The earlier run comes late: its leaves are parked.
         let got = s.take(0, 3000).await.unwrap();
         assert_eq!(got.len(), 2);
@@ -334,8 +338,8 @@ mod tests {
         let got = s.take(0, 5200).await.unwrap();
         assert_eq!(got.len(), 2, "the two whole leaves before the end");
         assert!(
-            !s.serves(4500) && !s.passed(0),
-            "a failed span serves nothing more"
+            !s.serves(4500) && s.blocks(4500),
+            "a failed span serves nothing more, and opens no new one"
         );
         assert!(s.take(3000, 5200).await.unwrap().is_empty());
     }
@@ -352,7 +356,7 @@ mod tests {
             }
             other => panic!("expected a mismatch, got {other:?}"),
         }
-        assert!(!s.serves(3000));
+        assert!(!s.serves(3000) && s.blocks(3000));
     }
 
     #[tokio::test]
@@ -366,7 +370,11 @@ mod tests {
         assert!(matches!(spans.lookup(&file, 3000).await, Lookup::Use(_)));
         assert!(matches!(spans.lookup(&file, 0).await, Lookup::Use(_)), "parked");
         s.lock().await.take(0, 1000).await.unwrap();
-        assert!(matches!(spans.lookup(&file, 1500).await, Lookup::Passed));
+        assert!(matches!(spans.lookup(&file, 1500).await, Lookup::Blocks));
+        assert!(
+            matches!(spans.lookup(&file, 5200).await, Lookup::Open),
+            "past its end"
+        );
         assert!(matches!(spans.lookup(&leaves[1].cid, 0).await, Lookup::Open));
     }
 }

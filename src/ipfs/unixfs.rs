@@ -305,8 +305,8 @@ impl Store {
     /// `node`) from a `cat` span (`stream.rs`): the open span that has
     /// them, else, for a read of at least [`SPAN_MIN_READ`], a new one from
     /// `from`. Empty when no source streams, the file has leaves a span
-    /// cannot check, or the bytes went by in a span still being read: those
-    /// reads go block by block. (Once a sequential reader's window is full,
+    /// cannot check, its span failed, or the bytes went by in a span still
+    /// being read: those reads go block by block. (Once a sequential reader's window is full,
     /// the readahead asks one block at a time as the reader moves on: the
     /// open span serves those too.)
     async fn span_blocks(
@@ -318,7 +318,7 @@ impl Store {
     ) -> Result<HashMap<Cid, Bytes>, IpfsError> {
         let span = match self.spans.lookup(cid, from).await {
             Lookup::Use(span) => span,
-            Lookup::Passed => return Ok(HashMap::new()),
+            Lookup::Blocks => return Ok(HashMap::new()),
             // Only a run of the readahead (several blocks) opens a span: a
             // single block read is as likely a random reader's.
             Lookup::Open if to - from < SPAN_MIN_READ => return Ok(HashMap::new()),

@@ -1,14 +1,16 @@
 //! Shared helpers for tests/ipfs_*.rs: a Kubo-RPC node (js-ipfs, installed by
 //! scripts/kubo-rpc.sh) started on 127.0.0.1 and stopped on drop, adding
-//! trees and files to it, and a trustless-gateway stand-in that serves blocks
-//! from a map (so a test can serve a tampered one).
+//! trees and files to it, a trustless-gateway stand-in that serves blocks
+//! from a map (so a test can serve a tampered one), and [`PyServer`], which
+//! runs one of the Python servers under tests/gateway/ (the CAR gateway
+//! stand-in, the fault proxy in front of the node).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 /// The repository root (scripts live there).
@@ -202,4 +204,64 @@ pub fn car_blocks(car: &Path) -> HashMap<String, Vec<u8>> {
         out.insert(b.cid.to_string(), b.data);
     }
     out
+}
+
+/// A Python server from tests/gateway/ that prints `listening PORT` and logs
+/// one line per request to the file given with `--log`; killed on drop.
+pub struct PyServer {
+    child: Child,
+    pub url: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PyServer {
+    /// Starts `tests/gateway/<script>` with `args` (and `--log`).
+    pub fn start<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> PyServer {
+        let dir = tempfile::Builder::new()
+            .prefix("ikf-pyserver-")
+            .tempdir()
+            .unwrap();
+        let log = dir.path().join("requests.log");
+        let mut child = Command::new("python3")
+            .arg(repo_root().join("tests/gateway").join(script))
+            .arg("--log")
+            .arg(&log)
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("{script} did not start"))
+            .to_string();
+        PyServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Requests served so far: (the line's first word, the rest of it).
+    pub fn requests(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(k, r)| (k.to_string(), r.to_string()))
+            .collect()
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
