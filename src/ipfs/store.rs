@@ -144,13 +144,18 @@ impl Store {
     }
 
     /// A stream of the bytes `offset..offset + length` of the file `cid`
-    /// from the first source that serves them, with that source's name;
-    /// `None` when none does or the request failed (the read then goes
-    /// block by block).
-    pub(super) async fn cat_span(&self, cid: &Cid, offset: u64, length: u64) -> Option<(SpanBody, String)> {
+    /// from the first source that serves them, with that source (a span
+    /// asks it for the rest); `None` when none does or the request failed
+    /// (the read then goes block by block).
+    pub(super) async fn cat_span(
+        &self,
+        cid: &Cid,
+        offset: u64,
+        length: u64,
+    ) -> Option<(SpanBody, Arc<dyn BlockSource>)> {
         for source in &self.sources {
             match source.cat_span(cid, offset, length).await {
-                Ok(Some(body)) => return Some((body, source.name())),
+                Ok(Some(body)) => return Some((body, source.clone())),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::debug!(%cid, source = %source.name(), error = e.message(), "cat span failed; reading block by block");

@@ -8,9 +8,15 @@
 //! node's CPU is the reader's limit.
 //!
 //! A span is planned from the file's DAG first: the raw leaves it covers, in
-//! order, with their CIDs and sizes (`unixfs.rs`). Its body is then cut at
-//! those sizes and every leaf is hashed against its CID before any byte is
-//! used, so nothing is trusted that a `block/get` would not be trusted with: a
+//! order, with their CIDs and sizes (`unixfs.rs`). It is asked for in
+//! segments of about [`SEGMENT_BYTES`], each one `cat` request, the next one
+//! asked for as soon as the current one starts being read, so the node
+//! prepares one while the other is checked (js-ipfs holds back most of an
+//! answer before its first byte: its time to first byte grows with the
+//! length asked, about 0.05 s for 32 MiB and 0.2-0.37 s for 256 MiB, during
+//! which a single request would leave the reader idle). Each answer is cut
+//! at the leaf sizes and every leaf is hashed against its CID before any
+//! byte is used, so nothing is trusted that a `block/get` would not be trusted with: a
 //! mismatch is EIO and a log line naming the leaf's CID and the source. Only
 //! files whose leaves are all raw are streamed (a dag-pb leaf's block is more
 //! than the bytes `cat` returns, so it could not be checked); others are read
@@ -27,7 +33,7 @@
 //! at most [`MAX_SPANS`] are open (each holds a connection to the node).
 
 use super::error::IpfsError;
-use super::source::SpanBody;
+use super::source::{BlockSource, SourceError, SpanBody};
 use crate::car::{verify_block, CarError};
 use bytes::{Bytes, BytesMut};
 use cid::Cid;
@@ -35,6 +41,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex as AsyncMutex;
+use tokio::task::JoinHandle;
 
 /// Reads at least this long may open a span (any read of a block or more
 /// is served by an open one): the readahead's runs of a sequential reader
@@ -47,6 +54,11 @@ pub const SPAN_MIN_READ: u64 = 2 << 20;
 /// that stops early costs the node only what the socket buffers held (the
 /// connection is closed, not drained).
 pub const SPAN_BYTES: u64 = 256 << 20;
+/// Bytes asked for in one `cat` request of a span (cut at a leaf boundary,
+/// at least one leaf): 16 requests per 256 MiB span, each ready from the
+/// node (js-ipfs) in about 0.05 s, about what the reader needs to check
+/// the one before it.
+pub const SEGMENT_BYTES: u64 = 16 << 20;
 /// Most leaves one span is planned with (the plan is kept in memory): 256
 /// MiB of 64 KiB leaves; files of smaller leaves get shorter spans.
 pub const SPAN_LEAVES: usize = 4096;
@@ -73,10 +85,22 @@ pub struct Leaf {
     pub size: u64,
 }
 
+/// The answer to a `cat` of a span's next segment, asked for ahead: the
+/// file offsets it covers and the request in flight.
+type Ahead = (u64, u64, JoinHandle<Result<Option<SpanBody>, SourceError>>);
+
 /// An open `cat` of one file's leaves, read in order.
 pub struct Span {
-    body: SpanBody,
+    file: Cid,
+    source: Arc<dyn BlockSource>,
     origin: String,
+    /// The answer being read, and the file offset where it ends.
+    body: SpanBody,
+    body_end: u64,
+    /// The next segment's answer, asked for already.
+    ahead: Option<Ahead>,
+    /// Bytes per segment ([`SEGMENT_BYTES`]; smaller in tests).
+    segment: u64,
     /// Leaves not yet read from the body, in file order.
     leaves: VecDeque<Leaf>,
     /// Where the span's first leaf starts.
@@ -92,13 +116,57 @@ pub struct Span {
     live: bool,
 }
 
+/// Where the segment starting at the leaf at `start` ends: after the last
+/// of `leaves` (in file order) that starts within `segment` bytes of it
+/// ([`SEGMENT_BYTES`]). None when no leaf starts at `start`.
+pub fn segment_end<'a>(leaves: impl IntoIterator<Item = &'a Leaf>, start: u64, segment: u64) -> Option<u64> {
+    let mut end = None;
+    for leaf in leaves {
+        if leaf.offset < start {
+            continue;
+        }
+        if end.is_none() && leaf.offset != start {
+            return None;
+        }
+        if end.is_some() && leaf.offset >= start.saturating_add(segment) {
+            break;
+        }
+        end = Some(leaf.offset + leaf.size);
+    }
+    end
+}
+
 impl Span {
-    /// A span over `leaves` (non-empty, consecutive) whose bytes `body` streams.
-    pub fn new(body: SpanBody, origin: String, leaves: Vec<Leaf>) -> Self {
+    /// A span of `file` over `leaves` (non-empty, consecutive), whose first
+    /// segment (up to `body_end`, from [`segment_end`]) `body` streams from
+    /// `source`. Asks for the next segment at once (needs a tokio runtime).
+    pub fn new(
+        file: Cid,
+        source: Arc<dyn BlockSource>,
+        body: SpanBody,
+        body_end: u64,
+        leaves: Vec<Leaf>,
+    ) -> Self {
+        Self::with_segment(file, source, body, body_end, leaves, SEGMENT_BYTES)
+    }
+
+    fn with_segment(
+        file: Cid,
+        source: Arc<dyn BlockSource>,
+        body: SpanBody,
+        body_end: u64,
+        leaves: Vec<Leaf>,
+        segment: u64,
+    ) -> Self {
         let start = leaves.first().map_or(0, |l| l.offset);
-        Self {
+        let mut span = Self {
+            file,
+            origin: source.name(),
+            source,
             body,
-            origin,
+            body_end,
+            ahead: None,
+            segment,
             leaves: leaves.into(),
             start,
             next: start,
@@ -106,6 +174,45 @@ impl Span {
             parked: BTreeMap::new(),
             parked_bytes: 0,
             live: true,
+        };
+        span.ask_ahead();
+        span
+    }
+
+    /// Asks for the segment after the current answer, if there is one.
+    fn ask_ahead(&mut self) {
+        let from = self.body_end;
+        let Some(to) = segment_end(&self.leaves, from, self.segment) else {
+            return;
+        };
+        let (source, file) = (self.source.clone(), self.file);
+        let request = tokio::spawn(async move { source.cat_span(&file, from, to - from).await });
+        self.ahead = Some((from, to, request));
+    }
+
+    /// Moves on to the answer asked for ahead (the current one is read to
+    /// its end), and asks for the one after it.
+    async fn next_body(&mut self) -> Result<(), Stop> {
+        let Some((from, to, request)) = self.ahead.take() else {
+            return Err(Stop::Body("no segment was asked for past the answer".into()));
+        };
+        if from != self.next || !self.pending.is_empty() {
+            return Err(Stop::Body(format!(
+                "the answer ended at {} with {} bytes to spare; the next segment starts at {from}",
+                self.next,
+                self.pending.len()
+            )));
+        }
+        match request.await {
+            Ok(Ok(Some(body))) => {
+                self.body = body;
+                self.body_end = to;
+                self.ask_ahead();
+                Ok(())
+            }
+            Ok(Ok(None)) => Err(Stop::Body("the source no longer streams".into())),
+            Ok(Err(e)) => Err(Stop::Body(e.message().to_string())),
+            Err(e) => Err(Stop::Body(format!("segment request: {e}"))),
         }
     }
 
@@ -180,6 +287,9 @@ impl Span {
 
     /// The next `leaf.size` bytes of the body, checked against `leaf.cid`.
     async fn read_leaf(&mut self, leaf: &Leaf) -> Result<Bytes, Stop> {
+        if leaf.offset >= self.body_end {
+            self.next_body().await?;
+        }
         let want = leaf.size as usize;
         self.pending.reserve(want.saturating_sub(self.pending.len()));
         while self.pending.len() < want {
@@ -215,6 +325,15 @@ impl Span {
     }
 }
 
+impl Drop for Span {
+    fn drop(&mut self) {
+        // A segment nobody will read: close its request.
+        if let Some((_, _, request)) = self.ahead.take() {
+            request.abort();
+        }
+    }
+}
+
 /// Why a span stopped.
 enum Stop {
     /// The body failed or ended early (not the bytes' fault).
@@ -223,10 +342,13 @@ enum Stop {
     Mismatch,
 }
 
+/// A span shared by the runs of one reader (they take turns).
+pub type SharedSpan = Arc<AsyncMutex<Span>>;
+
 /// What a read should do about spans.
 pub enum Lookup {
     /// Take from this span.
-    Use(Arc<AsyncMutex<Span>>),
+    Use(SharedSpan),
     /// The span failed, or the bytes went by in it: fetch block by block.
     Blocks,
     /// No span serves the read: open one.
@@ -236,7 +358,7 @@ pub enum Lookup {
 /// The open spans of one store, by file CID.
 #[derive(Default)]
 pub struct Spans {
-    open: Mutex<HashMap<Cid, (Arc<AsyncMutex<Span>>, Instant)>>,
+    open: Mutex<HashMap<Cid, (SharedSpan, Instant)>>,
 }
 
 impl Spans {
@@ -266,7 +388,7 @@ impl Spans {
 
     /// Keeps `span` as the span of `file` (closing the one it replaces, the
     /// idle ones, and the least recently used past [`MAX_SPANS`]).
-    pub fn insert(&self, file: Cid, span: Span) -> Arc<AsyncMutex<Span>> {
+    pub fn insert(&self, file: Cid, span: Span) -> SharedSpan {
         let span = Arc::new(AsyncMutex::new(span));
         let now = Instant::now();
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
@@ -306,14 +428,72 @@ mod tests {
         (bytes, leaves)
     }
 
-    fn span(body: Vec<u8>, leaves: &[Leaf]) -> Span {
-        Span::new(SpanBody::of(body), "api test".into(), leaves.to_vec())
+    /// What a node would answer to `cat`: the file's bytes (possibly
+    /// cut short or tampered with), for any offset and length.
+    struct Answers(Vec<u8>);
+
+    #[async_trait::async_trait]
+    impl BlockSource for Answers {
+        fn name(&self) -> String {
+            "api test".into()
+        }
+        async fn get(&self, cid: &Cid) -> Result<Bytes, SourceError> {
+            Err(SourceError::Missing(cid.to_string()))
+        }
+        async fn cat_span(&self, _: &Cid, offset: u64, length: u64) -> Result<Option<SpanBody>, SourceError> {
+            let from = (offset as usize).min(self.0.len());
+            let to = (offset + length).min(self.0.len() as u64) as usize;
+            Ok(Some(SpanBody::of(self.0[from..to].to_vec())))
+        }
+    }
+
+    /// A span over all of `leaves` from `answers`, in segments of `segment` bytes.
+    async fn span_with(answers: Vec<u8>, leaves: &[Leaf], segment: u64) -> Span {
+        let source: Arc<dyn BlockSource> = Arc::new(Answers(answers));
+        let end = segment_end(leaves, 0, segment).unwrap();
+        let body = source.cat_span(&leaves[0].cid, 0, end).await.unwrap().unwrap();
+        Span::with_segment(leaves[0].cid, source, body, end, leaves.to_vec(), segment)
+    }
+
+    async fn span(answers: Vec<u8>, leaves: &[Leaf]) -> Span {
+        span_with(answers, leaves, SEGMENT_BYTES).await
+    }
+
+    #[test]
+    fn segments_end_at_leaf_boundaries() {
+        let (_, leaves) = file();
+        assert_eq!(
+            segment_end(&leaves, 0, 2500),
+            Some(3000),
+            "two leaves: the second starts within 2500"
+        );
+        assert_eq!(segment_end(&leaves, 1000, 1), Some(3000), "at least one leaf");
+        assert_eq!(segment_end(&leaves, 3000, 10_000), Some(5200));
+        assert_eq!(segment_end(&leaves, 1500, 10_000), None, "no leaf starts there");
+        assert_eq!(segment_end(&leaves, 5200, 10_000), None, "past the end");
+    }
+
+    #[tokio::test]
+    async fn segments_are_asked_for_ahead_and_read_in_turn() {
+        let (bytes, leaves) = file();
+        // Segments of one leaf each: every leaf comes from its own answer.
+        let mut s = span_with(bytes.clone(), &leaves, 1).await;
+        let got = s.take(0, 5200).await.unwrap();
+        assert_eq!(got.len(), 4);
+        for leaf in &leaves {
+            let (a, b) = (leaf.offset as usize, (leaf.offset + leaf.size) as usize);
+            assert_eq!(got[&leaf.cid].as_ref(), &bytes[a..b]);
+        }
+        // An answer cut short in the third segment stops the span there.
+        let mut s = span_with(bytes[..3500].to_vec(), &leaves, 1).await;
+        assert_eq!(s.take(0, 5200).await.unwrap().len(), 2);
+        assert!(s.blocks(3000));
     }
 
     #[tokio::test]
     async fn takes_verified_leaves_in_order_and_parks_what_a_later_run_skipped() {
         let (bytes, leaves) = file();
-        let mut s = span(bytes.clone(), &leaves);
+        let mut s = span(bytes.clone(), &leaves).await;
         // A run for the third leaf reads the first two and parks them.
         let got = s.take(3000, 4500).await.unwrap();
         assert_eq!(got.len(), 1);
@@ -334,7 +514,7 @@ mod tests {
     #[tokio::test]
     async fn a_short_body_stops_the_span_without_an_error() {
         let (bytes, leaves) = file();
-        let mut s = span(bytes[..3500].to_vec(), &leaves);
+        let mut s = span(bytes[..3500].to_vec(), &leaves).await;
         let got = s.take(0, 5200).await.unwrap();
         assert_eq!(got.len(), 2, "the two whole leaves before the end");
         assert!(
@@ -348,7 +528,7 @@ mod tests {
     async fn a_tampered_leaf_is_a_hash_mismatch_naming_it() {
         let (mut bytes, leaves) = file();
         bytes[1234] ^= 1;
-        let mut s = span(bytes, &leaves);
+        let mut s = span(bytes, &leaves).await;
         match s.take(0, 5200).await {
             Err(IpfsError::HashMismatch { cid, origin }) => {
                 assert_eq!(cid, leaves[1].cid.to_string());
@@ -365,7 +545,7 @@ mod tests {
         let spans = Spans::default();
         let file = leaves[0].cid;
         assert!(matches!(spans.lookup(&file, 0).await, Lookup::Open));
-        let s = spans.insert(file, span(bytes, &leaves));
+        let s = spans.insert(file, span(bytes, &leaves).await);
         s.lock().await.take(1000, 3000).await.unwrap();
         assert!(matches!(spans.lookup(&file, 3000).await, Lookup::Use(_)));
         assert!(matches!(spans.lookup(&file, 0).await, Lookup::Use(_)), "parked");

@@ -12,7 +12,7 @@
 
 use super::error::IpfsError;
 use super::store::Store;
-use super::stream::{Leaf, Lookup, Span, SPAN_BYTES, SPAN_LEAVES, SPAN_MIN_READ};
+use super::stream::{segment_end, Leaf, Lookup, Span, SEGMENT_BYTES, SPAN_BYTES, SPAN_LEAVES, SPAN_MIN_READ};
 use crate::car::{hamt_key_hash, DataType, PbLink, UnixfsData, DAG_PB, RAW};
 use bytes::{Bytes, BytesMut};
 use cid::Cid;
@@ -328,14 +328,17 @@ impl Store {
                 if !self.plan_leaves(node, 0, from, span_end, 0, &mut leaves).await? {
                     return Ok(HashMap::new());
                 }
-                let (Some(first), Some(last)) = (leaves.first(), leaves.last()) else {
+                let Some(start) = leaves.first().map(|l| l.offset) else {
                     return Ok(HashMap::new());
                 };
-                let (start, stop) = (first.offset, last.offset + last.size);
-                let Some((body, origin)) = self.cat_span(cid, start, stop - start).await else {
+                let Some(end) = segment_end(&leaves, start, SEGMENT_BYTES) else {
                     return Ok(HashMap::new());
                 };
-                self.spans.insert(*cid, Span::new(body, origin, leaves))
+                let Some((body, source)) = self.cat_span(cid, start, end - start).await else {
+                    return Ok(HashMap::new());
+                };
+                self.spans
+                    .insert(*cid, Span::new(*cid, source, body, end, leaves))
             }
         };
         let mut span = span.lock().await;
