@@ -6,7 +6,8 @@
 # on 127.0.0.1. Prints a table; timings never fail anything.
 #
 #   bash scripts/bench-ipfs.sh                        # 256 MiB file, 10,000-entry directory
-#   SIZE_MB=64 NFILES=2000 bash scripts/bench-ipfs.sh  # short form
+#   SIZE_MB=64 NFILES=2000 RUNS=1 bash scripts/bench-ipfs.sh  # short form
+#   RUNS=5 bash scripts/bench-ipfs.sh                 # cat and cold read alternate 5 times (default 3; medians)
 #   IKF_PROFILE=debug bash scripts/bench-ipfs.sh       # use the debug build (figures not representative)
 #   IKF_BIN=path bash scripts/bench-ipfs.sh            # measure that binary, build nothing
 set -euo pipefail
@@ -14,6 +15,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SIZE_MB="${SIZE_MB:-256}"
 NFILES="${NFILES:-10000}"
+RUNS="${RUNS:-3}"
 PROFILE="${IKF_PROFILE:-release}"
 WORK="${BENCH_DIR:-/var/tmp/ikf-bench-ipfs}"
 BIN="${IKF_BIN:-$ROOT/target/$PROFILE/ipfs-kit-fuse}"
@@ -58,16 +60,35 @@ mount_ipfs() { # a fresh data home: empty block cache
   IPFS_KIT_HOME="$WORK/home" "$BIN" mount "$MNT" --config "$WORK/ipfs.toml"
 }
 
-drop_caches
-t0=$(now); curl -sf -X POST "$API/api/v0/cat?arg=$BIG" > /dev/null; t1=$(now)
-CAT=$(secs "$t0" "$t1")
-mount_ipfs
-drop_caches
-t0=$(now); cat "$MNT/ipfs/$BIG" > /dev/null; t1=$(now)
-COLD=$(secs "$t0" "$t1")
+# CPU seconds (user + system) a process has used so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+NODE_PID=$(cat "$WORK/repo/daemon.pid")
+# The node's cat and the cold read alternate, RUNS times (median of each):
+# the node's speed drifts with its garbage collector, and a single pair
+# was seen to differ by 30% from the next on this 2-core machine.
+: > "$WORK/cat.txt"; : > "$WORK/cold.txt"
+for run in $(seq 1 "$RUNS"); do
+  drop_caches
+  c0=$(cpu "$NODE_PID"); t0=$(now); curl -sf -X POST "$API/api/v0/cat?arg=$BIG" > /dev/null; t1=$(now); c1=$(cpu "$NODE_PID")
+  echo "$(secs "$t0" "$t1") $(secs "$c0" "$c1")" >> "$WORK/cat.txt"
+  "$BIN" unmount "$MNT" --timeout 30 >/dev/null 2>&1 || true
+  mount_ipfs
+  DAEMON_PID=$(pgrep -f -- "mount $MNT --config" | head -1)
+  drop_caches
+  c0=$(cpu "$NODE_PID"); d0=$(cpu "$DAEMON_PID"); t0=$(now)
+  cat "$MNT/ipfs/$BIG" > /dev/null
+  t1=$(now); c1=$(cpu "$NODE_PID"); d1=$(cpu "$DAEMON_PID")
+  echo "$(secs "$t0" "$t1") $(secs "$c0" "$c1") $(secs "$d0" "$d1")" >> "$WORK/cold.txt"
+done
+col() { awk -v c="$2" '{print $c}' "$1" | median; }
+CAT=$(col "$WORK/cat.txt" 1); CAT_NODE=$(col "$WORK/cat.txt" 2)
+COLD=$(col "$WORK/cold.txt" 1); COLD_NODE=$(col "$WORK/cold.txt" 2); COLD_OURS=$(col "$WORK/cold.txt" 3)
 drop_caches
 t0=$(now); cat "$MNT/ipfs/$BIG" > /dev/null; t1=$(now)
 WARM=$(secs "$t0" "$t1")
+# A fresh mount: the directory's blocks are not cached.
+"$BIN" unmount "$MNT" --timeout 30 >/dev/null 2>&1 || true
+mount_ipfs
 t0=$(now); n=$(ls -l "$MNT/ipfs/$MANY" | tail -n +2 | wc -l); t1=$(now)
 LS=$(secs "$t0" "$t1")
 [[ $n == "$NFILES" ]] || echo "warning: ls -l listed $n entries, expected $NFILES" >&2
@@ -75,9 +96,10 @@ LS=$(secs "$t0" "$t1")
 mibps() { awk -v s="$1" -v m="$SIZE_MB" 'BEGIN {printf "%.0f", (s > 0 ? m / s : 0)}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", (b > 0 ? a / b : 0)}'; }
 echo
-echo "build: $PROFILE; node: js-ipfs 0.66.1 on 127.0.0.1; file: $SIZE_MB MiB ($BIG)"
+echo "build: $PROFILE; node: js-ipfs 0.66.1 on 127.0.0.1; file: $SIZE_MB MiB ($BIG); medians of $RUNS runs"
+echo "each run (seconds, node CPU s[, our daemon CPU s]): cat: $(tr '\n' ';' < "$WORK/cat.txt") cold: $(tr '\n' ';' < "$WORK/cold.txt")"
 printf '%-44s %8s %8s %10s\n' "scenario" "seconds" "MiB/s" "vs cat"
-printf '%-44s %8s %8s %10s\n' "node's own cat (HTTP /api/v0/cat)" "$CAT" "$(mibps "$CAT")" "1.00x"
-printf '%-44s %8s %8s %10s\n' "cat through the mount, cold (empty cache)" "$COLD" "$(mibps "$COLD")" "$(ratio "$COLD" "$CAT")"
+printf '%-44s %8s %8s %10s   node CPU %s s\n' "node's own cat (HTTP /api/v0/cat)" "$CAT" "$(mibps "$CAT")" "1.00x" "$CAT_NODE"
+printf '%-44s %8s %8s %10s   node CPU %s s, ours %s s\n' "cat through the mount, cold (empty cache)" "$COLD" "$(mibps "$COLD")" "$(ratio "$COLD" "$CAT")" "$COLD_NODE" "$COLD_OURS"
 printf '%-44s %8s %8s %10s\n' "cat through the mount, warm (blocks cached)" "$WARM" "$(mibps "$WARM")" "$(ratio "$WARM" "$CAT")"
 printf '%-44s %8s\n' "ls -l of a $NFILES-entry HAMT directory, cold" "$LS"

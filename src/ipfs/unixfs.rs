@@ -342,7 +342,7 @@ impl Store {
             }
         };
         let mut span = span.lock().await;
-        span.take(from, to).await
+        Ok(span.take(from, to).await)
     }
 
     /// Appends to `out`, in file order, the leaves under the file node
