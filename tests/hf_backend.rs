@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -60,14 +59,7 @@ impl Hub {
         let mut child = cmd
             .spawn()
             .expect("python3 must be installed (scripts/test.sh installs it)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening ")
-            .expect("stand-in did not start");
+        let port = support::announced_port(&mut child, "the Hub stand-in");
         Some(Hub {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),

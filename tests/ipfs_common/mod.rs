@@ -231,15 +231,7 @@ impl PyServer {
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs the server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("{script} did not start"))
-            .to_string();
+        let port = crate::support::announced_port(&mut child, script);
         PyServer {
             child,
             url: format!("http://127.0.0.1:{port}"),

@@ -20,6 +20,22 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ipfs-kit-fuse")
 }
 
+/// The port a test server child announced as its first stdout line,
+/// `listening PORT` (the Python stand-ins and proxies under tests/ do).
+pub fn announced_port(child: &mut std::process::Child, what: &str) -> u16 {
+    use std::io::BufRead;
+    let mut line = String::new();
+    let stdout = child
+        .stdout
+        .take()
+        .unwrap_or_else(|| panic!("{what}: stdout not piped"));
+    std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
+    line.trim()
+        .strip_prefix("listening ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{what} did not start (said {line:?})"))
+}
+
 /// A fresh temp dir with a recognisable prefix.
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
