@@ -4,8 +4,11 @@
 //! gateway over HTTP), `scheme = "car"` (blocks from CAR files), and
 //! `scheme = "ipfs-mfs"` (a node's MFS, read-write: `mfs.rs`). Both are a
 //! [`DagTree`] over a [`Store`]: every block is hashed against its CID before
-//! use, and UnixFS is read with the `car` module's codecs. opendal plays no
-//! part here: its IPFS services read path gateways and check no hash.
+//! use, and UnixFS is read with the `car` module's codecs. Long sequential
+//! reads get their blocks in bulk, checked the same way: CAR ranges from a
+//! gateway (`store.rs`), `cat` spans from an RPC node (`stream.rs`).
+//! opendal plays no part here: its IPFS services read path gateways and
+//! check no hash.
 //!
 //! Options (strings, as every `[mount.options]` value):
 //! - ipfs: `api = URL` (Kubo RPC), `gateway = URL` (trustless gateway), at
