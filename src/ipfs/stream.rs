@@ -1,38 +1,39 @@
-//! Verified spans of a file from one streamed `cat`: a sequential reader of a
-//! large file asks an RPC node for the bytes of many leaves in one request
+//! Verified spans of a file streamed by `cat`: a sequential reader of a
+//! large file asks an RPC node for the bytes of many leaves per request
 //! (`/api/v0/cat?offset=&length=`) instead of one `block/get` per leaf.
 //!
-//! Why: a Kubo-RPC node spends most of its time per request, not per byte
-//! (js-ipfs: 256 `block/get`s of 1 MiB cost it 1.2-1.5x the CPU of one `cat`
-//! of the same 256 MiB; docs/BENCHMARKS.md), and on a small machine the
-//! node's CPU is the reader's limit.
+//! Why: a Kubo-RPC node spends much of its time per request, not per byte
+//! (js-ipfs: about 20 ms of CPU per request; 256 `block/get`s of 1 MiB cost
+//! a freshly started node 1.2-1.5x the CPU of one `cat` of the same 256
+//! MiB; docs/BENCHMARKS.md), and on a small machine the node's CPU is the
+//! reader's limit.
 //!
 //! A span is planned from the file's DAG first: the raw leaves it covers, in
 //! order, with their CIDs and sizes (`unixfs.rs`). It is asked for in
 //! segments, each one `cat` request, from [`SEGMENT_BYTES`] doubling up to
 //! [`SEGMENT_MAX`], the next one asked for as soon as the current one
-//! starts being read, so the node prepares one while the other is checked (js-ipfs holds back most of an
-//! answer before its first byte: its time to first byte grows with the
-//! length asked, about 0.05 s for 32 MiB and 0.2-0.37 s for 256 MiB, during
-//! which a single request would leave the reader idle). Each answer is cut
-//! at the leaf sizes and every leaf is hashed against its CID before any
-//! byte is used, so nothing is trusted that a `block/get` would not be
-//! trusted with: a leaf that does not match is refused with an error log
-//! line naming its CID and the source, and asked for again by `block/get`
-//! (checked again: EIO if that answer is wrong too). Only
-//! files whose leaves are all raw are streamed (a dag-pb leaf's block is more
-//! than the bytes `cat` returns, so it could not be checked); others are read
-//! block by block.
+//! starts being read, so the node prepares one while the other is checked
+//! (js-ipfs holds back most of an answer before its first byte: its time to
+//! first byte grows with the length asked, about 0.05 s for 32 MiB and
+//! 0.2-0.37 s for 256 MiB, during which a single request would leave the
+//! reader idle). Each answer is cut at the leaf sizes and every leaf is
+//! hashed against its CID before any byte is used, so nothing is trusted
+//! that a `block/get` would not be trusted with: a leaf that does not match
+//! is refused with an error log line naming its CID and the source, and
+//! asked for again by `block/get` (checked again: EIO if that answer is
+//! wrong too). Only files whose leaves are all raw are streamed (a dag-pb
+//! leaf's block is more than the bytes `cat` returns, so it could not be
+//! checked); others are read block by block.
 //!
 //! Invariants: one span per file CID at a time, read by one caller at a time
 //! (the readahead's runs of one stream take turns); a leaf read past by a run
 //! that wants later bytes is parked for the run that wants it (bounded by
-//! [`PARKED_MAX`]); a span that fails (the body ends early, a read times out,
-//! a leaf does not match) is never read again: the bytes it did not give,
-//! and the rest of that file while its reader goes on, are fetched block by
-//! block (a leaf that failed its check is thus asked for again with
-//! `block/get`, and checked again). Spans idle for [`SPAN_IDLE`] are closed, and
-//! at most [`MAX_SPANS`] are open (each holds a connection to the node).
+//! [`PARKED_MAX`]); a span that fails (an answer ends early, a read times
+//! out, a leaf does not match) is never read again: the bytes it did not
+//! give, and the rest of that file while its reader goes on, are fetched
+//! block by block. Spans idle for [`SPAN_IDLE`] are closed, and at most
+//! [`MAX_SPANS`] are open (each holds a connection to the node, two while
+//! the next segment is asked for).
 
 use super::source::{BlockSource, SourceError, SpanBody};
 use crate::car::{verify_block, CarError};

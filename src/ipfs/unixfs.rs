@@ -306,9 +306,9 @@ impl Store {
     /// them, else, for a read of at least [`SPAN_MIN_READ`], a new one from
     /// `from`. Empty when no source streams, the file has leaves a span
     /// cannot check, its span failed, or the bytes went by in a span still
-    /// being read: those reads go block by block. (Once a sequential reader's window is full,
-    /// the readahead asks one block at a time as the reader moves on: the
-    /// open span serves those too.)
+    /// being read: those reads go block by block. (Once a sequential
+    /// reader's window is full, the readahead asks one block at a time as
+    /// the reader moves on: the open span serves those too.)
     async fn span_blocks(
         &self,
         cid: &Cid,
