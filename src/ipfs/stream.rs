@@ -42,7 +42,7 @@ use cid::Cid;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use tokio::task::JoinHandle;
 
 /// Reads at least this long may open a span (any read of a block or more
@@ -191,7 +191,7 @@ impl Span {
     /// Asks for the segment after the current answer, if there is one.
     fn ask_ahead(&mut self) {
         let from = self.body_end;
-        self.segment = self.segment.saturating_mul(2).min(SEGMENT_MAX.max(self.segment));
+        self.segment = self.segment.saturating_mul(2).min(SEGMENT_MAX);
         let Some(to) = segment_end(&self.leaves, from, self.segment) else {
             return;
         };
@@ -353,8 +353,8 @@ pub type SharedSpan = Arc<AsyncMutex<Span>>;
 
 /// What a read should do about spans.
 pub enum Lookup {
-    /// Take from this span.
-    Use(SharedSpan),
+    /// Take from this span (its turn: the lock is held).
+    Use(OwnedMutexGuard<Span>),
     /// The span failed, or the bytes went by in it: fetch block by block.
     Blocks,
     /// No span serves the read: open one.
@@ -369,7 +369,8 @@ pub struct Spans {
 
 impl Spans {
     /// What a read of `file` from `from` should do. A span being read by
-    /// another run is waited for (its turn), then asked.
+    /// another run is waited for (its turn), then asked, and handed over
+    /// still locked when it serves the read.
     pub async fn lookup(&self, file: &Cid, from: u64) -> Lookup {
         let span = {
             let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
@@ -381,10 +382,9 @@ impl Spans {
                 None => return Lookup::Open,
             }
         };
-        let guard = span.lock().await;
+        let guard = span.lock_owned().await;
         if guard.serves(from) {
-            drop(guard);
-            Lookup::Use(span)
+            Lookup::Use(guard)
         } else if guard.blocks(from) {
             Lookup::Blocks
         } else {
@@ -413,9 +413,7 @@ impl Spans {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::car::cid_of_block;
-
-    const RAW: u64 = 0x55;
+    use crate::car::{cid_of_block, RAW};
 
     /// Four leaves of different sizes (the last short), their bytes and plan.
     fn file() -> (Vec<u8>, Vec<Leaf>) {

@@ -290,13 +290,12 @@ impl Store {
             return Ok(Bytes::new());
         }
         let chunked = matches!(&node, Node::File { links, .. } if !links.is_empty());
-        let mut fetched = if chunked && end - offset >= CAR_RANGE_MIN {
-            self.range_blocks(cid, offset, end - 1).await?
-        } else {
-            HashMap::new()
-        };
-        if fetched.is_empty() && chunked && end - offset >= CAR_RANGE_MIN {
-            fetched = self.span_blocks(cid, &node, offset, end).await?;
+        let mut fetched = HashMap::new();
+        if chunked && end - offset >= CAR_RANGE_MIN {
+            fetched = self.range_blocks(cid, offset, end - 1).await?;
+            if fetched.is_empty() {
+                fetched = self.span_blocks(cid, &node, offset, end).await?;
+            }
         }
         self.read_node(*cid, node, 0, offset, end, 0, &fetched).await
     }
@@ -316,7 +315,7 @@ impl Store {
         from: u64,
         to: u64,
     ) -> Result<HashMap<Cid, Bytes>, IpfsError> {
-        let span = match self.spans.lookup(cid, from).await {
+        let mut span = match self.spans.lookup(cid, from).await {
             Lookup::Use(span) => span,
             Lookup::Blocks => return Ok(HashMap::new()),
             // Only a run of the readahead (several blocks) opens a span: a
@@ -339,9 +338,10 @@ impl Store {
                 };
                 self.spans
                     .insert(*cid, Span::new(*cid, source, body, end, leaves))
+                    .lock_owned()
+                    .await
             }
         };
-        let mut span = span.lock().await;
         Ok(span.take(from, to).await)
     }
 

@@ -218,10 +218,7 @@ pub struct PyServer {
 impl PyServer {
     /// Starts `tests/gateway/<script>` with `args` (and `--log`).
     pub fn start<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> PyServer {
-        let dir = tempfile::Builder::new()
-            .prefix("ikf-pyserver-")
-            .tempdir()
-            .unwrap();
+        let dir = crate::support::temp_dir();
         let log = dir.path().join("requests.log");
         let mut child = Command::new("python3")
             .arg(repo_root().join("tests/gateway").join(script))
