@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs moto (an S3-compatible server, in memory) into a cached venv.
-# Tests start it themselves on 127.0.0.1 (tests/support/s3.rs) and stop it.
+# Tests start it themselves on 127.0.0.1 (tests/common_s3) and stop it.
 # Usage: bash scripts/moto.sh            -> prints the moto_server path
 set -euo pipefail
 DIR="${IPFS_KIT_MOTO_DIR:-$HOME/.cache/ipfs-kit-fuse/moto}"

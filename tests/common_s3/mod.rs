@@ -4,11 +4,12 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a raw request got back.
 pub struct RawResponse {
@@ -40,6 +41,7 @@ pub struct Recorded {
 pub struct S3Server {
     child: Child,
     pub port: u16,
+    recording: PathBuf,
 }
 
 /// Where `scripts/moto.sh` installs moto.
@@ -66,27 +68,22 @@ impl S3Server {
             );
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // Moto binds port 0 itself and announces the port it got: choosing a
+        // free port here and handing it over would race with every other
+        // test doing the same (a moto that lost the race exits, and the
+        // test talks to the winner until that one stops).
+        let recording = recording_file();
+        let mut child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", "0"])
             // The request recorder's file, one per server: by default every
             // moto started in the same directory shares one.
-            .env("MOTO_RECORDER_FILEPATH", recording_file(port))
+            .env("MOTO_RECORDER_FILEPATH", &recording)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start moto");
-        let server = S3Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Some(server)
+        let port = announced_port(&mut child);
+        Some(S3Server { child, port, recording })
     }
 
     pub fn endpoint(&self) -> String {
@@ -211,11 +208,47 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(recording_file(self.port));
+        let _ = std::fs::remove_file(&self.recording);
     }
 }
 
-/// Where the moto server on `port` keeps the requests it records.
-fn recording_file(port: u16) -> PathBuf {
-    std::env::temp_dir().join(format!("ikf-moto-recording-{port}"))
+/// A file of its own for one moto server's request recorder.
+fn recording_file() -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("ikf-moto-recording-{}-{n}", std::process::id()))
 }
+
+/// Reads moto's stderr up to its "Running on http://127.0.0.1:PORT" line and
+/// returns PORT; a thread then drains the rest (moto logs every request
+/// there, and a full pipe would stall it). Panics if moto exits first or
+/// says nothing within [`START_WAIT`].
+fn announced_port(child: &mut Child) -> u16 {
+    let stderr = child.stderr.take().expect("moto stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stderr).lines();
+        for line in lines.by_ref().map_while(Result::ok) {
+            let port = line
+                .split_once("Running on http://127.0.0.1:")
+                .and_then(|(_, rest)| rest.trim_end_matches('/').trim().parse::<u16>().ok());
+            if let Some(port) = port {
+                let _ = tx.send(port);
+                break;
+            }
+        }
+        lines.for_each(drop);
+    });
+    match rx.recv_timeout(START_WAIT) {
+        Ok(port) => port,
+        Err(_) => {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("moto did not announce its port within {START_WAIT:?} ({status:?})");
+        }
+    }
+}
+
+/// How long moto may take to start: it imports all of its AWS services
+/// first, a few seconds on a loaded 2-core machine.
+const START_WAIT: Duration = Duration::from_secs(60);
