@@ -74,7 +74,7 @@ for run in $(seq 1 "$RUNS"); do
   c0=$(cpu "$NODE_PID"); t0=$(now)
   ttfb=$(curl -sf -o /dev/null -w '%{time_starttransfer}' -X POST "$API/api/v0/cat?arg=$BIG")
   t1=$(now); c1=$(cpu "$NODE_PID")
-  echo "$(secs "$t0" "$t1") $(secs "$c0" "$c1") $ttfb" >> "$WORK/cat.txt"
+  echo "$(secs "$t0" "$t1") $(secs "$c0" "$c1") $(printf '%.2f' "$ttfb")" >> "$WORK/cat.txt"
   "$BIN" unmount "$MNT" --timeout 30 >/dev/null 2>&1 || true
   mount_ipfs
   DAEMON_PID=$(pgrep -f -- "mount $MNT --config" | head -1)
