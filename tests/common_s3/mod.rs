@@ -6,9 +6,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// What a raw request got back.
@@ -83,7 +83,11 @@ impl S3Server {
             .spawn()
             .expect("start moto");
         let port = announced_port(&mut child);
-        Some(S3Server { child, port, recording })
+        Some(S3Server {
+            child,
+            port,
+            recording,
+        })
     }
 
     pub fn endpoint(&self) -> String {
