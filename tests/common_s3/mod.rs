@@ -248,7 +248,7 @@ fn announced_port(child: &mut Child) -> u16 {
         Err(_) => {
             let _ = child.kill();
             let status = child.wait();
-            panic!("moto did not announce its port within {START_WAIT:?} ({status:?})");
+            panic!("moto exited or did not announce its port within {START_WAIT:?} (exit: {status:?})");
         }
     }
 }
