@@ -3,9 +3,9 @@
 //! (`/api/v0/cat?offset=&length=`) instead of one `block/get` per leaf.
 //!
 //! Why: a Kubo-RPC node spends much of its time per request, not per byte
-//! (js-ipfs: about 20 ms of CPU per request; 256 `block/get`s of 1 MiB cost
-//! a freshly started node 1.2-1.5x the CPU of one `cat` of the same 256
-//! MiB; docs/BENCHMARKS.md), and on a small machine the node's CPU is the
+//! (js-ipfs: 256 `block/get`s of 1 MiB cost it 1.2-1.9x the CPU of one
+//! `cat` of the same 256 MiB, and a `cat` split in 4 or 8 costs it 1.3-1.7x;
+//! docs/BENCHMARKS.md), and on a small machine the node's CPU is the
 //! reader's limit.
 //!
 //! A span is planned from the file's DAG first: the raw leaves it covers, in
@@ -61,10 +61,11 @@ pub const SPAN_BYTES: u64 = 256 << 20;
 /// byte (js-ipfs: about 0.03 s for 8 MiB). Each later request asks for
 /// twice the one before, up to [`SEGMENT_MAX`].
 pub const SEGMENT_BYTES: u64 = 8 << 20;
-/// Most bytes one `cat` request of a span asks for: js-ipfs spends about
-/// 20 ms of CPU per request, so 16 MiB requests cost it 40% more than one
-/// `cat` of the whole file, 64 MiB ones about the same (256 MiB measured);
-/// one is read in about 0.2 s, time enough for the node to ready the next.
+/// Most bytes one `cat` request of a span asks for: the more requests a
+/// read is split into, the more CPU js-ipfs spends (16 MiB requests cost it
+/// about 40% more than one `cat` of the whole 256 MiB file, 64 MiB ones
+/// 0-40% more); one is read in about 0.2 s, time enough for the node to
+/// ready the next.
 const SEGMENT_MAX: u64 = 64 << 20;
 /// Most leaves one span is planned with (the plan is kept in memory): 256
 /// MiB of 64 KiB leaves; files of smaller leaves get shorter spans.
