@@ -64,7 +64,7 @@ pub const SEGMENT_BYTES: u64 = 8 << 20;
 /// Most bytes one `cat` request of a span asks for: the more requests a
 /// read is split into, the more CPU js-ipfs spends (16 MiB requests cost it
 /// about 40% more than one `cat` of the whole 256 MiB file, 64 MiB ones
-/// 0-40% more); one is read in about 0.2 s, time enough for the node to
+/// 10-40% more); one is read in about 0.2 s, time enough for the node to
 /// ready the next.
 const SEGMENT_MAX: u64 = 64 << 20;
 /// Most leaves one span is planned with (the plan is kept in memory): 256
