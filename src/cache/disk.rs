@@ -11,7 +11,8 @@
 //!
 //! Invariants:
 //! - a block file is published by `rename` of a complete temp file, so a
-//!   reader sees a whole file or none;
+//!   reader sees a whole file or none; it is written with `O_DIRECT` where
+//!   the filesystem takes it, else through the page cache (`direct.rs`);
 //! - every read checks the header (magic, object id, index, length) and an
 //!   XXH3-128 checksum of the payload; a file failing any check is deleted and
 //!   reported as a miss, never served. The checksum guards against torn and
@@ -31,9 +32,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -41,6 +42,7 @@ use bytes::Bytes;
 use xxhash_rust::xxh3::xxh3_128;
 
 use super::config::FreeSpaceMargin;
+use super::direct::{write_block_file, Written};
 use super::key::{BlockKey, ObjectId, DIGEST_LEN};
 use super::stats::{bump, Counters};
 use super::CacheError;
@@ -140,6 +142,9 @@ pub(crate) struct DiskTier {
     index: Mutex<Index>,
     counters: Arc<Counters>,
     tmp_seq: AtomicU64,
+    /// Write block files with `O_DIRECT` (`direct.rs`); false once the
+    /// filesystem refused it.
+    direct: AtomicBool,
 }
 
 impl DiskTier {
@@ -185,6 +190,7 @@ impl DiskTier {
             index: Mutex::new(Index::default()),
             counters,
             tmp_seq: AtomicU64::new(0),
+            direct: AtomicBool::new(true),
         };
         tier.reindex();
         Ok(tier)
@@ -341,13 +347,14 @@ impl DiskTier {
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
         let tmp = self.tmp.join(format!("{}-{seq}.tmp", std::process::id()));
         let result = (|| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&header(key, data))?;
-            f.write_all(data)?;
+            let direct = self.direct.load(Ordering::Relaxed);
             // No fsync: a file torn by a power cut fails verification and is a
             // miss, which is all a cache needs; fsync per block would halve
             // write throughput.
-            drop(f);
+            let how = write_block_file(&tmp, &header(key, data), data, direct)?;
+            if direct && matches!(how, Written::Buffered) && self.direct.swap(false, Ordering::Relaxed) {
+                tracing::info!(dir = %self.dir.display(), "cache: the filesystem refuses O_DIRECT; block files go through the page cache");
+            }
             if let Some(parent) = path.parent() {
                 fs::create_dir_all(parent)?;
             }

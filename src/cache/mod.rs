@@ -22,6 +22,7 @@
 
 pub mod blocks;
 pub mod config;
+mod direct;
 mod disk;
 pub mod key;
 mod memory;
