@@ -3,7 +3,10 @@
 # `ipfs` mount (cold: empty block cache; warm: blocks cached, page cache
 # dropped) against the node's own `cat` of it, in the same run, and `ls -l`
 # of a HAMT-sharded directory. The node is js-ipfs 0.66.1 (scripts/kubo-rpc.sh)
-# on 127.0.0.1. Prints a table; timings never fail anything.
+# on 127.0.0.1. Also the node's side of a cold read alone (the requests our
+# cat spans make, read by a client that only counts the bytes) and the CPU
+# the whole machine spends on each read. Prints a table; timings never fail
+# anything.
 #
 #   bash scripts/bench-ipfs.sh                        # 256 MiB file, 10,000-entry directory
 #   SIZE_MB=64 NFILES=2000 RUNS=1 bash scripts/bench-ipfs.sh  # short form
@@ -62,31 +65,44 @@ mount_ipfs() { # a fresh data home: empty block cache
 
 # CPU seconds (user + system) a process has used so far.
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+# CPU seconds the whole machine has been busy (all cores: user, nice,
+# system, irq and softirq time; not idle, I/O wait or steal), from /proc/stat.
+busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.2f", ($2+$3+$4+$7+$8) / hz}' /proc/stat; }
 NODE_PID=$(cat "$WORK/repo/daemon.pid")
 # The node's cat and the cold read alternate, RUNS times (median of each):
 # the node's speed drifts with its garbage collector, and a single pair
 # was seen to differ by 30% from the next on this 2-core machine.
-: > "$WORK/cat.txt"; : > "$WORK/cold.txt"
+: > "$WORK/cat.txt"; : > "$WORK/sched.txt"; : > "$WORK/cold.txt"
 for run in $(seq 1 "$RUNS"); do
   drop_caches
   # Also the time to the answer's first byte: js-ipfs readies most of a
   # cat before it sends any (docs/BENCHMARKS.md), which no reader can overlap.
-  c0=$(cpu "$NODE_PID"); t0=$(now)
+  c0=$(cpu "$NODE_PID"); s0=$(busy); t0=$(now)
   ttfb=$(curl -sf -o /dev/null -w '%{time_starttransfer}' -X POST "$API/api/v0/cat?arg=$BIG")
-  t1=$(now); c1=$(cpu "$NODE_PID")
-  echo "$(secs "$t0" "$t1") $(secs "$c0" "$c1") $(printf '%.2f' "$ttfb")" >> "$WORK/cat.txt"
+  t1=$(now); c1=$(cpu "$NODE_PID"); s1=$(busy)
+  echo "$(secs "$t0" "$t1") $(secs "$c0" "$c1") $(printf '%.2f' "$ttfb") $(secs "$s0" "$s1")" >> "$WORK/cat.txt"
+  # The node's side of a cold read through the mount, without our side:
+  # the same requests as our cat spans, read by a client that only counts
+  # the bytes (scripts/oracles/span_schedule.py).
+  drop_caches
+  c0=$(cpu "$NODE_PID")
+  sched=$(python3 "$ROOT/scripts/oracles/span_schedule.py" "$API" "$BIG" "$((SIZE_MB << 20))" | awk '{print $1}')
+  c1=$(cpu "$NODE_PID")
+  echo "$sched $(secs "$c0" "$c1")" >> "$WORK/sched.txt"
   "$BIN" unmount "$MNT" --timeout 30 >/dev/null 2>&1 || true
   mount_ipfs
   DAEMON_PID=$(pgrep -f -- "mount $MNT --config" | head -1)
   drop_caches
-  c0=$(cpu "$NODE_PID"); d0=$(cpu "$DAEMON_PID"); t0=$(now)
+  c0=$(cpu "$NODE_PID"); d0=$(cpu "$DAEMON_PID"); s0=$(busy); t0=$(now)
   cat "$MNT/ipfs/$BIG" > /dev/null
-  t1=$(now); c1=$(cpu "$NODE_PID"); d1=$(cpu "$DAEMON_PID")
-  echo "$(secs "$t0" "$t1") $(secs "$c0" "$c1") $(secs "$d0" "$d1")" >> "$WORK/cold.txt"
+  t1=$(now); c1=$(cpu "$NODE_PID"); d1=$(cpu "$DAEMON_PID"); s1=$(busy)
+  echo "$(secs "$t0" "$t1") $(secs "$c0" "$c1") $(secs "$d0" "$d1") $(secs "$s0" "$s1")" >> "$WORK/cold.txt"
 done
 col() { awk -v c="$2" '{print $c}' "$1" | median; }
-CAT=$(col "$WORK/cat.txt" 1); CAT_NODE=$(col "$WORK/cat.txt" 2); CAT_TTFB=$(col "$WORK/cat.txt" 3)
+CAT=$(col "$WORK/cat.txt" 1); CAT_NODE=$(col "$WORK/cat.txt" 2); CAT_TTFB=$(col "$WORK/cat.txt" 3); CAT_BUSY=$(col "$WORK/cat.txt" 4)
+SCHED=$(col "$WORK/sched.txt" 1); SCHED_NODE=$(col "$WORK/sched.txt" 2)
 COLD=$(col "$WORK/cold.txt" 1); COLD_NODE=$(col "$WORK/cold.txt" 2); COLD_OURS=$(col "$WORK/cold.txt" 3)
+COLD_BUSY=$(col "$WORK/cold.txt" 4)
 drop_caches
 t0=$(now); cat "$MNT/ipfs/$BIG" > /dev/null; t1=$(now)
 WARM=$(secs "$t0" "$t1")
@@ -101,9 +117,10 @@ mibps() { awk -v s="$1" -v m="$SIZE_MB" 'BEGIN {printf "%.0f", (s > 0 ? m / s : 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", (b > 0 ? a / b : 0)}'; }
 echo
 echo "build: $PROFILE; node: js-ipfs 0.66.1 on 127.0.0.1; file: $SIZE_MB MiB ($BIG); medians of $RUNS runs"
-echo "each run (seconds, node CPU s, then first byte s for cat, our daemon CPU s for cold): cat: $(tr '\n' ';' < "$WORK/cat.txt") cold: $(tr '\n' ';' < "$WORK/cold.txt")"
+echo "each run (seconds, node CPU s, then for cat first byte s and all cores busy s, for cold our daemon CPU s and all cores busy s): cat: $(tr '\n' ';' < "$WORK/cat.txt") schedule: $(tr '\n' ';' < "$WORK/sched.txt") cold: $(tr '\n' ';' < "$WORK/cold.txt")"
 printf '%-44s %8s %8s %10s\n' "scenario" "seconds" "MiB/s" "vs cat"
-printf '%-44s %8s %8s %10s   node CPU %s s\n' "node's own cat (HTTP /api/v0/cat)" "$CAT" "$(mibps "$CAT")" "1.00x" "$CAT_NODE; first byte after $CAT_TTFB"
-printf '%-44s %8s %8s %10s   node CPU %s s, ours %s s\n' "cat through the mount, cold (empty cache)" "$COLD" "$(mibps "$COLD")" "$(ratio "$COLD" "$CAT")" "$COLD_NODE" "$COLD_OURS"
+printf '%-44s %8s %8s %10s   node CPU %s s; first byte after %s s; all cores busy %s s\n' "node's own cat (HTTP /api/v0/cat)" "$CAT" "$(mibps "$CAT")" "1.00x" "$CAT_NODE" "$CAT_TTFB" "$CAT_BUSY"
+printf '%-44s %8s %8s %10s   node CPU %s s\n' "node's cat in our span schedule, bytes unused" "$SCHED" "$(mibps "$SCHED")" "$(ratio "$SCHED" "$CAT")" "$SCHED_NODE"
+printf '%-44s %8s %8s %10s   node CPU %s s, ours %s s, all cores busy %s s\n' "cat through the mount, cold (empty cache)" "$COLD" "$(mibps "$COLD")" "$(ratio "$COLD" "$CAT")" "$COLD_NODE" "$COLD_OURS" "$COLD_BUSY"
 printf '%-44s %8s %8s %10s\n' "cat through the mount, warm (blocks cached)" "$WARM" "$(mibps "$WARM")" "$(ratio "$WARM" "$CAT")"
 printf '%-44s %8s\n' "ls -l of a $NFILES-entry HAMT directory, cold" "$LS"
