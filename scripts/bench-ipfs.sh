@@ -4,8 +4,9 @@
 # dropped) against the node's own `cat` of it, in the same run, and `ls -l`
 # of a HAMT-sharded directory. The node is js-ipfs 0.66.1 (scripts/kubo-rpc.sh)
 # on 127.0.0.1. Also the node's side of a cold read alone (the requests our
-# cat spans make, read by a client that only counts the bytes) and the CPU
-# the whole machine spends on each read. Prints a table; timings never fail
+# cat spans make, read by a client that only counts the bytes), the CPU
+# the whole machine spends on each read, and cold reads in a daemon that was
+# already running (block cache dropped through the control socket). Prints a table; timings never fail
 # anything.
 #
 #   bash scripts/bench-ipfs.sh                        # 256 MiB file, 10,000-entry directory
@@ -60,7 +61,7 @@ MANY=$(IPFS_API="$API" python3 "$ROOT/scripts/oracles/rpc_add_tree.py" "$WORK/ma
 mount_ipfs() { # a fresh data home: empty block cache
   rm -rf "$WORK/home"; mkdir -p "$WORK/home"
   printf '[[mount]]\npath = "/ipfs"\nscheme = "ipfs"\n[mount.options]\napi = "%s"\n' "$API" > "$WORK/ipfs.toml"
-  IPFS_KIT_HOME="$WORK/home" "$BIN" mount "$MNT" --config "$WORK/ipfs.toml"
+  IPFS_KIT_HOME="$WORK/home" "$BIN" mount "$MNT" --config "$WORK/ipfs.toml" --socket "$WORK/ctl.sock"
 }
 
 # CPU seconds (user + system) a process has used so far.
@@ -106,6 +107,26 @@ COLD_BUSY=$(col "$WORK/cold.txt" 4)
 drop_caches
 t0=$(now); cat "$MNT/ipfs/$BIG" > /dev/null; t1=$(now)
 WARM=$(secs "$t0" "$t1")
+# Cold again, in the daemon that is already running: its block cache dropped
+# (`cache.drop` on the control socket), the page cache too. Unlike a fresh
+# mount, the daemon reuses memory it has touched before, as a daemon that
+# has run for a while does (a fresh one pays the kernel for every new page
+# its memory tier fills).
+DAEMON_PID=$(pgrep -f -- "mount $MNT --config" | head -1)
+: > "$WORK/running.txt"
+for run in $(seq 1 "$RUNS"); do
+  python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"cache.drop\"}\n")
+reply = s.makefile().readline()
+sys.exit(0 if "\"dropped\":true" in reply else "cache.drop: " + reply)' "$WORK/ctl.sock"
+  drop_caches
+  c0=$(cpu "$NODE_PID"); d0=$(cpu "$DAEMON_PID"); t0=$(now)
+  cat "$MNT/ipfs/$BIG" > /dev/null
+  t1=$(now); c1=$(cpu "$NODE_PID"); d1=$(cpu "$DAEMON_PID")
+  echo "$(secs "$t0" "$t1") $(secs "$c0" "$c1") $(secs "$d0" "$d1")" >> "$WORK/running.txt"
+done
+RUNNING=$(col "$WORK/running.txt" 1); RUNNING_NODE=$(col "$WORK/running.txt" 2); RUNNING_OURS=$(col "$WORK/running.txt" 3)
 # A fresh mount: the directory's blocks are not cached.
 "$BIN" unmount "$MNT" --timeout 30 >/dev/null 2>&1 || true
 mount_ipfs
@@ -117,10 +138,11 @@ mibps() { awk -v s="$1" -v m="$SIZE_MB" 'BEGIN {printf "%.0f", (s > 0 ? m / s : 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", (b > 0 ? a / b : 0)}'; }
 echo
 echo "build: $PROFILE; node: js-ipfs 0.66.1 on 127.0.0.1; file: $SIZE_MB MiB ($BIG); medians of $RUNS runs"
-echo "each run (seconds, node CPU s, then for cat first byte s and all cores busy s, for cold our daemon CPU s and all cores busy s): cat: $(tr '\n' ';' < "$WORK/cat.txt") schedule: $(tr '\n' ';' < "$WORK/sched.txt") cold: $(tr '\n' ';' < "$WORK/cold.txt")"
+echo "each run (seconds, node CPU s, then for cat first byte s and all cores busy s, for cold our daemon CPU s and all cores busy s): cat: $(tr '\n' ';' < "$WORK/cat.txt") schedule: $(tr '\n' ';' < "$WORK/sched.txt") cold: $(tr '\n' ';' < "$WORK/cold.txt") running: $(tr '\n' ';' < "$WORK/running.txt")"
 printf '%-44s %8s %8s %10s\n' "scenario" "seconds" "MiB/s" "vs cat"
 printf '%-44s %8s %8s %10s   node CPU %s s; first byte after %s s; all cores busy %s s\n' "node's own cat (HTTP /api/v0/cat)" "$CAT" "$(mibps "$CAT")" "1.00x" "$CAT_NODE" "$CAT_TTFB" "$CAT_BUSY"
 printf '%-44s %8s %8s %10s   node CPU %s s\n' "node's cat in our span schedule, bytes unused" "$SCHED" "$(mibps "$SCHED")" "$(ratio "$SCHED" "$CAT")" "$SCHED_NODE"
 printf '%-44s %8s %8s %10s   node CPU %s s, ours %s s, all cores busy %s s\n' "cat through the mount, cold (empty cache)" "$COLD" "$(mibps "$COLD")" "$(ratio "$COLD" "$CAT")" "$COLD_NODE" "$COLD_OURS" "$COLD_BUSY"
+printf '%-44s %8s %8s %10s   node CPU %s s, ours %s s\n' "cold again in the running daemon (cache.drop)" "$RUNNING" "$(mibps "$RUNNING")" "$(ratio "$RUNNING" "$CAT")" "$RUNNING_NODE" "$RUNNING_OURS"
 printf '%-44s %8s %8s %10s\n' "cat through the mount, warm (blocks cached)" "$WARM" "$(mibps "$WARM")" "$(ratio "$WARM" "$CAT")"
 printf '%-44s %8s\n' "ls -l of a $NFILES-entry HAMT directory, cold" "$LS"
