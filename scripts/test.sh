@@ -11,6 +11,7 @@
 #   IKF_PJDFSTEST=0      skip pjdfstest (default: run it; the one-time install took
 #                        about 3 min on 2 cores, the run about 2.5 min)
 #   IKF_SKIP_CARGO=1     skip `cargo test` (for iterating on the suites)
+#   IKF_BENCH_SHORT=0    skip the short benchmarks (bench-ipfs.sh, bench-buckets.sh; about 1 min)
 #
 # Hook points for other parts of the project (edit the function bodies):
 #   hook_install_oracles   extra installs before the tests (e.g. bash scripts/oracles.sh)
@@ -95,6 +96,16 @@ pjdfstest_run() {
   bash scripts/pjdfstest.sh
 }
 
+# The benchmark scripts in a short form on the debug build, so they keep
+# working: their timings are printed, never checked (docs/BENCHMARKS.md has
+# the figures of the full forms). bench.sh and bench-s3.sh need rclone,
+# s3fs and Garage, which CI does not install; bench-car.sh measures the
+# release build.
+benchmarks_short() {
+  IKF_PROFILE=debug SIZE_MB=16 NFILES=200 RUNS=1 BENCH_DIR=/tmp/ikf-ci-bench-ipfs bash scripts/bench-ipfs.sh
+  IKF_PROFILE=debug NFILES=10000 BIGDIR=1000 SMALL=100 BENCH_DIR=/tmp/ikf-ci-bench-buckets bash scripts/bench-buckets.sh
+}
+
 # ------------------------------------------------------------ machinery ----
 
 STEPS=()
@@ -148,6 +159,11 @@ if [[ "${IKF_FSX_OPS:-2000}" != 0 ]]; then
   step "fsx ${IKF_FSX_OPS:-2000} ops on /local, /memory and S3 (moto)" fsx_short
 else
   skip "fsx" "IKF_FSX_OPS=0"
+fi
+if [[ "${IKF_BENCH_SHORT:-1}" != 0 ]]; then
+  step "benchmarks, short form (debug build; timings not checked)" benchmarks_short
+else
+  skip "benchmarks" "IKF_BENCH_SHORT=0"
 fi
 if [[ "${IKF_PJDFSTEST:-1}" != 0 ]]; then
   step "pjdfstest on /local (known differences are expected failures)" pjdfstest_run
