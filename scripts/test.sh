@@ -100,10 +100,14 @@ pjdfstest_run() {
 # working: their timings are printed, never checked (docs/BENCHMARKS.md has
 # the figures of the full forms). bench.sh and bench-s3.sh need rclone,
 # s3fs and Garage, which CI does not install; bench-car.sh measures the
-# release build.
+# release build. They measure the binary `cargo test` built (a plain
+# `cargo build` would build the crate again: its dependencies' features
+# differ without the dev-dependencies).
 benchmarks_short() {
-  IKF_PROFILE=debug SIZE_MB=16 NFILES=200 RUNS=1 BENCH_DIR=/tmp/ikf-ci-bench-ipfs bash scripts/bench-ipfs.sh
-  IKF_PROFILE=debug NFILES=10000 BIGDIR=1000 SMALL=100 BENCH_DIR=/tmp/ikf-ci-bench-buckets bash scripts/bench-buckets.sh
+  local bin=target/debug/ipfs-kit-fuse
+  [[ -x $bin ]] || cargo build --quiet --bin ipfs-kit-fuse
+  IKF_BIN=$bin IKF_PROFILE=debug SIZE_MB=16 NFILES=200 RUNS=1 BENCH_DIR=/tmp/ikf-ci-bench-ipfs bash scripts/bench-ipfs.sh
+  IKF_BIN=$bin IKF_PROFILE=debug NFILES=10000 BIGDIR=1000 SMALL=100 BENCH_DIR=/tmp/ikf-ci-bench-buckets bash scripts/bench-buckets.sh
 }
 
 # ------------------------------------------------------------ machinery ----
