@@ -6,8 +6,8 @@
 # on 127.0.0.1. Also the node's side of a cold read alone (the requests our
 # cat spans make, read by a client that only counts the bytes), the CPU
 # the whole machine spends on each read, and cold reads in a daemon that was
-# already running (block cache dropped through the control socket). Prints a table; timings never fail
-# anything.
+# already running (block cache dropped through the control socket). Prints
+# a table; timings never fail anything.
 #
 #   bash scripts/bench-ipfs.sh                        # 256 MiB file, 10,000-entry directory
 #   SIZE_MB=64 NFILES=2000 RUNS=1 bash scripts/bench-ipfs.sh  # short form
@@ -69,6 +69,18 @@ cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/pro
 # CPU seconds the whole machine has been busy (all cores: user, nice,
 # system, irq and softirq time; not idle, I/O wait or steal), from /proc/stat.
 busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.2f", ($2+$3+$4+$7+$8) / hz}' /proc/stat; }
+# read_through_mount OUT: one read of the big file through the mount, page
+# cache dropped first; appends to OUT its seconds, the node's CPU s, our
+# daemon's CPU s and the CPU s of the whole machine.
+read_through_mount() {
+  local daemon c0 d0 s0 t0 t1 c1 d1 s1
+  daemon=$(pgrep -f -- "mount $MNT --config" | head -1)
+  drop_caches
+  c0=$(cpu "$NODE_PID"); d0=$(cpu "$daemon"); s0=$(busy); t0=$(now)
+  cat "$MNT/ipfs/$BIG" > /dev/null
+  t1=$(now); c1=$(cpu "$NODE_PID"); d1=$(cpu "$daemon"); s1=$(busy)
+  echo "$(secs "$t0" "$t1") $(secs "$c0" "$c1") $(secs "$d0" "$d1") $(secs "$s0" "$s1")" >> "$1"
+}
 NODE_PID=$(cat "$WORK/repo/daemon.pid")
 # The node's cat and the cold read alternate, RUNS times (median of each):
 # the node's speed drifts with its garbage collector, and a single pair
@@ -92,12 +104,7 @@ for run in $(seq 1 "$RUNS"); do
   echo "$sched $(secs "$c0" "$c1")" >> "$WORK/sched.txt"
   "$BIN" unmount "$MNT" --timeout 30 >/dev/null 2>&1 || true
   mount_ipfs
-  DAEMON_PID=$(pgrep -f -- "mount $MNT --config" | head -1)
-  drop_caches
-  c0=$(cpu "$NODE_PID"); d0=$(cpu "$DAEMON_PID"); s0=$(busy); t0=$(now)
-  cat "$MNT/ipfs/$BIG" > /dev/null
-  t1=$(now); c1=$(cpu "$NODE_PID"); d1=$(cpu "$DAEMON_PID"); s1=$(busy)
-  echo "$(secs "$t0" "$t1") $(secs "$c0" "$c1") $(secs "$d0" "$d1") $(secs "$s0" "$s1")" >> "$WORK/cold.txt"
+  read_through_mount "$WORK/cold.txt"
 done
 col() { awk -v c="$2" '{print $c}' "$1" | median; }
 CAT=$(col "$WORK/cat.txt" 1); CAT_NODE=$(col "$WORK/cat.txt" 2); CAT_TTFB=$(col "$WORK/cat.txt" 3); CAT_BUSY=$(col "$WORK/cat.txt" 4)
@@ -112,7 +119,6 @@ WARM=$(secs "$t0" "$t1")
 # mount, the daemon reuses memory it has touched before, as a daemon that
 # has run for a while does (a fresh one pays the kernel for every new page
 # its memory tier fills).
-DAEMON_PID=$(pgrep -f -- "mount $MNT --config" | head -1)
 : > "$WORK/running.txt"
 for run in $(seq 1 "$RUNS"); do
   python3 -c 'import socket, sys
@@ -120,11 +126,7 @@ s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
 s.sendall(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"cache.drop\"}\n")
 reply = s.makefile().readline()
 sys.exit(0 if "\"dropped\":true" in reply else "cache.drop: " + reply)' "$WORK/ctl.sock"
-  drop_caches
-  c0=$(cpu "$NODE_PID"); d0=$(cpu "$DAEMON_PID"); t0=$(now)
-  cat "$MNT/ipfs/$BIG" > /dev/null
-  t1=$(now); c1=$(cpu "$NODE_PID"); d1=$(cpu "$DAEMON_PID")
-  echo "$(secs "$t0" "$t1") $(secs "$c0" "$c1") $(secs "$d0" "$d1")" >> "$WORK/running.txt"
+  read_through_mount "$WORK/running.txt"
 done
 RUNNING=$(col "$WORK/running.txt" 1); RUNNING_NODE=$(col "$WORK/running.txt" 2); RUNNING_OURS=$(col "$WORK/running.txt" 3)
 # A fresh mount: the directory's blocks are not cached.
@@ -138,7 +140,7 @@ mibps() { awk -v s="$1" -v m="$SIZE_MB" 'BEGIN {printf "%.0f", (s > 0 ? m / s : 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", (b > 0 ? a / b : 0)}'; }
 echo
 echo "build: $PROFILE; node: js-ipfs 0.66.1 on 127.0.0.1; file: $SIZE_MB MiB ($BIG); medians of $RUNS runs"
-echo "each run (seconds, node CPU s, then for cat first byte s and all cores busy s, for cold our daemon CPU s and all cores busy s): cat: $(tr '\n' ';' < "$WORK/cat.txt") schedule: $(tr '\n' ';' < "$WORK/sched.txt") cold: $(tr '\n' ';' < "$WORK/cold.txt") running: $(tr '\n' ';' < "$WORK/running.txt")"
+echo "each run (seconds, node CPU s, then for cat first byte s and all cores busy s, for cold and running our daemon CPU s and all cores busy s): cat: $(tr '\n' ';' < "$WORK/cat.txt") schedule: $(tr '\n' ';' < "$WORK/sched.txt") cold: $(tr '\n' ';' < "$WORK/cold.txt") running: $(tr '\n' ';' < "$WORK/running.txt")"
 printf '%-44s %8s %8s %10s\n' "scenario" "seconds" "MiB/s" "vs cat"
 printf '%-44s %8s %8s %10s   node CPU %s s; first byte after %s s; all cores busy %s s\n' "node's own cat (HTTP /api/v0/cat)" "$CAT" "$(mibps "$CAT")" "1.00x" "$CAT_NODE" "$CAT_TTFB" "$CAT_BUSY"
 printf '%-44s %8s %8s %10s   node CPU %s s\n' "node's cat in our span schedule, bytes unused" "$SCHED" "$(mibps "$SCHED")" "$(ratio "$SCHED" "$CAT")" "$SCHED_NODE"

@@ -11,7 +11,7 @@
 #   IKF_PJDFSTEST=0      skip pjdfstest (default: run it; the one-time install took
 #                        about 3 min on 2 cores, the run about 2.5 min)
 #   IKF_SKIP_CARGO=1     skip `cargo test` (for iterating on the suites)
-#   IKF_BENCH_SHORT=0    skip the short benchmarks (bench-ipfs.sh, bench-buckets.sh; about 1 min)
+#   IKF_BENCH_SHORT=0    skip the short benchmarks (bench-ipfs.sh, bench-buckets.sh; about 30 s)
 #
 # Hook points for other parts of the project (edit the function bodies):
 #   hook_install_oracles   extra installs before the tests (e.g. bash scripts/oracles.sh)

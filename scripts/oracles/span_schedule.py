@@ -6,8 +6,9 @@ the mount costs when the reader costs nothing (scripts/bench-ipfs.sh).
 The schedule mirrors stream.rs: a first `cat?offset=&length=` of
 SEGMENT_BYTES (8 MiB), each later one twice the one before up to
 SEGMENT_MAX (64 MiB), the next asked for as soon as the current one starts
-being read (once its headers came). Change both together. (The mount's spans start after the first
-few blocks, which it reads by block/get; this client starts at offset 0.)
+being read (once its headers came). Change both together. (The mount's
+spans start after the first few blocks, which it reads by block/get; this
+client starts at offset 0.)
 
 Usage: span_schedule.py API_URL CID SIZE_BYTES
 Prints: SECONDS BYTES_READ

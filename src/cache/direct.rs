@@ -28,7 +28,7 @@ use std::path::Path;
 /// Alignment of direct writes (buffer address, offset and length): 4 KiB is
 /// the page size and a multiple of every logical block size in use (512 or
 /// 4096 bytes).
-pub(crate) const ALIGN: usize = 4096;
+const ALIGN: usize = 4096;
 
 /// A thread's write buffer: grown to the largest block written, never
 /// shrunk (one block file, about 1 MiB with the default block size, per
