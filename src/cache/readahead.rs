@@ -5,7 +5,10 @@
 //! prefetcher, written afresh): the first read opens a window of
 //! `initial` bytes past the read; each time a sequential reader has consumed a
 //! whole window, the window doubles, up to `max`; a read that is not near the
-//! previous one (a seek) resets the window to `initial`.
+//! furthest one so far (a seek) resets the window to `initial`. "Near" is
+//! within [`REORDER_SLACK`] either way: the kernel's readahead sends several
+//! reads of one stream at once, from several threads, and they arrive in any
+//! order.
 //!
 //! Invariants: [`Readahead::on_read`] never returns a block at or past EOF,
 //! never returns a block the current read itself covers, and never returns a
@@ -31,6 +34,12 @@ pub const DEFAULT_MAX_WINDOW: u64 = 64 << 20;
 /// use by default), so per-request overhead is paid once per 8 blocks of
 /// 1 MiB, and a full 64 MiB window is 8 requests in flight together.
 pub const MAX_RUN_BYTES: u64 = 8 << 20;
+/// How far from the furthest read so far (either way) a read may start and
+/// still count as the same sequential stream: the kernel sends a stream's
+/// readahead as up to `read_ahead_kb` of 1 MiB reads at once (the mount sets
+/// 4 MiB, `fuse/readahead.rs`), which arrive in any order; a stricter test
+/// took reordered reads for seeks and reset the window.
+pub const REORDER_SLACK: u64 = 8 << 20;
 /// Default global prefetch budget: four files at the full window.
 pub const DEFAULT_PREFETCH_BUDGET: u64 = 4 * DEFAULT_MAX_WINDOW;
 
@@ -42,7 +51,8 @@ pub struct Readahead {
     max: u64,
     /// Current window in bytes.
     window: u64,
-    /// End offset of the previous read; `None` before the first read.
+    /// End offset of the furthest read since the last seek; `None` before
+    /// the first read.
     last_end: Option<u64>,
     /// Offset at which the window next doubles.
     grow_at: u64,
@@ -77,6 +87,14 @@ impl Readahead {
         self.window
     }
 
+    /// Whether a read at `offset` starts a new stream: it is the first read,
+    /// or it lies more than [`REORDER_SLACK`] (at least one block) from the
+    /// furthest read so far.
+    pub fn is_seek(&self, offset: u64) -> bool {
+        let slack = REORDER_SLACK.max(self.block_size);
+        self.last_end.is_none_or(|prev| offset.abs_diff(prev) > slack)
+    }
+
     /// Record a kernel read of `[offset, offset + len)` on a file of `file_size`
     /// bytes; returns the block indexes to prefetch now (possibly empty).
     pub fn on_read(&mut self, offset: u64, len: u64, file_size: u64) -> Range<u64> {
@@ -85,12 +103,7 @@ impl Readahead {
             return 0..0;
         }
         let end = bytes.end;
-        let sequential = match self.last_end {
-            None => false,
-            // Near the previous read, either way: the kernel issues reads from
-            // several threads and they arrive slightly out of order.
-            Some(prev) => offset.abs_diff(prev) <= self.block_size,
-        };
+        let sequential = !self.is_seek(offset);
         if sequential {
             if end >= self.grow_at {
                 self.window = self.window.saturating_mul(2).min(self.max);
@@ -101,7 +114,10 @@ impl Readahead {
             self.grow_at = end.saturating_add(self.window);
             self.requested_until = 0;
         }
-        self.last_end = Some(end);
+        self.last_end = Some(match self.last_end {
+            Some(prev) if sequential => prev.max(end),
+            _ => end,
+        });
 
         let first_after_read = blocks::block_range(offset, len, file_size, self.block_size).end;
         let target_end = end.saturating_add(self.window).min(file_size);
@@ -227,6 +243,25 @@ mod tests {
         let got = ra.on_read(10 * MIB, 4096, 300 * MIB);
         assert_eq!(ra.window(), DEFAULT_INITIAL_WINDOW);
         assert_eq!(got, 11..12);
+        assert!(ra.is_seek(10 * MIB + 4096 + REORDER_SLACK + 1));
+        assert!(ra.is_seek(0));
+    }
+
+    #[test]
+    fn reordered_reads_of_kernel_readahead_keep_the_stream() {
+        // The kernel's readahead sends 1 MiB reads of a 4 MiB window at
+        // once; they arrive in any order.
+        let mut ra = Readahead::new(BS);
+        let size = 1024 * MIB;
+        let mut off = 0;
+        while off < 256 * MIB {
+            for i in [1, 3, 0, 2] {
+                ra.on_read(off + i * MIB, MIB, size);
+            }
+            off += 4 * MIB;
+        }
+        assert_eq!(ra.window(), DEFAULT_MAX_WINDOW, "never reset by a late read");
+        assert!(!ra.is_seek(off - 3 * MIB));
     }
 
     #[test]
@@ -272,7 +307,7 @@ mod tests {
             let mut last_end = 0u64;
             for (off, len, seq) in reads {
                 let offset = if seq { last_end } else { off };
-                let seek = ra.last_end.is_none_or(|p| offset.abs_diff(p) > block_size);
+                let seek = ra.last_end.is_none_or(|p| offset.abs_diff(p) > REORDER_SLACK.max(block_size));
                 let empty = blocks::clip(offset, len, size).is_empty();
                 let got = ra.on_read(offset, len, size);
                 let own = blocks::block_range(offset, len, size, block_size);
