@@ -25,7 +25,8 @@ pub struct MountArgs {
     /// Config file (default: $IPFS_KIT_HOME/config.toml, else the built-in default).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Mount options: ro, allow_other, allow_root, default_permissions, uid=N, gid=N, attr_timeout=S.
+    /// Mount options: ro, allow_other, allow_other_unchecked, allow_root, default_permissions, uid=N, gid=N,
+    /// attr_timeout=S, nopassthrough, read_ahead_kb=N (kernel readahead, default 4096; 0 keeps the kernel's).
     #[arg(short = 'o', value_name = "OPT[,OPT...]")]
     pub options: Vec<String>,
     /// Stay in the foreground (for systemd and debugging).

@@ -12,9 +12,11 @@ mod adapter;
 mod invalidator;
 mod options;
 mod passthrough;
+mod readahead;
 
 pub use adapter::Adapter;
 pub use options::{MountOptions, OptionError};
+pub use readahead::DEFAULT_READ_AHEAD_KB;
 
 use crate::fs::{Fs, Invalidator};
 use crate::metrics::Metrics;
@@ -88,6 +90,10 @@ pub fn mount(
     let adapter = Adapter::new(fs, rt, opts.read_only, metrics, !opts.no_passthrough);
     let config = opts.fuser_config(worker_threads);
     let bg = fuser::spawn_mount(adapter, mountpoint, &config)?;
+    readahead::apply(
+        mountpoint,
+        opts.read_ahead_kb.unwrap_or(readahead::DEFAULT_READ_AHEAD_KB),
+    );
     Ok((
         Session { bg },
         Unmounter {

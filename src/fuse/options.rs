@@ -27,6 +27,9 @@ pub struct MountOptions {
     /// kernel reads and writes the files of `fs` mounts that are read-only
     /// or take direct writes itself (FUSE passthrough, where it offers it).
     pub no_passthrough: bool,
+    /// `read_ahead_kb=N`: the kernel's readahead for the mount, KiB (0: the
+    /// kernel's default; unset: [`super::readahead::DEFAULT_READ_AHEAD_KB`]).
+    pub read_ahead_kb: Option<u32>,
 }
 
 /// A bad `-o` value.
@@ -61,6 +64,7 @@ impl MountOptions {
                     "allow_root" => o.allow_root = true,
                     "default_permissions" => o.default_permissions = true,
                     "uid" => o.uid = Some(num(v)?),
+                    "read_ahead_kb" => o.read_ahead_kb = Some(num(v)?),
                     "gid" => o.gid = Some(num(v)?),
                     "attr_timeout" | "entry_timeout" => {
                         let t = v
@@ -128,6 +132,10 @@ mod tests {
         let o = MountOptions::parse(&["ro,allow_other", "uid=1000,gid=100,attr_timeout=2.5"]).unwrap();
         assert!(o.read_only && o.allow_other);
         assert_eq!((o.uid, o.gid, o.attr_ttl), (Some(1000), Some(100), Some(2.5)));
+        assert_eq!(o.read_ahead_kb, None);
+        let r = MountOptions::parse(&["read_ahead_kb=0"]).unwrap();
+        assert_eq!(r.read_ahead_kb, Some(0));
+        assert!(MountOptions::parse(&["read_ahead_kb=lots"]).is_err());
     }
 
     #[test]
