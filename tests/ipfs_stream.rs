@@ -105,6 +105,33 @@ fn sequential_reads_stream_cat_spans_verified_leaf_by_leaf() {
         gets * 2 < LEAVES,
         "{gets} block/get requests for {LEAVES} leaves: spans served few of them"
     );
+    // The runs of one reader share one span: the node is never asked for
+    // the same bytes twice (the kernel's readahead sends several reads at
+    // once; each once opened a span of its own).
+    let mut ranges: Vec<(u64, u64)> = proxy
+        .requests()
+        .iter()
+        .filter(|(k, r)| k == "cat" && r.starts_with(&format!("{good} ")))
+        .map(|(_, r)| {
+            let q = |name: &str| -> u64 {
+                r.split(['&', ' '])
+                    .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("no {name} in {r}"))
+            };
+            (q("offset"), q("offset") + q("length"))
+        })
+        .collect();
+    ranges.sort();
+    assert!(
+        ranges.windows(2).all(|w| w[0].1 <= w[1].0),
+        "cat requests overlap: {ranges:?}"
+    );
+    // The mount raised the kernel's readahead from its 128 KiB.
+    let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(m.path("")).unwrap());
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let ra = std::fs::read_to_string(format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb")).unwrap();
+    assert_eq!(ra.trim(), ipfs_kit_fuse::fuse::DEFAULT_READ_AHEAD_KB.to_string());
 
     // A tampered byte in a cat answer: the leaf is refused, logged with
     // its CID and the source, and fetched again by block/get: the reader

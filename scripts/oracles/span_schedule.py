@@ -4,8 +4,8 @@ and prints the seconds it took: what the node's side of a cold read through
 the mount costs when the reader costs nothing (scripts/bench-ipfs.sh).
 
 The schedule mirrors stream.rs: a first `cat?offset=&length=` of
-SEGMENT_BYTES (8 MiB), each later one twice the one before up to
-SEGMENT_MAX (64 MiB), the next asked for as soon as the current one starts
+SEGMENT_BYTES (8 MiB), each later one SEGMENT_GROWTH (4) times the one before
+up to SEGMENT_MAX (128 MiB), the next asked for as soon as the current one starts
 being read (once its headers came). Change both together. (The mount's
 spans start after the first few blocks, which it reads by block/get; this
 client starts at offset 0.)
@@ -21,9 +21,10 @@ import time
 import urllib.parse
 
 MIB = 1 << 20
-# stream.rs: SEGMENT_BYTES and SEGMENT_MAX.
+# stream.rs: SEGMENT_BYTES, SEGMENT_GROWTH and SEGMENT_MAX.
 SEGMENT_BYTES = 8 * MIB
-SEGMENT_MAX = 64 * MIB
+SEGMENT_GROWTH = 4
+SEGMENT_MAX = 128 * MIB
 # Bytes per read of an answer: large, so the client's own cost stays small.
 READ_BYTES = 4 * MIB
 
@@ -35,7 +36,7 @@ def segments(size):
         length = min(seg, size - offset)
         out.append((offset, length))
         offset += length
-        seg = min(seg * 2, SEGMENT_MAX)
+        seg = min(seg * SEGMENT_GROWTH, SEGMENT_MAX)
     return out
 
 

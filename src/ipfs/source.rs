@@ -178,6 +178,7 @@ impl BlockSource for HttpSource {
     }
 
     async fn get(&self, cid: &Cid) -> Result<Bytes, SourceError> {
+        tracing::trace!(%cid, source = %self.base, "block request");
         let resp = self.request(cid).send().await.map_err(classify)?;
         let status = resp.status();
         if !status.is_success() {
@@ -241,6 +242,7 @@ impl BlockSource for HttpSource {
         if self.kind != HttpKind::Rpc {
             return Ok(None);
         }
+        tracing::trace!(%cid, offset, length, source = %self.base, "cat span request");
         let resp = self
             .streams
             .post(format!(

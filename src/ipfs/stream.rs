@@ -10,8 +10,9 @@
 //!
 //! A span is planned from the file's DAG first: the raw leaves it covers, in
 //! order, with their CIDs and sizes (`unixfs.rs`). It is asked for in
-//! segments, each one `cat` request, from [`SEGMENT_BYTES`] doubling up to
-//! [`SEGMENT_MAX`], the next one asked for as soon as the current one
+//! segments, each one `cat` request, from [`SEGMENT_BYTES`] growing
+//! [`SEGMENT_GROWTH`]-fold up to [`SEGMENT_MAX`] (8, 32, 128, 88 MiB for a
+//! 256 MiB file), the next one asked for as soon as the current one
 //! starts being read, so the node prepares one while the other is checked
 //! (js-ipfs holds back most of an answer before its first byte: its time to
 //! first byte grows with the length asked, about 0.05 s for 32 MiB and
@@ -25,8 +26,13 @@
 //! leaf's block is more than the bytes `cat` returns, so it could not be
 //! checked); others are read block by block.
 //!
+//! The leaves one run takes are read into one buffer, one after the other,
+//! each checked in place: a run the buffer covers is served as a slice of
+//! it, with no copy to put the leaves together.
+//!
 //! Invariants: one span per file CID at a time, read by one caller at a time
-//! (the readahead's runs of one stream take turns); a leaf read past by a run
+//! (the readahead's runs of one stream take turns, and runs that arrive
+//! while it is being opened wait for it rather than open another); a leaf read past by a run
 //! that wants later bytes is parked for the run that wants it (bounded by
 //! [`PARKED_MAX`]); a span that fails (an answer ends early, a read times
 //! out, a leaf does not match) is never read again: the bytes it did not
@@ -59,14 +65,24 @@ pub const SPAN_BYTES: u64 = 256 << 20;
 /// Bytes asked for in a span's first `cat` request (cut at a leaf boundary,
 /// at least one leaf): small, so the reader waits little for its first
 /// byte (js-ipfs: about 0.03 s for 8 MiB). Each later request asks for
-/// twice the one before, up to [`SEGMENT_MAX`].
+/// [`SEGMENT_GROWTH`] times the one before, up to [`SEGMENT_MAX`].
 pub const SEGMENT_BYTES: u64 = 8 << 20;
-/// Most bytes one `cat` request of a span asks for: the more requests a
-/// read is split into, the more CPU js-ipfs spends (16 MiB requests cost it
-/// about 40% more than one `cat` of the whole 256 MiB file, 64 MiB ones
-/// 10-40% more); one is read in about 0.2 s, time enough for the node to
+/// How much larger each `cat` request of a span is than the one before:
+/// every request costs js-ipfs about 0.05 s of CPU of its own (a 256 MiB
+/// file read in 2, 4 or 8 requests cost it 0.1, 0.2 and 0.4 CPU-s more than
+/// in one), so a span is read in few; and each is asked for while the one
+/// before is read, which on a 2-core machine hides its time to first byte.
+/// The node's side of a 256 MiB read in our schedule, read by a client that
+/// only counts bytes: doubling (8, 16, 32, 64, 64, 64, 8 MiB) 0.69-0.71 s
+/// and 1.0 CPU-s; four-fold (8, 32, 128, 88) 0.49-0.59 s and 0.67-0.87
+/// CPU-s, as much as one `cat` of it (0.44-0.54 s, 0.67-0.78 CPU-s).
+const SEGMENT_GROWTH: u64 = 4;
+/// Most bytes one `cat` request of a span asks for: js-ipfs holds back a
+/// request's leaves until it has all those under one DAG node, so its
+/// first byte comes about 1 ms per MiB asked after the request (0.09 s
+/// for 64 MiB); 128 MiB is read in about 0.2 s, time enough for the node to
 /// ready the next.
-const SEGMENT_MAX: u64 = 64 << 20;
+const SEGMENT_MAX: u64 = 128 << 20;
 /// Most leaves one span is planned with (the plan is kept in memory): 256
 /// MiB of 64 KiB leaves; files of smaller leaves get shorter spans.
 pub const SPAN_LEAVES: usize = 4096;
@@ -78,6 +94,10 @@ const SPAN_AHEAD: u64 = 128 << 20;
 /// readahead window; past it the oldest are dropped (their reads fetch them
 /// by CID).
 const PARKED_MAX: u64 = 64 << 20;
+/// Most bytes reserved at once for the leaves one take reads: a run of the
+/// readahead (at most 8 MiB) and a little; a take that must first read past
+/// more (up to [`SPAN_AHEAD`]) grows its buffer as it goes.
+const RUN_ROOM_MAX: u64 = 16 << 20;
 /// A span nobody read for this long is closed: its reader has gone.
 const SPAN_IDLE: Duration = Duration::from_secs(30);
 /// Spans open at once, each one connection to the node: a few sequential
@@ -107,7 +127,7 @@ pub struct Span {
     body_end: u64,
     /// The next segment's answer, asked for already.
     ahead: Option<Ahead>,
-    /// Bytes the next segment asked for covers (doubling up to [`SEGMENT_MAX`]).
+    /// Bytes the next segment asked for covers (growing up to [`SEGMENT_MAX`]).
     segment: u64,
     /// Leaves not yet read from the body, in file order.
     leaves: VecDeque<Leaf>,
@@ -115,8 +135,11 @@ pub struct Span {
     start: u64,
     /// File offset of the next leaf to come from the body.
     next: u64,
-    /// Bytes received past the last whole leaf.
+    /// Bytes received and not yet handed out: first the leaves checked
+    /// during the current [`Span::take`] (`checked` bytes), then the start
+    /// of the next leaf.
     pending: BytesMut,
+    checked: usize,
     /// Verified leaves read past by a later run, by file offset.
     parked: BTreeMap<u64, (Cid, Bytes)>,
     parked_bytes: u64,
@@ -181,6 +204,7 @@ impl Span {
             start,
             next: start,
             pending: BytesMut::new(),
+            checked: 0,
             parked: BTreeMap::new(),
             parked_bytes: 0,
             live: true,
@@ -192,7 +216,7 @@ impl Span {
     /// Asks for the segment after the current answer, if there is one.
     fn ask_ahead(&mut self) {
         let from = self.body_end;
-        self.segment = self.segment.saturating_mul(2).min(SEGMENT_MAX);
+        self.segment = self.segment.saturating_mul(SEGMENT_GROWTH).min(SEGMENT_MAX);
         let Some(to) = segment_end(&self.leaves, from, self.segment) else {
             return;
         };
@@ -207,11 +231,11 @@ impl Span {
         let Some((from, to, request)) = self.ahead.take() else {
             return Err(Stop::Body("no segment was asked for past the answer".into()));
         };
-        if from != self.next || !self.pending.is_empty() {
+        let spare = self.pending.len() - self.checked;
+        if from != self.next || spare != 0 {
             return Err(Stop::Body(format!(
-                "the answer ended at {} with {} bytes to spare; the next segment starts at {from}",
+                "the answer ended at {} with {spare} bytes to spare; the next segment starts at {from}",
                 self.next,
-                self.pending.len()
             )));
         }
         match request.await {
@@ -250,8 +274,8 @@ impl Span {
     /// has them; leaves it reads before `from` are parked for their run. A
     /// leaf that fails its check, like a failed answer, ends the span: the
     /// caller fetches what is missing block by block (and checks it again).
-    pub async fn take(&mut self, from: u64, to: u64) -> HashMap<Cid, Bytes> {
-        let mut out = HashMap::new();
+    pub async fn take(&mut self, from: u64, to: u64) -> Taken {
+        let mut leaves = HashMap::new();
         let here: Vec<u64> = self
             .parked
             .range(..to)
@@ -261,15 +285,27 @@ impl Span {
         for off in here {
             if let Some((cid, b)) = self.parked.remove(&off) {
                 self.parked_bytes -= b.len() as u64;
-                out.insert(cid, b);
+                leaves.insert(cid, b);
             }
         }
+        // The leaves read now land one after the other in one buffer, which
+        // the caller can use as it is when it covers the read.
+        let room: u64 = self
+            .leaves
+            .iter()
+            .take_while(|l| l.offset < to)
+            .map(|l| l.size)
+            .sum();
+        let room = room.min(RUN_ROOM_MAX) as usize;
+        self.pending.reserve(room.saturating_sub(self.pending.len()));
+        let run_start = self.next;
+        let mut read = Vec::new();
         while self.live && self.next < to {
             let Some(leaf) = self.leaves.front().cloned() else {
                 break;
             };
-            let data = match self.read_leaf(&leaf).await {
-                Ok(d) => d,
+            match self.read_leaf(&leaf).await {
+                Ok(()) => {}
                 Err(Stop::Body(message)) => {
                     tracing::debug!(cid = %leaf.cid, source = %self.origin, error = %message, "cat span stopped; the rest block by block");
                     self.live = false;
@@ -280,24 +316,36 @@ impl Span {
                     self.live = false;
                     break;
                 }
-            };
+            }
             self.leaves.pop_front();
             self.next = leaf.offset + leaf.size;
-            if self.next > from {
-                out.insert(leaf.cid, data);
+            read.push(leaf);
+        }
+        let run = self.pending.split_to(self.checked).freeze();
+        self.checked = 0;
+        let mut at = 0;
+        for leaf in read {
+            let data = run.slice(at..at + leaf.size as usize);
+            at += leaf.size as usize;
+            if leaf.offset + leaf.size > from {
+                leaves.insert(leaf.cid, data);
             } else {
                 self.park(leaf.offset, leaf.cid, data);
             }
         }
-        out
+        Taken {
+            leaves,
+            run: (!run.is_empty()).then_some((run_start, run)),
+        }
     }
 
-    /// The next `leaf.size` bytes of the body, checked against `leaf.cid`.
-    async fn read_leaf(&mut self, leaf: &Leaf) -> Result<Bytes, Stop> {
+    /// Reads the next `leaf.size` bytes of the body into `pending`, after
+    /// the leaves checked already, and checks them against `leaf.cid`.
+    async fn read_leaf(&mut self, leaf: &Leaf) -> Result<(), Stop> {
         if leaf.offset >= self.body_end {
             self.next_body().await?;
         }
-        let want = leaf.size as usize;
+        let want = self.checked + leaf.size as usize;
         self.pending.reserve(want.saturating_sub(self.pending.len()));
         while self.pending.len() < want {
             match self.body.chunk().await {
@@ -305,16 +353,18 @@ impl Span {
                 Ok(None) => {
                     return Err(Stop::Body(format!(
                         "the body ended {} bytes into leaf {}",
-                        self.pending.len(),
+                        self.pending.len() - self.checked,
                         leaf.cid
                     )))
                 }
                 Err(e) => return Err(Stop::Body(e.message().to_string())),
             }
         }
-        let data = self.pending.split_to(want).freeze();
-        match verify_block(&leaf.cid, &data, 0, leaf.offset) {
-            Ok(()) => Ok(data),
+        match verify_block(&leaf.cid, &self.pending[self.checked..want], 0, leaf.offset) {
+            Ok(()) => {
+                self.checked = want;
+                Ok(())
+            }
             Err(CarError::HashMismatch { .. }) => Err(Stop::Mismatch),
             Err(e) => Err(Stop::Body(e.to_string())),
         }
@@ -341,6 +391,26 @@ impl Drop for Span {
     }
 }
 
+/// What a [`Span::take`] gives.
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// The verified leaves holding bytes of the range asked for, by CID.
+    pub leaves: HashMap<Cid, Bytes>,
+    /// The leaves read from the body by this take, verified, one after the
+    /// other in one buffer, and the file offset where they start.
+    pub run: Option<(u64, Bytes)>,
+}
+
+impl Taken {
+    /// Bytes `from..to` of the file, if `run` holds all of them.
+    pub fn range(&self, from: u64, to: u64) -> Option<Bytes> {
+        let (start, run) = self.run.as_ref()?;
+        let end = start + run.len() as u64;
+        (*start <= from && from <= to && to <= end)
+            .then(|| run.slice((from - start) as usize..(to - start) as usize))
+    }
+}
+
 /// Why a span stopped.
 enum Stop {
     /// The body failed or ended early (not the bytes' fault).
@@ -349,56 +419,122 @@ enum Stop {
     Mismatch,
 }
 
-/// A span shared by the runs of one reader (they take turns).
-pub type SharedSpan = Arc<AsyncMutex<Span>>;
+/// The span of one file, shared by the runs of one reader (they take
+/// turns). Empty while it is being opened, and left empty if that failed.
+type Slot = Arc<AsyncMutex<Option<Span>>>;
+
+/// A run's turn on an open span: the span's lock is held.
+pub struct SpanTurn(OwnedMutexGuard<Option<Span>>);
+
+impl SpanTurn {
+    /// The span (a turn is only handed out for a slot that holds one).
+    fn span(&mut self) -> Option<&mut Span> {
+        self.0.as_mut()
+    }
+
+    /// [`Span::take`] on this turn's span.
+    pub async fn take(&mut self, from: u64, to: u64) -> Taken {
+        match self.span() {
+            Some(span) => span.take(from, to).await,
+            None => Taken::default(),
+        }
+    }
+}
+
+/// The right to open the span of a file: its slot is locked, so the runs
+/// that look the file up meanwhile wait for the span instead of opening
+/// another (two runs of one reader arrive together). Dropped unfilled, the
+/// slot is given up and the runs waiting on it read block by block.
+pub struct Opening<'a> {
+    spans: &'a Spans,
+    file: Cid,
+    slot: Slot,
+    guard: Option<OwnedMutexGuard<Option<Span>>>,
+}
+
+impl Opening<'_> {
+    /// Keeps `span` as the file's span and hands the caller its turn.
+    pub fn fill(mut self, span: Span) -> Option<SpanTurn> {
+        let mut guard = self.guard.take()?;
+        *guard = Some(span);
+        Some(SpanTurn(guard))
+    }
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        if self.guard.take().is_some() {
+            let mut open = self.spans.open.lock().unwrap_or_else(|e| e.into_inner());
+            if open
+                .get(&self.file)
+                .is_some_and(|(s, _)| Arc::ptr_eq(s, &self.slot))
+            {
+                open.remove(&self.file);
+            }
+        }
+    }
+}
 
 /// What a read should do about spans.
-pub enum Lookup {
+pub enum Lookup<'a> {
     /// Take from this span (its turn: the lock is held).
-    Use(OwnedMutexGuard<Span>),
-    /// The span failed, or the bytes went by in it: fetch block by block.
+    Use(SpanTurn),
+    /// The span failed, the bytes went by in it, or the read is too short
+    /// to open one: fetch block by block.
     Blocks,
-    /// No span serves the read: open one.
-    Open,
+    /// No span serves the read: open one and [`Opening::fill`] it.
+    Open(Opening<'a>),
 }
 
 /// The open spans of one store, by file CID.
 #[derive(Default)]
 pub struct Spans {
-    open: Mutex<HashMap<Cid, (SharedSpan, Instant)>>,
+    open: Mutex<HashMap<Cid, (Slot, Instant)>>,
 }
 
 impl Spans {
-    /// What a read of `file` from `from` should do. A span being read by
-    /// another run is waited for (its turn), then asked, and handed over
+    /// What a read of `file` from `from` should do; `may_open` says whether
+    /// the read is long enough to open a span. A span being read or opened
+    /// by another run is waited for (its turn), then asked, and handed over
     /// still locked when it serves the read.
-    pub async fn lookup(&self, file: &Cid, from: u64) -> Lookup {
-        let span = {
+    pub async fn lookup(&self, file: &Cid, from: u64, may_open: bool) -> Lookup<'_> {
+        let slot = {
             let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
             match open.get_mut(file) {
-                Some((span, used)) => {
+                Some((slot, used)) => {
                     *used = Instant::now();
-                    span.clone()
+                    slot.clone()
                 }
-                None => return Lookup::Open,
+                None if may_open => return Lookup::Open(self.new_slot(&mut open, *file)),
+                None => return Lookup::Blocks,
             }
         };
-        let guard = span.lock_owned().await;
-        if guard.serves(from) {
-            Lookup::Use(guard)
-        } else if guard.blocks(from) {
+        let mut guard = slot.clone().lock_owned().await;
+        let Some(span) = guard.as_ref() else {
+            // Its opening failed: this read goes block by block.
+            return Lookup::Blocks;
+        };
+        if span.serves(from) {
+            Lookup::Use(SpanTurn(guard))
+        } else if span.blocks(from) || !may_open {
             Lookup::Blocks
         } else {
-            Lookup::Open
+            // A new span from `from` replaces this one, in the same slot:
+            // runs waiting on it wait for the new one.
+            *guard = None;
+            Lookup::Open(Opening {
+                spans: self,
+                file: *file,
+                slot,
+                guard: Some(guard),
+            })
         }
     }
 
-    /// Keeps `span` as the span of `file` (closing the one it replaces, the
-    /// idle ones, and the least recently used past [`MAX_SPANS`]).
-    pub fn insert(&self, file: Cid, span: Span) -> SharedSpan {
-        let span = Arc::new(AsyncMutex::new(span));
+    /// A new, locked slot for `file` (closing the idle spans, and the least
+    /// recently used past [`MAX_SPANS`]).
+    fn new_slot(&self, open: &mut HashMap<Cid, (Slot, Instant)>, file: Cid) -> Opening<'_> {
         let now = Instant::now();
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.retain(|_, (_, used)| now.duration_since(*used) < SPAN_IDLE);
         while open.len() >= MAX_SPANS {
             let Some(oldest) = open.iter().min_by_key(|(_, (_, used))| *used).map(|(c, _)| *c) else {
@@ -406,8 +542,16 @@ impl Spans {
             };
             open.remove(&oldest);
         }
-        open.insert(file, (span.clone(), now));
-        span
+        let slot: Slot = Arc::new(AsyncMutex::new(None));
+        // A new mutex is free: try_lock cannot fail.
+        let guard = slot.clone().try_lock_owned().ok();
+        open.insert(file, (slot.clone(), now));
+        Opening {
+            spans: self,
+            file,
+            slot,
+            guard,
+        }
     }
 }
 
@@ -452,6 +596,12 @@ mod tests {
         }
     }
 
+    impl Span {
+        async fn take_leaves(&mut self, from: u64, to: u64) -> HashMap<Cid, Bytes> {
+            self.take(from, to).await.leaves
+        }
+    }
+
     /// A span over all of `leaves` from `answers`, in segments of `segment` bytes.
     async fn span_with(answers: Vec<u8>, leaves: &[Leaf], segment: u64) -> Span {
         let source: Arc<dyn BlockSource> = Arc::new(Answers(answers));
@@ -483,7 +633,7 @@ mod tests {
         let (bytes, leaves) = file();
         // Segments of 2, 4, 8 bytes...: every leaf comes from its own answer.
         let mut s = span_with(bytes.clone(), &leaves, 1).await;
-        let got = s.take(0, 5200).await;
+        let got = s.take_leaves(0, 5200).await;
         assert_eq!(got.len(), 4);
         for leaf in &leaves {
             let (a, b) = (leaf.offset as usize, (leaf.offset + leaf.size) as usize);
@@ -491,7 +641,7 @@ mod tests {
         }
         // An answer cut short in the third segment stops the span there.
         let mut s = span_with(bytes[..3500].to_vec(), &leaves, 1).await;
-        assert_eq!(s.take(0, 5200).await.len(), 2);
+        assert_eq!(s.take_leaves(0, 5200).await.len(), 2);
         assert!(s.blocks(3000));
     }
 
@@ -500,33 +650,62 @@ mod tests {
         let (bytes, leaves) = file();
         let mut s = span(bytes.clone(), &leaves).await;
         // A run for the third leaf reads the first two and parks them.
-        let got = s.take(3000, 4500).await;
+        let got = s.take_leaves(3000, 4500).await;
         assert_eq!(got.len(), 1);
         assert_eq!(got[&leaves[2].cid].as_ref(), &bytes[3000..4500]);
         assert!(s.serves(0) && s.serves(1500) && s.serves(4500));
         assert!(!s.blocks(4500) && s.blocks(3500), "the third leaf went by");
         // The earlier run comes late: its leaves are parked.
-        let got = s.take(0, 3000).await;
+        let got = s.take_leaves(0, 3000).await;
         assert_eq!(got.len(), 2);
         assert_eq!(got[&leaves[0].cid].as_ref(), &bytes[..1000]);
         assert_eq!(got[&leaves[1].cid].as_ref(), &bytes[1000..3000]);
         assert!(!s.serves(0), "parked leaves are handed out once");
-        let got = s.take(4500, 5200).await;
+        let got = s.take_leaves(4500, 5200).await;
         assert_eq!(got[&leaves[3].cid].as_ref(), &bytes[4500..]);
         assert!(!s.serves(5200), "past the last leaf");
+    }
+
+    #[tokio::test]
+    async fn a_take_reads_its_leaves_into_one_buffer_that_serves_the_range() {
+        let (bytes, leaves) = file();
+        let mut s = span(bytes.clone(), &leaves).await;
+        let taken = s.take(1000, 4500).await;
+        assert_eq!(taken.range(1000, 4500).as_deref(), Some(&bytes[1000..4500]));
+        assert_eq!(
+            taken.range(0, 10).as_deref(),
+            Some(&bytes[..10]),
+            "the parked leaf is in it too"
+        );
+        assert!(taken.range(4000, 5200).is_none(), "not read yet");
+        let (start, run) = taken.run.as_ref().unwrap();
+        assert_eq!((*start, run.len()), (0, 4500));
+        let third = &taken.leaves[&leaves[2].cid];
+        assert_eq!(
+            third.as_ptr(),
+            run[3000..].as_ptr(),
+            "a leaf is a slice of the run, not a copy"
+        );
+        // A tampered leaf: the run holds the leaves checked before it.
+        let (mut bad, _) = file();
+        bad[3100] ^= 1;
+        let mut s = span(bad, &leaves).await;
+        let taken = s.take(0, 5200).await;
+        assert_eq!(taken.run.as_ref().map(|(_, r)| r.len()), Some(3000));
+        assert!(taken.range(0, 3500).is_none());
     }
 
     #[tokio::test]
     async fn a_short_body_stops_the_span_without_an_error() {
         let (bytes, leaves) = file();
         let mut s = span(bytes[..3500].to_vec(), &leaves).await;
-        let got = s.take(0, 5200).await;
+        let got = s.take_leaves(0, 5200).await;
         assert_eq!(got.len(), 2, "the two whole leaves before the end");
         assert!(
             !s.serves(4500) && s.blocks(4500),
             "a failed span serves nothing more, and opens no new one"
         );
-        assert!(s.take(3000, 5200).await.is_empty());
+        assert!(s.take_leaves(3000, 5200).await.is_empty());
     }
 
     #[tokio::test]
@@ -534,7 +713,7 @@ mod tests {
         let (mut bytes, leaves) = file();
         bytes[1234] ^= 1;
         let mut s = span(bytes.clone(), &leaves).await;
-        let got = s.take(0, 5200).await;
+        let got = s.take_leaves(0, 5200).await;
         assert_eq!(got.len(), 1, "only the leaf before the tampered one");
         assert_eq!(got[&leaves[0].cid].as_ref(), &bytes[..1000]);
         assert!(!s.serves(3000) && s.blocks(3000), "the rest goes block by block");
@@ -545,17 +724,60 @@ mod tests {
         let (bytes, leaves) = file();
         let spans = Spans::default();
         let file = leaves[0].cid;
-        assert!(matches!(spans.lookup(&file, 0).await, Lookup::Open));
-        let s = spans.insert(file, span(bytes, &leaves).await);
-        s.lock().await.take(1000, 3000).await;
-        assert!(matches!(spans.lookup(&file, 3000).await, Lookup::Use(_)));
-        assert!(matches!(spans.lookup(&file, 0).await, Lookup::Use(_)), "parked");
-        s.lock().await.take(0, 1000).await;
-        assert!(matches!(spans.lookup(&file, 1500).await, Lookup::Blocks));
         assert!(
-            matches!(spans.lookup(&file, 5200).await, Lookup::Open),
-            "past its end"
+            matches!(spans.lookup(&file, 0, false).await, Lookup::Blocks),
+            "too short to open"
         );
-        assert!(matches!(spans.lookup(&leaves[1].cid, 0).await, Lookup::Open));
+        let Lookup::Open(opening) = spans.lookup(&file, 0, true).await else {
+            panic!("no span yet: open one");
+        };
+        let mut turn = opening.fill(span(bytes.clone(), &leaves).await).unwrap();
+        turn.take(1000, 3000).await;
+        drop(turn);
+        assert!(matches!(spans.lookup(&file, 3000, true).await, Lookup::Use(_)));
+        let Lookup::Use(mut turn) = spans.lookup(&file, 0, true).await else {
+            panic!("the first leaf is parked");
+        };
+        turn.take(0, 1000).await;
+        drop(turn);
+        assert!(matches!(spans.lookup(&file, 1500, true).await, Lookup::Blocks));
+        assert!(
+            matches!(spans.lookup(&file, 5200, false).await, Lookup::Blocks),
+            "past its end, and too short to open"
+        );
+        let Lookup::Open(reopen) = spans.lookup(&file, 5200, true).await else {
+            panic!("past its end: open a new one");
+        };
+        drop(reopen);
+        assert!(
+            matches!(spans.lookup(&file, 5200, false).await, Lookup::Blocks),
+            "a given-up opening leaves no span"
+        );
+        assert!(matches!(
+            spans.lookup(&leaves[1].cid, 0, true).await,
+            Lookup::Open(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn runs_arriving_together_wait_for_one_opening() {
+        let (bytes, leaves) = file();
+        let spans = Spans::default();
+        let file = leaves[0].cid;
+        let Lookup::Open(opening) = spans.lookup(&file, 0, true).await else {
+            panic!("no span yet: open one");
+        };
+        let second = spans.lookup(&file, 1000, true);
+        tokio::pin!(second);
+        assert!(
+            futures::FutureExt::now_or_never(second.as_mut()).is_none(),
+            "the second run waits while the first opens"
+        );
+        let turn = opening.fill(span(bytes, &leaves).await).unwrap();
+        drop(turn);
+        assert!(
+            matches!(second.await, Lookup::Use(_)),
+            "and then reads the same span"
+        );
     }
 }

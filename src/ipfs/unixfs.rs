@@ -12,7 +12,9 @@
 
 use super::error::IpfsError;
 use super::store::Store;
-use super::stream::{segment_end, Leaf, Lookup, Span, SEGMENT_BYTES, SPAN_BYTES, SPAN_LEAVES, SPAN_MIN_READ};
+use super::stream::{
+    segment_end, Leaf, Lookup, Span, Taken, SEGMENT_BYTES, SPAN_BYTES, SPAN_LEAVES, SPAN_MIN_READ,
+};
 use crate::car::{hamt_key_hash, DataType, PbLink, UnixfsData, DAG_PB, RAW};
 use bytes::{Bytes, BytesMut};
 use cid::Cid;
@@ -294,7 +296,13 @@ impl Store {
         if chunked && end - offset >= CAR_RANGE_MIN {
             fetched = self.range_blocks(cid, offset, end - 1).await?;
             if fetched.is_empty() {
-                fetched = self.span_blocks(cid, &node, offset, end).await?;
+                let taken = self.span_blocks(cid, &node, offset, end).await?;
+                // The span read all of it in one buffer, each leaf checked:
+                // no need to walk the DAG and copy the leaves together.
+                if let Some(bytes) = taken.range(offset, end) {
+                    return Ok(bytes);
+                }
+                fetched = taken.leaves;
             }
         }
         self.read_node(*cid, node, 0, offset, end, 0, &fetched).await
@@ -308,39 +316,30 @@ impl Store {
     /// being read: those reads go block by block. (Once a sequential
     /// reader's window is full, the readahead asks one block at a time as
     /// the reader moves on: the open span serves those too.)
-    async fn span_blocks(
-        &self,
-        cid: &Cid,
-        node: &Node,
-        from: u64,
-        to: u64,
-    ) -> Result<HashMap<Cid, Bytes>, IpfsError> {
-        let mut span = match self.spans.lookup(cid, from).await {
-            Lookup::Use(span) => span,
-            Lookup::Blocks => return Ok(HashMap::new()),
-            // Only a run of the readahead (several blocks) opens a span: a
-            // single block read is as likely a random reader's.
-            Lookup::Open if to - from < SPAN_MIN_READ => return Ok(HashMap::new()),
-            Lookup::Open => {
-                let mut leaves = Vec::new();
-                let span_end = from.saturating_add(SPAN_BYTES.max(to - from));
-                if !self.plan_leaves(node, 0, from, span_end, 0, &mut leaves).await? {
-                    return Ok(HashMap::new());
-                }
-                let Some(start) = leaves.first().map(|l| l.offset) else {
-                    return Ok(HashMap::new());
-                };
-                let Some(end) = segment_end(&leaves, start, SEGMENT_BYTES) else {
-                    return Ok(HashMap::new());
-                };
-                let Some((body, source)) = self.cat_span(cid, start, end - start).await else {
-                    return Ok(HashMap::new());
-                };
-                self.spans
-                    .insert(*cid, Span::new(*cid, source, body, end, leaves))
-                    .lock_owned()
-                    .await
-            }
+    async fn span_blocks(&self, cid: &Cid, node: &Node, from: u64, to: u64) -> Result<Taken, IpfsError> {
+        // Only a run of the readahead (several blocks) opens a span: a
+        // single block read is as likely a random reader's.
+        let opening = match self.spans.lookup(cid, from, to - from >= SPAN_MIN_READ).await {
+            Lookup::Use(mut turn) => return Ok(turn.take(from, to).await),
+            Lookup::Blocks => return Ok(Taken::default()),
+            Lookup::Open(opening) => opening,
+        };
+        let mut leaves = Vec::new();
+        let span_end = from.saturating_add(SPAN_BYTES.max(to - from));
+        if !self.plan_leaves(node, 0, from, span_end, 0, &mut leaves).await? {
+            return Ok(Taken::default());
+        }
+        let Some(start) = leaves.first().map(|l| l.offset) else {
+            return Ok(Taken::default());
+        };
+        let Some(end) = segment_end(&leaves, start, SEGMENT_BYTES) else {
+            return Ok(Taken::default());
+        };
+        let Some((body, source)) = self.cat_span(cid, start, end - start).await else {
+            return Ok(Taken::default());
+        };
+        let Some(mut span) = opening.fill(Span::new(*cid, source, body, end, leaves)) else {
+            return Ok(Taken::default());
         };
         Ok(span.take(from, to).await)
     }
