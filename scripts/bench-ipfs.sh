@@ -58,6 +58,14 @@ for i in $(seq 1 "$NFILES"); do printf '%s' "$i" > "$WORK/many/file-$i.txt"; don
 MANY=$(IPFS_API="$API" python3 "$ROOT/scripts/oracles/rpc_add_tree.py" "$WORK/many" "$V1" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["Hash"])')
 
+# Unmounts and waits until the daemon has exited (it writes its state under
+# the data home on the way out, which a following rm -rf must not race).
+unmount_ipfs() {
+  local daemon
+  daemon=$(pgrep -f -- "mount $MNT --config" | head -1 || true)
+  "$BIN" unmount "$MNT" --timeout 30 >/dev/null 2>&1 || true
+  while [[ -n $daemon ]] && kill -0 "$daemon" 2>/dev/null; do sleep 0.1; done
+}
 mount_ipfs() { # a fresh data home: empty block cache
   rm -rf "$WORK/home"; mkdir -p "$WORK/home"
   printf '[[mount]]\npath = "/ipfs"\nscheme = "ipfs"\n[mount.options]\napi = "%s"\n' "$API" > "$WORK/ipfs.toml"
@@ -102,7 +110,7 @@ for run in $(seq 1 "$RUNS"); do
   sched=$(python3 "$ROOT/scripts/oracles/span_schedule.py" "$API" "$BIG" "$((SIZE_MB << 20))" | awk '{print $1}')
   c1=$(cpu "$NODE_PID")
   echo "$sched $(secs "$c0" "$c1")" >> "$WORK/sched.txt"
-  "$BIN" unmount "$MNT" --timeout 30 >/dev/null 2>&1 || true
+  unmount_ipfs
   mount_ipfs
   read_through_mount "$WORK/cold.txt"
 done
@@ -130,7 +138,7 @@ sys.exit(0 if "\"dropped\":true" in reply else "cache.drop: " + reply)' "$WORK/c
 done
 RUNNING=$(col "$WORK/running.txt" 1); RUNNING_NODE=$(col "$WORK/running.txt" 2); RUNNING_OURS=$(col "$WORK/running.txt" 3)
 # A fresh mount: the directory's blocks are not cached.
-"$BIN" unmount "$MNT" --timeout 30 >/dev/null 2>&1 || true
+unmount_ipfs
 mount_ipfs
 t0=$(now); n=$(ls -l "$MNT/ipfs/$MANY" | tail -n +2 | wc -l); t1=$(now)
 LS=$(secs "$t0" "$t1")
