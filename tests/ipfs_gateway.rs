@@ -103,9 +103,10 @@ fn gateway_car_ranges_read_long_files_in_fewer_requests_than_block_by_block() {
     }
     let leaves = V0_LEAVES + V1_LEAVES;
     // Without CAR ranges: refused once (plus the requests already in flight
-    // then), then every leaf by itself.
+    // then: the kernel's readahead sends up to 4 reads of 1 MiB at once, and
+    // ours a run or two), then every leaf by itself.
     let (raw, car_ok, car_refused) = counts[0];
-    assert!(car_ok == 0 && (1..=4).contains(&car_refused), "{counts:?}");
+    assert!(car_ok == 0 && (1..=8).contains(&car_refused), "{counts:?}");
     assert!(raw >= leaves, "{raw} raw requests for {leaves} leaves");
     // With them: the leaves come in CAR answers (one per cache block or
     // readahead run), a few blocks by themselves (the directories, the
