@@ -26,6 +26,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+/// Longest wait at unmount for the block cache's queued disk writes: at
+/// most 64 blocks of 1 MiB are queued, well under a second on any disk.
+const CACHE_FLUSH: Duration = Duration::from_secs(10);
+
 /// The exit code of a daemon (and of `unmount`) that stopped with data
 /// still staged: distinct from 1 (could not run at all) so scripts and
 /// systemd can tell "stopped, but uploads are pending" apart.
@@ -166,16 +170,21 @@ pub fn unblock_stop_signals() -> nix::Result<()> {
 
 /// Builds the mount table from the config.
 pub fn build_router(config: &Config) -> Result<Arc<Router>> {
-    build_router_with(config, &Metrics::default())
+    build_router_with(config, &Metrics::default(), None)
 }
 
-/// Builds the mount table from the config, counting each backend's bytes in `metrics`.
-pub fn build_router_with(config: &Config, metrics: &Metrics) -> Result<Arc<Router>> {
+/// Builds the mount table from the config, counting each backend's bytes in
+/// `metrics`; IPFS trees keep their DAG nodes in `cache` too.
+pub fn build_router_with(
+    config: &Config,
+    metrics: &Metrics,
+    cache: Option<&Arc<BlockCache>>,
+) -> Result<Arc<Router>> {
     let router = Arc::new(Router::new());
     let timeout = Duration::from_secs(config.vfs.io_timeout_secs.max(1));
     for (i, m) in config.mounts.iter().enumerate() {
         let path = m.normalized_path();
-        let tree = open_tree(&path, m, timeout, metrics)
+        let tree = open_tree(&path, m, timeout, metrics, cache)
             .map_err(|e| anyhow::anyhow!("mount entry #{i} ({path}): {e}"))?;
         if !router.add(&path, tree) {
             bail!("mount entry #{i} ({path}) overlaps another mount");
@@ -194,7 +203,13 @@ pub fn build_fs(spec: &MountSpec) -> Result<Arc<Fs>> {
 /// mount never touches another mount's live files.
 pub fn build_fs_with(spec: &MountSpec, metrics: &Metrics) -> Result<Arc<Fs>> {
     spec.config.validate()?;
-    let router = build_router_with(&spec.config, metrics)?;
+    let cache_cfg = spec
+        .config
+        .cache
+        .clone()
+        .unwrap_or_else(|| CacheConfig::with_dir(spec.home.join("cache")));
+    let cache = BlockCache::open(&cache_cfg).context("opening the block cache")?;
+    let router = build_router_with(&spec.config, metrics, Some(&cache))?;
     let staging = StagingDir::new(staging_dir(&spec.home, &spec.mountpoint))
         .with_context(|| format!("creating staging dir in {}", spec.home.display()))?;
     let ttl = spec.options.attr_ttl.unwrap_or(spec.config.vfs.attr_ttl_secs);
@@ -210,12 +225,6 @@ pub fn build_fs_with(spec: &MountSpec, metrics: &Metrics) -> Result<Arc<Fs>> {
         started: SystemTime::now(),
         shared: spec.options.allow_other,
     };
-    let cache_cfg = spec
-        .config
-        .cache
-        .clone()
-        .unwrap_or_else(|| CacheConfig::with_dir(spec.home.join("cache")));
-    let cache = BlockCache::open(&cache_cfg).context("opening the block cache")?;
     let reader = Reader::new(cache, PrefetchBudget::new(DEFAULT_PREFETCH_BUDGET));
     let fs = Fs::new(
         router,
@@ -441,6 +450,15 @@ pub fn run_with(spec: MountSpec, ops: RunOptions, ready: impl FnOnce(Result<(), 
     }
     if let Some(s) = socket {
         let _ = std::fs::remove_file(s);
+    }
+    // Block cache writes still queued finish before the runtime stops (a
+    // stopping runtime drops blocking tasks that have not started), so what
+    // was read is on disk for the next start.
+    if let Some(reader) = fs.reader() {
+        let flushed = rt.block_on(async { tokio::time::timeout(CACHE_FLUSH, reader.cache().flush()).await });
+        if flushed.is_err() {
+            tracing::warn!("block cache writes still queued at unmount after {CACHE_FLUSH:?}; those blocks are not cached");
+        }
     }
     rt.shutdown_timeout(Duration::from_secs(5));
     tracing::info!("unmounted");

@@ -3,7 +3,9 @@
 //! the node's own `add` (CIDv0 defaults and CIDv1 raw leaves) are copied out
 //! of the mount with `cp -r` and compared byte for byte, and the copies hash
 //! to the same CIDs in the node; a 100 MiB file is read at 200 random
-//! offsets; a read after the node stops fails with EIO within the timeout.
+//! offsets; a read after the node stops fails with EIO within the timeout,
+//! and after a remount with the node still down what was read before is
+//! read again from the disk cache (DAG nodes included).
 //! Needs root, /dev/fuse and the node (IPFS_KIT_REQUIRE_KUBO_RPC=1 makes a
 //! missing install a failure).
 
@@ -193,6 +195,7 @@ fn ipfs_mount_serves_node_content_verified_and_fails_cleanly_when_the_node_stops
     }
 
     // The node stops mid-read: the next uncached read fails with EIO, in time.
+    drop(f);
     let f = std::fs::File::open(m.path(&format!("ipfs/{late_cid}"))).unwrap();
     let mut buf = vec![0u8; 65536];
     f.read_exact_at(&mut buf, 0).unwrap();
@@ -204,4 +207,35 @@ fn ipfs_mount_serves_node_content_verified_and_fails_cleanly_when_the_node_stops
     assert!(took < Duration::from_secs(60), "the failed read took {took:?}");
     // Blocks already read stay readable from the cache.
     f.read_exact_at(&mut buf, 0).unwrap();
+    drop(f);
+
+    // A new daemon on the same data home, the node still down: what was
+    // read before comes from the disk cache, the DAG nodes on the way to
+    // it included (the root CID, the directory, the file's nodes).
+    let mut m = m;
+    let out = m.unmount();
+    assert!(
+        out.status.success(),
+        "unmount: {}\nlog:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        m.log()
+    );
+    m.remount();
+    let out = work.path().join("offline-copy");
+    sh(Command::new("cp")
+        .arg("-r")
+        .arg(m.path(&format!("ipfs/{v1}")))
+        .arg(&out));
+    assert_eq!(
+        snapshot(&out),
+        snapshot(&src),
+        "cp -r of {v1} with the node down, after a remount, differs from the source"
+    );
+    let r = std::fs::read(m.path(&format!("ipfs/{late_cid}")));
+    assert_eq!(
+        errno(&r),
+        libc::EIO,
+        "bytes never read cannot come offline: {:?}",
+        r.map(|b| b.len())
+    );
 }

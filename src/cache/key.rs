@@ -69,6 +69,18 @@ impl ObjectId {
         }
     }
 
+    /// Identity of the block a CID names: its encoded bytes (a DAG node),
+    /// not the file bytes [`Self::from_cid`] names, so the two never share
+    /// a key.
+    pub fn from_block(cid: &str) -> Self {
+        let mut h = Sha256::new();
+        field(&mut h, b"ipfs-kit-fuse/object/block/v1");
+        field(&mut h, cid.as_bytes());
+        Self {
+            digest: h.finalize().into(),
+        }
+    }
+
     /// Rebuild from raw digest bytes (used when re-indexing the disk tier).
     pub(crate) fn from_digest(digest: [u8; DIGEST_LEN]) -> Self {
         Self { digest }

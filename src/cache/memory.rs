@@ -77,6 +77,11 @@ impl MemoryTier {
         self.inner.get_value_or_guard_async(key).await
     }
 
+    /// The cached block, if held now (never waits for a load in flight).
+    pub fn get(&self, key: &BlockKey) -> Option<Bytes> {
+        self.inner.get(key)
+    }
+
     /// The guard to load a missing block, without waiting: `None` when the
     /// block is held already or another caller is loading it.
     pub fn try_guard(&self, key: &BlockKey) -> Option<LoadGuard<'_>> {

@@ -306,6 +306,22 @@ impl BlockCache {
         }
     }
 
+    /// Block `index` of `obj` if either tier holds it, without asking a
+    /// backend (a disk read runs off the async threads). A block found on
+    /// disk is kept in memory too.
+    pub async fn peek(&self, obj: &ObjectId, index: u64) -> Option<Bytes> {
+        let key = BlockKey { object: *obj, index };
+        if let Some(bytes) = self.memory.get(&key) {
+            bump(&self.counters.memory_hits, 1);
+            return Some(bytes);
+        }
+        let bytes = self.read_disk(key).await?;
+        if let Some(guard) = self.memory.try_guard(&key) {
+            let _ = guard.insert(bytes.clone());
+        }
+        Some(bytes)
+    }
+
     /// Whether the block is cached in memory or on disk now (no I/O; for
     /// deciding whether a prefetch is worth spawning).
     pub fn contains(&self, obj: &ObjectId, index: u64) -> bool {

@@ -9,6 +9,7 @@
 use super::protocol::MountInfo;
 use super::redact::redact;
 use crate::backend::Backend;
+use crate::cache::BlockCache;
 use crate::config::{normalize_mount_path, save_mounts, Config, ConfigError, MountEntry};
 use crate::fs::{Fs, Invalidator, TableError};
 use crate::metrics::Metrics;
@@ -44,16 +45,16 @@ pub fn open_tree(
     entry: &MountEntry,
     io_timeout: Duration,
     metrics: &Metrics,
+    cache: Option<&Arc<BlockCache>>,
 ) -> Result<Arc<dyn Tree>, ChangeError> {
     let (scheme, options) = entry.resolved().map_err(ChangeError::Invalid)?;
     if crate::ipfs::SCHEMES.contains(&scheme.as_str()) {
-        let tree = crate::ipfs::open(&scheme, &options, entry.read_only, io_timeout).map_err(|e| {
-            ChangeError::Backend {
+        let tree = crate::ipfs::open(&scheme, &options, entry.read_only, io_timeout, cache.cloned())
+            .map_err(|e| ChangeError::Backend {
                 path: path.to_string(),
                 scheme: scheme.clone(),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         return Ok(Arc::new(MeteredTree::new(tree, metrics.backend(path, &scheme))));
     }
     let backend = Backend::open(&scheme, &options, io_timeout).map_err(|e| ChangeError::Backend {
@@ -238,7 +239,8 @@ impl LiveTable {
             ConfigError::Entry { path, message, .. } => ChangeError::Invalid(format!("{path}: {message}")),
             other => ChangeError::Invalid(other.to_string()),
         })?;
-        let tree = open_tree(&path, &entry, self.io_timeout, &self.metrics)?;
+        let cache = self.fs.reader().map(|r| r.cache());
+        let tree = open_tree(&path, &entry, self.io_timeout, &self.metrics, cache)?;
         self.fs.add_mount(&path, tree, self.inval()).await?;
         tracing::info!(path, scheme = %entry.resolved().map(|r| r.0).unwrap_or_default(), "mount added");
         entries.push(entry);

@@ -38,6 +38,7 @@ pub use transfer::{import_car, pull, push, Pulled, Pushed, TransferError, MAX_PU
 pub use tree::{DagTree, Layout};
 pub use unixfs::{DirEntry, Kind};
 
+use crate::cache::BlockCache;
 use cid::Cid;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -77,7 +78,11 @@ fn layout(options: &BTreeMap<String, String>, mut roots: Vec<Cid>) -> Result<Lay
 }
 
 /// Opens `scheme = "ipfs"`: HTTP sources, no I/O until the first lookup.
-pub fn open_ipfs(options: &BTreeMap<String, String>, io_timeout: Duration) -> Result<DagTree, IpfsError> {
+pub fn open_ipfs(
+    options: &BTreeMap<String, String>,
+    io_timeout: Duration,
+    cache: Option<Arc<BlockCache>>,
+) -> Result<DagTree, IpfsError> {
     let mut sources: Vec<Arc<dyn BlockSource>> = Vec::new();
     for (key, kind) in [("api", HttpKind::Rpc), ("gateway", HttpKind::Gateway)] {
         for url in list_option(options, key) {
@@ -92,7 +97,11 @@ pub fn open_ipfs(options: &BTreeMap<String, String>, io_timeout: Duration) -> Re
         ));
     }
     let layout = layout(options, Vec::new())?;
-    Ok(DagTree::new("ipfs", Arc::new(Store::new(sources)), layout))
+    Ok(DagTree::new(
+        "ipfs",
+        Arc::new(Store::new(sources).with_cache(cache)),
+        layout,
+    ))
 }
 
 /// Opens `scheme = "car"`: indexes the CAR files (blocking; reads each once).
@@ -124,15 +133,17 @@ pub fn open_car(options: &BTreeMap<String, String>) -> Result<DagTree, IpfsError
     ))
 }
 
-/// Opens the tree of an IPFS `scheme` (one of [`SCHEMES`]).
+/// Opens the tree of an IPFS `scheme` (one of [`SCHEMES`]); an `ipfs`
+/// tree keeps its DAG nodes in `cache` too (see `store.rs`).
 pub fn open(
     scheme: &str,
     options: &BTreeMap<String, String>,
     read_only: bool,
     io_timeout: Duration,
+    cache: Option<Arc<BlockCache>>,
 ) -> Result<Arc<dyn crate::vfs::Tree>, IpfsError> {
     Ok(match scheme {
-        "ipfs" => Arc::new(open_ipfs(options, io_timeout)?),
+        "ipfs" => Arc::new(open_ipfs(options, io_timeout, cache)?),
         "car" => Arc::new(open_car(options)?),
         "ipfs-mfs" => {
             let api = options.get("api").map(String::as_str).unwrap_or_default();

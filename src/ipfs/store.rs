@@ -1,6 +1,10 @@
 //! Verified blocks: asks the sources in order (first that answers wins),
 //! hashes every block against its CID before any byte is used, and keeps
-//! small blocks (DAG nodes, small files) in memory, keyed by CID.
+//! small blocks (DAG nodes, small files) in memory, keyed by CID, and, when
+//! the mount has one, its small DAG nodes in the core's block cache too
+//! (both tiers, keyed by [`ObjectId::from_block`]; raw blocks are file
+//! bytes, cached under the file's CID): the disk tier outlives the process,
+//! so a DAG read once can be read again with every source down.
 //!
 //! Invariants: a block returned by [`Store::get`] hashes to its CID (identity
 //! CIDs carry their bytes and need no source); a mismatch is an error naming
@@ -17,7 +21,8 @@
 use super::error::IpfsError;
 use super::source::{BlockSource, SourceError, SpanBody};
 use super::stream::Spans;
-use crate::car::{verify_block, CarError, CarReader};
+use crate::cache::{BlockCache, ObjectId};
+use crate::car::{verify_block, CarError, CarReader, RAW};
 use bytes::Bytes;
 use cid::Cid;
 use quick_cache::sync::Cache;
@@ -52,6 +57,8 @@ impl Weighter<Cid, Bytes> for ByLen {
 pub struct Store {
     sources: Vec<Arc<dyn BlockSource>>,
     nodes: Cache<Cid, Bytes, ByLen>,
+    /// The core's block cache, for small blocks to outlive the process.
+    cache: Option<Arc<BlockCache>>,
     /// Open `cat` spans of files being read in sequence (`stream.rs`).
     pub(super) spans: Spans,
 }
@@ -67,7 +74,15 @@ impl Store {
                 ByLen,
             ),
             spans: Spans::default(),
+            cache: None,
         }
+    }
+
+    /// Also keeps small blocks in `cache` (both tiers), and looks there
+    /// before asking a source.
+    pub fn with_cache(mut self, cache: Option<Arc<BlockCache>>) -> Self {
+        self.cache = cache;
+        self
     }
 
     /// Names of the sources, for logs and status.
@@ -84,9 +99,24 @@ impl Store {
         if let Some(b) = self.nodes.get(cid) {
             return Ok(b);
         }
+        let key = self
+            .cache
+            .as_ref()
+            .map(|c| (c, ObjectId::from_block(&cid.to_string())));
+        if let Some((cache, key)) = &key {
+            if let Some(b) = cache.peek(key, 0).await {
+                self.nodes.insert(*cid, b.clone());
+                return Ok(b);
+            }
+        }
         let bytes = self.fetch(cid).await?;
         if bytes.len() <= NODE_CACHE_MAX_BLOCK {
             self.nodes.insert(*cid, bytes.clone());
+            // Raw blocks are file bytes, which the block cache keeps under
+            // the file's CID already.
+            if let Some((cache, key)) = key.as_ref().filter(|_| cid.codec() != RAW) {
+                cache.put_whole(key, bytes.clone());
+            }
         }
         Ok(bytes)
     }

@@ -80,6 +80,8 @@ pub struct Mounted {
     /// `ROOT/home`: the data home (`IPFS_KIT_HOME`).
     pub home: PathBuf,
     done: bool,
+    /// The `mount` command line, for [`Mounted::remount`].
+    args: Vec<String>,
     // Dropped last, after the mount is gone.
     root: tempfile::TempDir,
 }
@@ -132,6 +134,7 @@ impl Mounted {
             mnt,
             home,
             done: false,
+            args,
             root,
         };
         assert!(
@@ -180,6 +183,22 @@ impl Mounted {
 
     /// Unmounts with the CLI and returns its output; the temp dir lives on
     /// until the guard is dropped, which then only removes it.
+    /// Mounts again after [`Mounted::unmount`], with the same command line
+    /// and data home (a new daemon, the same disk cache and state).
+    pub fn remount(&mut self) {
+        let argv: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let out = run_cli(&self.home, &argv);
+        assert!(
+            out.status.success(),
+            "remount failed: {}
+log:
+{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        self.done = false;
+    }
+
     pub fn unmount(&mut self) -> Output {
         self.done = true;
         let out = run_cli(
