@@ -61,20 +61,20 @@ impl ObjectId {
 
     /// Identity of the bytes a CID addresses; mount and path play no part.
     pub fn from_cid(cid: &str) -> Self {
-        let mut h = Sha256::new();
-        field(&mut h, b"ipfs-kit-fuse/object/cid/v1");
-        field(&mut h, cid.as_bytes());
-        Self {
-            digest: h.finalize().into(),
-        }
+        Self::tagged(b"ipfs-kit-fuse/object/cid/v1", cid)
     }
 
     /// Identity of the block a CID names: its encoded bytes (a DAG node),
     /// not the file bytes [`Self::from_cid`] names, so the two never share
     /// a key.
     pub fn from_block(cid: &str) -> Self {
+        Self::tagged(b"ipfs-kit-fuse/object/block/v1", cid)
+    }
+
+    /// The digest of `cid` under the domain `tag`.
+    fn tagged(tag: &[u8], cid: &str) -> Self {
         let mut h = Sha256::new();
-        field(&mut h, b"ipfs-kit-fuse/object/block/v1");
+        field(&mut h, tag);
         field(&mut h, cid.as_bytes());
         Self {
             digest: h.finalize().into(),
@@ -190,6 +190,11 @@ mod tests {
         assert_ne!(
             ObjectId::from_cid(cid),
             ObjectId::versioned("", cid, Version::ETag(""))
+        );
+        assert_ne!(
+            ObjectId::from_cid(cid),
+            ObjectId::from_block(cid),
+            "a DAG node never takes the key of its file's first block"
         );
     }
 
