@@ -54,8 +54,21 @@ impl Mount {
         let mut c = Command::new(BIN);
         c.arg(sub)
             .env("IPFS_KIT_HOME", self.dir.path().join("home"))
-            .env("RUNTIME_DIRECTORY", self.dir.path().join("run"));
+            .env("RUNTIME_DIRECTORY", self.dir.path().join("run"))
+            // Streamed uploads completed or given up, for failure messages.
+            .env("RUST_LOG", "info,ipfs_kit_fuse::fs::write=debug");
         c
+    }
+
+    /// The daemon's log so far.
+    fn log(&self) -> String {
+        let dir = self.dir.path().join("home").join("logs");
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect()
     }
 
     /// Unmounts (draining uploads); false if that failed.
@@ -173,7 +186,12 @@ fn sequential_writes_stream_and_out_of_order_writes_upload_whole_on_s3() {
     f.seek(SeekFrom::Start(20 << 20)).unwrap();
     f.write_all(&model[20 << 20..]).unwrap();
     drop(f);
-    assert_eq!(streamed(&m), 40 << 20, "an out-of-order file was streamed");
+    assert_eq!(
+        streamed(&m),
+        40 << 20,
+        "an out-of-order file was streamed; log:\n{}",
+        m.log()
+    );
     assert_eq!(std::fs::read(m.path("s3/mixed.bin")).unwrap(), model);
 
     // O_TRUNC over an existing object streams again; an empty rewrite empties it.

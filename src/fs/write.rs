@@ -192,7 +192,8 @@ impl Fs {
         if let Some(s) = st.stream.take() {
             if staged.len()? == s.next {
                 match s.upload.finish().await {
-                    Ok(_) => {
+                    Ok(n) => {
+                        tracing::debug!(path = %vpath, bytes = n, "streamed upload completed");
                         staged.uploaded();
                         st.dirty = false;
                         self.dirs.invalidate_parent(&vpath);
@@ -422,6 +423,7 @@ fn is_timeout(e: &VfsError) -> bool {
 /// Ends the file's streamed upload, if any, discarding what it sent.
 pub(super) async fn stop_stream(st: &mut FileState) {
     if let Some(s) = st.stream.take() {
+        tracing::debug!(sent = s.next, "streamed upload given up");
         s.upload.abort().await;
     }
 }
