@@ -62,13 +62,7 @@ impl Mount {
 
     /// The daemon's log so far.
     fn log(&self) -> String {
-        let dir = self.dir.path().join("home").join("logs");
-        std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-            .collect()
+        support::daemon_log(&self.dir.path().join("home"))
     }
 
     /// Unmounts (draining uploads); false if that failed.

@@ -284,7 +284,8 @@ impl BlockCache {
 
     /// Keeps `data`, all of `obj` (an object of `data.len()` bytes, at most
     /// one block), fetched by someone else in passing (a stat answered by a
-    /// ranged GET): a later read of it needs no backend request. Nothing
+    /// ranged GET, a DAG node the IPFS store fetched): a later read of it
+    /// needs no backend request. Nothing
     /// happens if the block is held or being loaded already.
     pub fn put_whole(&self, obj: &ObjectId, data: Bytes) {
         if data.is_empty() || data.len() as u64 > self.block_size {

@@ -90,7 +90,7 @@ impl Readahead {
     /// Whether a read at `offset` starts a new stream: it is the first read,
     /// or it lies more than [`REORDER_SLACK`] (at least one block) from the
     /// furthest read so far.
-    pub fn is_seek(&self, offset: u64) -> bool {
+    fn is_seek(&self, offset: u64) -> bool {
         let slack = REORDER_SLACK.max(self.block_size);
         self.last_end.is_none_or(|prev| offset.abs_diff(prev) > slack)
     }

@@ -99,9 +99,12 @@ impl Store {
         if let Some(b) = self.nodes.get(cid) {
             return Ok(b);
         }
+        // Raw blocks are file bytes, which the block cache keeps under the
+        // file's CID already: only other blocks (DAG nodes) are kept there.
         let key = self
             .cache
             .as_ref()
+            .filter(|_| cid.codec() != RAW)
             .map(|c| (c, ObjectId::from_block(&cid.to_string())));
         if let Some((cache, key)) = &key {
             if let Some(b) = cache.peek(key, 0).await {
@@ -112,9 +115,7 @@ impl Store {
         let bytes = self.fetch(cid).await?;
         if bytes.len() <= NODE_CACHE_MAX_BLOCK {
             self.nodes.insert(*cid, bytes.clone());
-            // Raw blocks are file bytes, which the block cache keeps under
-            // the file's CID already.
-            if let Some((cache, key)) = key.as_ref().filter(|_| cid.codec() != RAW) {
+            if let Some((cache, key)) = &key {
                 cache.put_whole(key, bytes.clone());
             }
         }

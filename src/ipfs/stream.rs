@@ -427,14 +427,10 @@ type Slot = Arc<AsyncMutex<Option<Span>>>;
 pub struct SpanTurn(OwnedMutexGuard<Option<Span>>);
 
 impl SpanTurn {
-    /// The span (a turn is only handed out for a slot that holds one).
-    fn span(&mut self) -> Option<&mut Span> {
-        self.0.as_mut()
-    }
-
-    /// [`Span::take`] on this turn's span.
+    /// [`Span::take`] on this turn's span (a turn is only handed out for a
+    /// slot that holds one).
     pub async fn take(&mut self, from: u64, to: u64) -> Taken {
-        match self.span() {
+        match self.0.as_mut() {
             Some(span) => span.take(from, to).await,
             None => Taken::default(),
         }

@@ -44,6 +44,19 @@ pub fn temp_dir() -> tempfile::TempDir {
         .expect("temp dir")
 }
 
+/// The logs of the daemons that ran with the data home `home`, concatenated.
+pub fn daemon_log(home: &Path) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(home.join("logs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        out.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+    }
+    out
+}
+
 /// Runs `ipfs-kit-fuse ARGS` with `IPFS_KIT_HOME=home`.
 pub fn run_cli(home: &Path, args: &[&str]) -> Output {
     run_cli_env(home, args, &[])
@@ -173,16 +186,9 @@ impl Mounted {
 
     /// The daemon's log so far.
     pub fn log(&self) -> String {
-        let dir = self.home.join("logs");
-        let mut out = String::new();
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            out.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
-        }
-        out
+        daemon_log(&self.home)
     }
 
-    /// Unmounts with the CLI and returns its output; the temp dir lives on
-    /// until the guard is dropped, which then only removes it.
     /// Mounts again after [`Mounted::unmount`], with the same command line
     /// and data home (a new daemon, the same disk cache and state).
     pub fn remount(&mut self) {
@@ -190,15 +196,15 @@ impl Mounted {
         let out = run_cli(&self.home, &argv);
         assert!(
             out.status.success(),
-            "remount failed: {}
-log:
-{}",
+            "remount failed: {}\nlog:\n{}",
             String::from_utf8_lossy(&out.stderr),
             self.log()
         );
         self.done = false;
     }
 
+    /// Unmounts with the CLI and returns its output; the temp dir lives on
+    /// until the guard is dropped, which then only removes it.
     pub fn unmount(&mut self) -> Output {
         self.done = true;
         let out = run_cli(
