@@ -151,6 +151,45 @@ async fn memory_weight_stays_under_budget_when_more_blocks_than_fit_are_read() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn released_blocks_leave_memory_only_once_on_disk_and_are_read_back_without_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = BlockCache::open(&config(dir.path(), 16 * BS, 64 * BS)).unwrap();
+    let id = obj("stream", "e1");
+    let calls = AtomicU64::new(0);
+    for i in 0..4 {
+        get(&cache, &id, i, i, &calls).await;
+    }
+    // Released at once, while their disk writes may still be queued: they
+    // leave memory when written, never before.
+    cache.release(&id, 0);
+    cache.release(&id, 1);
+    cache.flush().await;
+    let used = |c: &BlockCache| c.stats().memory_used_bytes;
+    assert!(
+        used(&cache) < 3 * BS,
+        "two of four blocks should have left memory: {} bytes held",
+        used(&cache)
+    );
+    // Released after the write: at once.
+    cache.release(&id, 2);
+    assert!(used(&cache) < 2 * BS, "{} bytes held", used(&cache));
+    // All four read back from disk or memory, none fetched again.
+    for i in 0..4 {
+        assert_eq!(get(&cache, &id, i, 99, &calls).await, block(i, BS));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+
+    // Without a disk tier memory is the only copy: released blocks stay.
+    let mem_only = BlockCache::open(&config(dir.path(), 16 * BS, 0)).unwrap();
+    get(&mem_only, &id, 0, 0, &calls).await;
+    let before = used(&mem_only);
+    mem_only.release(&id, 0);
+    assert_eq!(used(&mem_only), before);
+    assert_eq!(get(&mem_only, &id, 0, 99, &calls).await, block(0, BS));
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reopened_cache_serves_blocks_without_fetch_when_version_is_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), 16 * BS, 64 * BS);

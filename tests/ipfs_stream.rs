@@ -9,7 +9,9 @@
 //! tampered too), while other files keep working; a node that stops sending
 //! mid-answer costs one timeout, after which the read completes block by
 //! block; a file with dag-pb leaves (the node's default shape) is never
-//! streamed, since its leaves could not be checked.
+//! streamed, since its leaves could not be checked; the blocks a stream has
+//! gone past leave the memory tier, and a read of the file again past the
+//! page cache asks the node nothing (the disk tier has every block).
 //! Needs root, /dev/fuse, python3 and the node (IPFS_KIT_REQUIRE_KUBO_RPC=1
 //! makes a missing install a failure).
 
@@ -132,6 +134,51 @@ fn sequential_reads_stream_cat_spans_verified_leaf_by_leaf() {
     let (major, minor) = (libc::major(dev), libc::minor(dev));
     let ra = std::fs::read_to_string(format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb")).unwrap();
     assert_eq!(ra.trim(), ipfs_kit_fuse::fuse::DEFAULT_READ_AHEAD_KB.to_string());
+
+    // The blocks the stream went past (the first 8 MiB: those 16 MiB
+    // behind its end) left the memory tier once the disk tier had them
+    // (the page cache holds what was read)...
+    let memory = || -> u64 {
+        let out = support::run_cli(&m.home, &["stats", "--json", "--mount", m.mnt.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "stats: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["cache"]["memory"]["used_bytes"]
+            .as_u64()
+            .expect("memory figures")
+    };
+    assert!(
+        support::wait_until(Duration::from_secs(10), || memory() < SIZE as u64 - (6 << 20)),
+        "the memory tier holds {} bytes after a {SIZE}-byte stream",
+        memory()
+    );
+    // ...and a read of it again, past the page cache, comes from the disk
+    // tier: the node is asked nothing.
+    let asked = proxy.requests().len();
+    let file = std::fs::File::open(path(&good)).unwrap();
+    let dropped = unsafe {
+        libc::posix_fadvise(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            0,
+            0,
+            libc::POSIX_FADV_DONTNEED,
+        )
+    };
+    assert_eq!(dropped, 0, "posix_fadvise");
+    drop(file);
+    assert!(
+        std::fs::read(path(&good)).unwrap() == good_bytes,
+        "re-read differs"
+    );
+    assert_eq!(
+        proxy.requests().len(),
+        asked,
+        "a re-read asked the node: {:?}",
+        &proxy.requests()[asked..]
+    );
 
     // A tampered byte in a cat answer: the leaf is refused, logged with
     // its CID and the source, and fetched again by block/get: the reader

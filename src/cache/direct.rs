@@ -9,8 +9,9 @@
 //! machine, from a local backend such as an IPFS node (docs/BENCHMARKS.md).
 //! A direct write hands the bytes to the device instead; the only copy is
 //! into this thread's buffer, whose pages stay mapped. The cache's own
-//! memory tier already holds the block, so the page cache would only have
-//! held it twice.
+//! memory tier holds the block while it is read (and the kernel's page
+//! cache of the mounted file what was read), so the page cache of the
+//! block file would only have held it again.
 //!
 //! A direct write must be aligned: the buffer, the file offset and the
 //! length, so the file is written padded to [`ALIGN`] and then cut to its

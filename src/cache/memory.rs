@@ -99,6 +99,11 @@ impl MemoryTier {
         self.inner.contains_key(key)
     }
 
+    /// Drops the block, if held.
+    pub fn remove(&self, key: &BlockKey) {
+        self.inner.remove(key);
+    }
+
     /// Bytes held now.
     pub fn used_bytes(&self) -> u64 {
         self.inner.weight()

@@ -17,6 +17,10 @@
 //!   the run instead of fetching them again;
 //! - disk I/O runs on `spawn_blocking` threads, never on a tokio worker, and
 //!   disk writes happen after the caller has its bytes;
+//! - a block a sequential stream has gone past ([`BlockCache::release`])
+//!   leaves the memory tier, but only once the disk tier holds it: a long
+//!   stream neither fills the memory tier with bytes the kernel's page
+//!   cache holds already nor evicts the blocks random readers keep hot;
 //! - bad disk state (torn, corrupt, missing, full) yields misses, never wrong
 //!   bytes or a panic.
 
@@ -29,9 +33,10 @@ mod memory;
 pub mod readahead;
 pub mod stats;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Semaphore;
@@ -90,10 +95,13 @@ pub enum CacheError {
 /// The two-tier block cache. Share it as `Arc<BlockCache>`.
 pub struct BlockCache {
     block_size: u64,
-    memory: MemoryTier,
+    memory: Arc<MemoryTier>,
     disk: Option<Arc<DiskTier>>,
     counters: Arc<Counters>,
     write_slots: Arc<Semaphore>,
+    /// Blocks with a disk write queued, and whether each is to leave the
+    /// memory tier once written ([`BlockCache::release`]).
+    writing: Arc<Mutex<HashMap<BlockKey, bool>>>,
 }
 
 impl std::fmt::Debug for BlockCache {
@@ -125,10 +133,15 @@ impl BlockCache {
         };
         Ok(Arc::new(Self {
             block_size: cfg.block_size,
-            memory: MemoryTier::new(cfg.memory_bytes, cfg.block_size, counters.clone()),
+            memory: Arc::new(MemoryTier::new(
+                cfg.memory_bytes,
+                cfg.block_size,
+                counters.clone(),
+            )),
             disk,
             counters,
             write_slots: Arc::new(Semaphore::new(MAX_PENDING_WRITES as usize)),
+            writing: Arc::default(),
         }))
     }
 
@@ -330,6 +343,21 @@ impl BlockCache {
         self.memory.contains(&key) || self.disk.as_ref().is_some_and(|d| d.contains(&key))
     }
 
+    /// Block `index` of `obj` was read by a sequential stream that has gone
+    /// past it: drop it from the memory tier as soon as the disk tier holds
+    /// it (now, or when its queued write is done). Without a disk tier, or
+    /// when its write is refused, it stays: memory is then its only copy.
+    pub fn release(&self, obj: &ObjectId, index: u64) {
+        let Some(disk) = &self.disk else { return };
+        let key = BlockKey { object: *obj, index };
+        let mut writing = lock(&self.writing);
+        match writing.get_mut(&key) {
+            Some(release) => *release = true,
+            None if disk.contains(&key) => self.memory.remove(&key),
+            None => {}
+        }
+    }
+
     /// Snapshot of the counters.
     pub fn stats(&self) -> CacheStats {
         self.counters.snapshot(self.memory.used_bytes())
@@ -373,12 +401,24 @@ impl BlockCache {
             bump(&self.counters.disk_writes_dropped, 1);
             return;
         };
-        let disk = disk.clone();
+        lock(&self.writing).entry(key).or_insert(false);
+        let (disk, memory, writing) = (disk.clone(), self.memory.clone(), self.writing.clone());
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
             disk.write(&key, &bytes);
+            drop(bytes);
+            let mut writing = lock(&writing);
+            if writing.remove(&key) == Some(true) && disk.contains(&key) {
+                memory.remove(&key);
+            }
         });
     }
+}
+
+/// The map behind `m`, even if a holder panicked (it stays consistent: every
+/// change to it is one insert or remove).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The span's bytes of a block, clipped to what the block really holds (a

@@ -5,10 +5,15 @@
 //! prefetcher, written afresh): the first read opens a window of
 //! `initial` bytes past the read; each time a sequential reader has consumed a
 //! whole window, the window doubles, up to `max`; a read that is not near the
-//! furthest one so far (a seek) resets the window to `initial`. "Near" is
-//! within [`REORDER_SLACK`] either way: the kernel's readahead sends several
-//! reads of one stream at once, from several threads, and they arrive in any
-//! order.
+//! stream (a seek) resets the window to `initial`. "Near" is from
+//! [`REORDER_SLACK`] behind the furthest read so far to as far past it as
+//! the readahead has asked for, plus the slack: the kernel's readahead
+//! sends several reads of one stream at once, from several threads, and
+//! they arrive in any order.
+//!
+//! A reader whose window has grown to [`STREAM_WINDOW`] is a stream: the
+//! blocks it has gone past by more than [`REORDER_SLACK`] are handed out
+//! once each by [`Readahead::passed`], for the cache to drop from memory.
 //!
 //! Invariants: [`Readahead::on_read`] never returns a block at or past EOF,
 //! never returns a block the current read itself covers, and never returns a
@@ -35,11 +40,18 @@ pub const DEFAULT_MAX_WINDOW: u64 = 64 << 20;
 /// 1 MiB, and a full 64 MiB window is 8 requests in flight together.
 pub const MAX_RUN_BYTES: u64 = 8 << 20;
 /// How far from the furthest read so far (either way) a read may start and
-/// still count as the same sequential stream: the kernel sends a stream's
-/// readahead as up to `read_ahead_kb` of 1 MiB reads at once (the mount sets
-/// 4 MiB, `fuse/readahead.rs`), which arrive in any order; a stricter test
-/// took reordered reads for seeks and reset the window.
-pub const REORDER_SLACK: u64 = 8 << 20;
+/// still count as the same sequential stream: the kernel keeps up to
+/// `max_background` (12 by default) reads of up to 1 MiB of a stream in
+/// flight at once, and they reach our threads in any order; reads 11 MiB
+/// behind the furthest were seen in a plain `cat` with 4 MiB of kernel
+/// readahead (`fuse/readahead.rs`), and 8 MiB of slack took them for
+/// seeks and reset the window three times per 256 MiB.
+pub const REORDER_SLACK: u64 = 16 << 20;
+/// Window at which a reader counts as a stream: it has read several MiB in
+/// order (windows of 2 and 4 MiB consumed). A block is passed once the
+/// stream is [`REORDER_SLACK`] past its end, so files shorter than the
+/// slack and a block stay in memory whole.
+pub const STREAM_WINDOW: u64 = 8 << 20;
 /// Default global prefetch budget: four files at the full window.
 pub const DEFAULT_PREFETCH_BUDGET: u64 = 4 * DEFAULT_MAX_WINDOW;
 
@@ -58,6 +70,11 @@ pub struct Readahead {
     grow_at: u64,
     /// Blocks below this index were already returned since the last seek.
     requested_until: u64,
+    /// Blocks below this index were handed out by [`Readahead::passed`], or
+    /// lie before the last seek.
+    passed_until: u64,
+    /// End of the furthest read since the last seek that has been served.
+    done_end: u64,
 }
 
 impl Readahead {
@@ -79,6 +96,8 @@ impl Readahead {
             last_end: None,
             grow_at: 0,
             requested_until: 0,
+            passed_until: 0,
+            done_end: 0,
         }
     }
 
@@ -88,11 +107,15 @@ impl Readahead {
     }
 
     /// Whether a read at `offset` starts a new stream: it is the first read,
-    /// or it lies more than [`REORDER_SLACK`] (at least one block) from the
-    /// furthest read so far.
+    /// or it lies more than [`REORDER_SLACK`] (at least one block) behind
+    /// the furthest read so far, or as far past both that read and what the
+    /// readahead has asked for.
     fn is_seek(&self, offset: u64) -> bool {
         let slack = REORDER_SLACK.max(self.block_size);
-        self.last_end.is_none_or(|prev| offset.abs_diff(prev) > slack)
+        self.last_end.is_none_or(|prev| {
+            let asked = self.requested_until.saturating_mul(self.block_size);
+            offset.saturating_add(slack) < prev || offset > prev.max(asked).saturating_add(slack)
+        })
     }
 
     /// Record a kernel read of `[offset, offset + len)` on a file of `file_size`
@@ -113,6 +136,8 @@ impl Readahead {
             self.window = self.initial;
             self.grow_at = end.saturating_add(self.window);
             self.requested_until = 0;
+            self.passed_until = offset / self.block_size;
+            self.done_end = 0;
         }
         self.last_end = Some(match self.last_end {
             Some(prev) if sequential => prev.max(end),
@@ -128,6 +153,29 @@ impl Readahead {
         }
         self.requested_until = last;
         first..last
+    }
+}
+
+impl Readahead {
+    /// A read of this stream ending at `end` has been served; returns the
+    /// blocks the stream has gone past since the last call: all of each lies
+    /// more than [`REORDER_SLACK`] before the furthest read served, so no
+    /// read of this stream still wants it (and, reads being served about in
+    /// the order they came, each has been loaded). Empty unless the window
+    /// has reached [`STREAM_WINDOW`].
+    pub fn passed(&mut self, end: u64) -> Range<u64> {
+        if self.last_end.is_none() || self.window < STREAM_WINDOW {
+            return 0..0;
+        }
+        self.done_end = self.done_end.max(end);
+        let slack = REORDER_SLACK.max(self.block_size);
+        let behind = self.done_end.saturating_sub(slack) / self.block_size;
+        if behind <= self.passed_until {
+            return 0..0;
+        }
+        let passed = self.passed_until..behind;
+        self.passed_until = behind;
+        passed
     }
 }
 
@@ -243,8 +291,13 @@ mod tests {
         let got = ra.on_read(10 * MIB, 4096, 300 * MIB);
         assert_eq!(ra.window(), DEFAULT_INITIAL_WINDOW);
         assert_eq!(got, 11..12);
-        assert!(ra.is_seek(10 * MIB + 4096 + REORDER_SLACK + 1));
-        assert!(ra.is_seek(0));
+        // Past what the readahead asked for (up to block 12) by more than
+        // the slack, or behind the furthest read by more than it.
+        assert!(!ra.is_seek(12 * MIB + REORDER_SLACK));
+        assert!(ra.is_seek(12 * MIB + REORDER_SLACK + 1));
+        ra.on_read(40 * MIB, 4096, 300 * MIB);
+        assert!(ra.is_seek(40 * MIB - REORDER_SLACK - 1));
+        assert!(!ra.is_seek(40 * MIB + 4096 - REORDER_SLACK));
     }
 
     #[test]
@@ -293,6 +346,60 @@ mod tests {
         assert_eq!(budget.available(), 0);
         drop(all);
         assert_eq!(budget.available(), 2 * MIB);
+    }
+
+    #[test]
+    fn a_stream_passes_every_block_once_and_none_it_may_still_read() {
+        let size = 256 * MIB;
+        let mut ra = Readahead::new(BS);
+        let mut passed = Vec::new();
+        let mut off = 0;
+        while off < size {
+            ra.on_read(off, MIB, size);
+            let got = ra.passed(off + MIB);
+            // Nothing within the reorder slack of the furthest read.
+            assert!(
+                got.is_empty() || got.end * BS + REORDER_SLACK <= off + MIB,
+                "{got:?} at {off}"
+            );
+            passed.extend(got);
+            off += MIB;
+        }
+        let want: Vec<u64> = (0..(size - REORDER_SLACK) / BS).collect();
+        assert_eq!(passed, want, "each block once, in order, up to the slack");
+    }
+
+    #[test]
+    fn short_files_random_readers_and_skipped_blocks_are_never_passed() {
+        // A file shorter than the slack and a block: nothing passed.
+        let mut ra = Readahead::new(BS);
+        let size = REORDER_SLACK + BS - 1;
+        for off in (0..size).step_by(MIB as usize) {
+            ra.on_read(off, MIB, size);
+            assert_eq!(ra.passed((off + MIB).min(size)), 0..0, "at {off}");
+        }
+        // Reads far apart never make a stream.
+        let mut ra = Readahead::new(BS);
+        for i in 0..64 {
+            let off = (i * 37 % 64) * 16 * MIB;
+            ra.on_read(off, MIB, 1024 * MIB);
+            assert_eq!(ra.passed(off + MIB), 0..0);
+        }
+        // A stream that seeks ahead passes nothing it skipped.
+        let mut ra = Readahead::new(BS);
+        let mut passed = Vec::new();
+        for off in (0..64 * MIB)
+            .step_by(MIB as usize)
+            .chain((512 * MIB..600 * MIB).step_by(MIB as usize))
+        {
+            ra.on_read(off, MIB, 1024 * MIB);
+            passed.extend(ra.passed(off + MIB));
+        }
+        assert!(passed.iter().all(|b| !(64..512).contains(b)), "{passed:?}");
+        assert!(
+            passed.contains(&0) && passed.contains(&512),
+            "both streams passed blocks"
+        );
     }
 
     proptest! {

@@ -10,6 +10,8 @@
 //! for are fetched with one ranged request of up to [`MAX_RUN_BYTES`] and
 //! split into blocks, and the runs of one window are in flight together, so a
 //! long stream keeps several large GETs going against the server's latency.
+//! The blocks a stream has gone past leave the memory tier once they are on
+//! disk (`BlockCache::release`).
 
 use super::FsError;
 use crate::cache::{blocks, BlockCache, ObjectId, PrefetchBudget, Readahead, Version, MAX_RUN_BYTES};
@@ -136,9 +138,21 @@ impl Reader {
             });
             index = end;
         }
-        self.cache
+        let bytes = self
+            .cache
             .read_range(&ctx.obj, offset, len, ctx.size, |i| fetch(ctx, i, bs))
-            .await
+            .await?;
+        // A stream's blocks well behind it: the kernel's page cache holds
+        // what it read, the disk tier holds them all.
+        let passed = ctx
+            .readahead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .passed(offset.saturating_add(len).min(ctx.size));
+        for index in passed {
+            self.cache.release(&ctx.obj, index);
+        }
+        Ok(bytes)
     }
 }
 
