@@ -22,6 +22,7 @@
 mod carfile;
 mod error;
 mod mfs;
+mod runbuf;
 mod source;
 mod store;
 mod stream;

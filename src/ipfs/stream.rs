@@ -28,7 +28,8 @@
 //!
 //! The leaves one run takes are read into one buffer, one after the other,
 //! each checked in place: a run the buffer covers is served as a slice of
-//! it, with no copy to put the leaves together.
+//! it, with no copy to put the leaves together. The buffers come from a
+//! pool ([`RunBuffers`]) and go back to it when the run's bytes are dropped.
 //!
 //! Invariants: one span per file CID at a time, read by one caller at a time
 //! (the readahead's runs of one stream take turns, and runs that arrive
@@ -41,9 +42,10 @@
 //! [`MAX_SPANS`] are open (each holds a connection to the node, two while
 //! the next segment is asked for).
 
+use super::runbuf::RunBuffers;
 use super::source::{BlockSource, SourceError, SpanBody};
 use crate::car::{verify_block, CarError};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use cid::Cid;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -94,9 +96,10 @@ const SPAN_AHEAD: u64 = 128 << 20;
 /// readahead window; past it the oldest are dropped (their reads fetch them
 /// by CID).
 const PARKED_MAX: u64 = 64 << 20;
-/// Most bytes reserved at once for the leaves one take reads: a run of the
-/// readahead (at most 8 MiB) and a little; a take that must first read past
-/// more (up to [`SPAN_AHEAD`]) grows its buffer as it goes.
+/// Room a run buffer gets (address space: only the bytes written take
+/// memory): a run of the readahead (at most 8 MiB) and the leaves of a run
+/// that came late, read past first; a take that must read past more (up to
+/// [`SPAN_AHEAD`]) grows its buffer as it goes.
 const RUN_ROOM_MAX: u64 = 16 << 20;
 /// A span nobody read for this long is closed: its reader has gone.
 const SPAN_IDLE: Duration = Duration::from_secs(30);
@@ -137,11 +140,12 @@ pub struct Span {
     next: u64,
     /// Bytes received and not yet handed out: first the leaves checked
     /// during the current [`Span::take`] (`checked` bytes), then the start
-    /// of the next leaf.
-    pending: BytesMut,
+    /// of the next leaf. A buffer of `buffers`.
+    pending: Vec<u8>,
     checked: usize,
+    buffers: Arc<RunBuffers>,
     /// Verified leaves read past by a later run, by file offset.
-    parked: BTreeMap<u64, (Cid, Bytes)>,
+    parked: BTreeMap<u64, Parked>,
     parked_bytes: u64,
     /// False once the body failed: the span serves parked leaves only.
     live: bool,
@@ -170,16 +174,17 @@ pub fn segment_end<'a>(leaves: impl IntoIterator<Item = &'a Leaf>, start: u64, s
 impl Span {
     /// A span of `file` over `leaves` (non-empty, consecutive), whose first
     /// segment (up to `body_end`: [`segment_end`] of [`SEGMENT_BYTES`])
-    /// `body` streams from `source`. Asks for the next segment at once
-    /// (needs a tokio runtime).
+    /// `body` streams from `source`, read into buffers of `buffers`. Asks
+    /// for the next segment at once (needs a tokio runtime).
     pub fn new(
         file: Cid,
         source: Arc<dyn BlockSource>,
         body: SpanBody,
         body_end: u64,
         leaves: Vec<Leaf>,
+        buffers: Arc<RunBuffers>,
     ) -> Self {
-        Self::with_segment(file, source, body, body_end, leaves, SEGMENT_BYTES)
+        Self::with_segment(file, source, body, body_end, leaves, buffers, SEGMENT_BYTES)
     }
 
     /// [`Span::new`] with a first segment of `first` bytes (tests use tiny ones).
@@ -189,6 +194,7 @@ impl Span {
         body: SpanBody,
         body_end: u64,
         leaves: Vec<Leaf>,
+        buffers: Arc<RunBuffers>,
         first: u64,
     ) -> Self {
         let start = leaves.first().map_or(0, |l| l.offset);
@@ -203,8 +209,9 @@ impl Span {
             leaves: leaves.into(),
             start,
             next: start,
-            pending: BytesMut::new(),
+            pending: buffers.get(),
             checked: 0,
+            buffers,
             parked: BTreeMap::new(),
             parked_bytes: 0,
             live: true,
@@ -257,7 +264,7 @@ impl Span {
             .parked
             .range(..=from)
             .next_back()
-            .is_some_and(|(off, (_, b))| off + b.len() as u64 > from);
+            .is_some_and(|(off, p)| off + p.bytes.len() as u64 > from);
         let end = self.leaves.back().map_or(self.next, |l| l.offset + l.size);
         parked || (self.live && self.next <= from && from < end && from < self.next + SPAN_AHEAD)
     }
@@ -279,13 +286,22 @@ impl Span {
         let here: Vec<u64> = self
             .parked
             .range(..to)
-            .filter(|(off, (_, b))| *off + b.len() as u64 > from)
+            .filter(|(off, p)| *off + p.bytes.len() as u64 > from)
             .map(|(off, _)| *off)
             .collect();
+        // The run the parked leaves came in, if they all came in one.
+        let mut parked_run: Option<(u64, Bytes)> = None;
+        let mut one_run = true;
         for off in here {
-            if let Some((cid, b)) = self.parked.remove(&off) {
-                self.parked_bytes -= b.len() as u64;
-                leaves.insert(cid, b);
+            if let Some(p) = self.parked.remove(&off) {
+                self.parked_bytes -= p.bytes.len() as u64;
+                match &parked_run {
+                    None => parked_run = Some(p.run),
+                    Some((start, run)) => {
+                        one_run &= *start == p.run.0 && run.as_ptr() == p.run.1.as_ptr();
+                    }
+                }
+                leaves.insert(p.cid, p.bytes);
             }
         }
         // The leaves read now land one after the other in one buffer, which
@@ -296,8 +312,13 @@ impl Span {
             .take_while(|l| l.offset < to)
             .map(|l| l.size)
             .sum();
+        // A buffer new to the pool gets room for any run at once: growing it
+        // later would copy it into fresh memory.
         let room = room.min(RUN_ROOM_MAX) as usize;
-        self.pending.reserve(room.saturating_sub(self.pending.len()));
+        if self.pending.capacity() < room {
+            self.pending
+                .reserve((RUN_ROOM_MAX as usize).saturating_sub(self.pending.len()));
+        }
         let run_start = self.next;
         let mut read = Vec::new();
         while self.live && self.next < to {
@@ -321,8 +342,18 @@ impl Span {
             self.next = leaf.offset + leaf.size;
             read.push(leaf);
         }
-        let run = self.pending.split_to(self.checked).freeze();
-        self.checked = 0;
+        // The checked leaves keep this buffer; the start of the next leaf
+        // moves to the next one.
+        let run = if self.checked == 0 {
+            Bytes::new()
+        } else {
+            let mut next = self.buffers.get();
+            next.extend_from_slice(&self.pending[self.checked..]);
+            let mut run = std::mem::replace(&mut self.pending, next);
+            run.truncate(self.checked);
+            self.checked = 0;
+            self.buffers.freeze(run)
+        };
         let mut at = 0;
         for leaf in read {
             let data = run.slice(at..at + leaf.size as usize);
@@ -330,13 +361,24 @@ impl Span {
             if leaf.offset + leaf.size > from {
                 leaves.insert(leaf.cid, data);
             } else {
-                self.park(leaf.offset, leaf.cid, data);
+                let parked = Parked {
+                    cid: leaf.cid,
+                    bytes: data,
+                    run: (run_start, run.clone()),
+                };
+                self.park(leaf.offset, parked);
             }
         }
-        Taken {
-            leaves,
-            run: (!run.is_empty()).then_some((run_start, run)),
-        }
+        // A run that came late is served from the run that read its leaves
+        // (every byte of which is checked), as a slice, with no copy.
+        let run = if !run.is_empty() {
+            Some((run_start, run))
+        } else if one_run {
+            parked_run
+        } else {
+            None
+        };
+        Taken { leaves, run }
     }
 
     /// Reads the next `leaf.size` bytes of the body into `pending`, after
@@ -370,16 +412,25 @@ impl Span {
         }
     }
 
-    fn park(&mut self, offset: u64, cid: Cid, data: Bytes) {
-        self.parked_bytes += data.len() as u64;
-        self.parked.insert(offset, (cid, data));
+    fn park(&mut self, offset: u64, leaf: Parked) {
+        self.parked_bytes += leaf.bytes.len() as u64;
+        self.parked.insert(offset, leaf);
         while self.parked_bytes > PARKED_MAX {
-            let Some((_, (_, b))) = self.parked.pop_first() else {
+            let Some((_, p)) = self.parked.pop_first() else {
                 break;
             };
-            self.parked_bytes -= b.len() as u64;
+            self.parked_bytes -= p.bytes.len() as u64;
         }
     }
+}
+
+/// A verified leaf read past by a later run.
+struct Parked {
+    cid: Cid,
+    bytes: Bytes,
+    /// The run it was read in and that run's file offset (the leaf is a
+    /// slice of it).
+    run: (u64, Bytes),
 }
 
 impl Drop for Span {
@@ -388,6 +439,7 @@ impl Drop for Span {
         if let Some((_, _, request)) = self.ahead.take() {
             request.abort();
         }
+        self.buffers.put(std::mem::take(&mut self.pending));
     }
 }
 
@@ -397,7 +449,8 @@ pub struct Taken {
     /// The verified leaves holding bytes of the range asked for, by CID.
     pub leaves: HashMap<Cid, Bytes>,
     /// The leaves read from the body by this take, verified, one after the
-    /// other in one buffer, and the file offset where they start.
+    /// other in one buffer, and the file offset where they start; when it
+    /// read none, the run all the parked leaves it hands out came in.
     pub run: Option<(u64, Bytes)>,
 }
 
@@ -449,6 +502,11 @@ pub struct Opening<'a> {
 }
 
 impl Opening<'_> {
+    /// The buffers the span should read into.
+    pub fn buffers(&self) -> Arc<RunBuffers> {
+        self.spans.buffers.clone()
+    }
+
     /// Keeps `span` as the file's span and hands the caller its turn.
     pub fn fill(mut self, span: Span) -> Option<SpanTurn> {
         let mut guard = self.guard.take()?;
@@ -486,6 +544,8 @@ pub enum Lookup<'a> {
 #[derive(Default)]
 pub struct Spans {
     open: Mutex<HashMap<Cid, (Slot, Instant)>>,
+    /// The buffers every span of the store reads into.
+    buffers: Arc<RunBuffers>,
 }
 
 impl Spans {
@@ -603,7 +663,16 @@ mod tests {
         let source: Arc<dyn BlockSource> = Arc::new(Answers(answers));
         let end = segment_end(leaves, 0, segment).unwrap();
         let body = source.cat_span(&leaves[0].cid, 0, end).await.unwrap().unwrap();
-        Span::with_segment(leaves[0].cid, source, body, end, leaves.to_vec(), segment)
+        let buffers = Arc::new(RunBuffers::default());
+        Span::with_segment(
+            leaves[0].cid,
+            source,
+            body,
+            end,
+            leaves.to_vec(),
+            buffers,
+            segment,
+        )
     }
 
     async fn span(answers: Vec<u8>, leaves: &[Leaf]) -> Span {

@@ -338,7 +338,8 @@ impl Store {
         let Some((body, source)) = self.cat_span(cid, start, end - start).await else {
             return Ok(Taken::default());
         };
-        let Some(mut span) = opening.fill(Span::new(*cid, source, body, end, leaves)) else {
+        let span = Span::new(*cid, source, body, end, leaves, opening.buffers());
+        let Some(mut span) = opening.fill(span) else {
             return Ok(Taken::default());
         };
         Ok(span.take(from, to).await)
