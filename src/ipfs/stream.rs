@@ -245,7 +245,17 @@ impl Span {
                 self.next,
             )));
         }
-        match request.await {
+        let asked = Instant::now();
+        let answer = request.await;
+        // How long the reader waited for the node to start this segment:
+        // the time to first byte the segment schedule did not hide.
+        tracing::trace!(
+            from,
+            to,
+            waited_ms = asked.elapsed().as_millis() as u64,
+            "next cat segment"
+        );
+        match answer {
             Ok(Ok(Some(body))) => {
                 self.body = body;
                 self.body_end = to;
