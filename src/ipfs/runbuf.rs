@@ -11,7 +11,9 @@
 //! A run's bytes are shared as [`Bytes`] slices (the cache's blocks, parked
 //! leaves, queued disk writes); the buffer comes back when the last of them
 //! is dropped. At most [`FREE_MAX`] buffers wait for reuse; others are
-//! freed.
+//! freed. A run much smaller than the memory its buffer holds (written by
+//! an earlier, longer run) is copied out instead, so blocks the cache keeps
+//! never hold more than [`AMPLIFY_MAX`] times their size in memory.
 
 use bytes::Bytes;
 use std::sync::{Arc, Mutex, Weak};
@@ -20,6 +22,9 @@ use std::sync::{Arc, Mutex, Weak};
 /// fast as new ones are taken, once the reader has gone past them, so a few
 /// cover a couple of streams; idle, they hold at most four runs of memory.
 const FREE_MAX: usize = 4;
+/// Most memory a run's buffer may hold per byte of the run: past it the run
+/// is copied out (a short run in a buffer a long one wrote).
+const AMPLIFY_MAX: usize = 2;
 /// Largest buffer kept for reuse: a run that had to read far past its
 /// bytes (parking leaves for later runs) grew its buffer; that one is freed.
 const KEEP_MAX: usize = 32 << 20;
@@ -27,20 +32,39 @@ const KEEP_MAX: usize = 32 << 20;
 /// The pool. Share it as `Arc<RunBuffers>`.
 #[derive(Debug, Default)]
 pub struct RunBuffers {
-    free: Mutex<Vec<Vec<u8>>>,
+    free: Mutex<Vec<RunBuf>>,
+}
+
+/// A buffer of the pool.
+#[derive(Debug, Default)]
+pub struct RunBuf {
+    /// Its bytes (only appended to between [`RunBuffers::get`] and
+    /// [`RunBuffers::freeze`]).
+    pub bytes: Vec<u8>,
+    /// The most bytes it ever held: the memory it keeps mapped.
+    touched: usize,
 }
 
 impl RunBuffers {
     /// An empty buffer, one used before if there is one.
-    pub fn get(&self) -> Vec<u8> {
+    pub fn get(&self) -> RunBuf {
         let mut buf = self.lock().pop().unwrap_or_default();
-        buf.clear();
+        buf.bytes.clear();
         buf
     }
 
-    /// `buf` as shared bytes; its memory comes back to the pool when the
-    /// last slice of them is dropped.
-    pub fn freeze(self: &Arc<Self>, buf: Vec<u8>) -> Bytes {
+    /// The first `len` bytes of `buf` as shared bytes. They keep the buffer,
+    /// which comes back to the pool when the last slice of them is dropped;
+    /// if it holds more than [`AMPLIFY_MAX`] times `len` in memory they are
+    /// copied out and it comes back at once.
+    pub fn freeze(self: &Arc<Self>, mut buf: RunBuf, len: usize) -> Bytes {
+        buf.touched = buf.touched.max(buf.bytes.len());
+        buf.bytes.truncate(len);
+        if buf.touched > AMPLIFY_MAX.saturating_mul(len) {
+            let bytes = Bytes::copy_from_slice(&buf.bytes);
+            self.put(buf);
+            return bytes;
+        }
         Bytes::from_owner(Lent {
             buf,
             pool: Arc::downgrade(self),
@@ -48,8 +72,9 @@ impl RunBuffers {
     }
 
     /// Keeps `buf` for reuse, if there is room.
-    pub fn put(&self, buf: Vec<u8>) {
-        if buf.capacity() == 0 || buf.capacity() > KEEP_MAX {
+    pub fn put(&self, mut buf: RunBuf) {
+        buf.touched = buf.touched.max(buf.bytes.len());
+        if buf.bytes.capacity() == 0 || buf.bytes.capacity() > KEEP_MAX {
             return;
         }
         let mut free = self.lock();
@@ -58,7 +83,7 @@ impl RunBuffers {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<RunBuf>> {
         self.free.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -70,13 +95,13 @@ impl RunBuffers {
 
 /// A buffer lent out as [`Bytes`].
 struct Lent {
-    buf: Vec<u8>,
+    buf: RunBuf,
     pool: Weak<RunBuffers>,
 }
 
 impl AsRef<[u8]> for Lent {
     fn as_ref(&self) -> &[u8] {
-        &self.buf
+        &self.buf.bytes
     }
 }
 
@@ -96,9 +121,9 @@ mod tests {
     fn a_buffer_comes_back_when_its_last_slice_is_dropped_and_is_reused() {
         let pool = Arc::new(RunBuffers::default());
         let mut buf = pool.get();
-        buf.extend_from_slice(&[7u8; 4096]);
-        let at = buf.as_ptr();
-        let bytes = pool.freeze(buf);
+        buf.bytes.extend_from_slice(&[7u8; 4096]);
+        let at = buf.bytes.as_ptr();
+        let bytes = pool.freeze(buf, 4096);
         let (a, b) = (bytes.slice(0..10), bytes.slice(100..200));
         drop(bytes);
         drop(a);
@@ -107,9 +132,37 @@ mod tests {
         drop(b);
         assert_eq!(pool.free_count(), 1);
         let again = pool.get();
-        assert!(again.is_empty());
-        assert_eq!(again.as_ptr(), at, "the same memory");
-        assert!(again.capacity() >= 4096);
+        assert!(again.bytes.is_empty());
+        assert_eq!(again.bytes.as_ptr(), at, "the same memory");
+        assert!(again.bytes.capacity() >= 4096);
+    }
+
+    #[test]
+    fn a_short_run_in_a_buffer_a_long_one_wrote_is_copied_out() {
+        let pool = Arc::new(RunBuffers::default());
+        let mut buf = pool.get();
+        buf.bytes.extend_from_slice(&[1u8; 8192]);
+        drop(pool.freeze(buf, 8192));
+        let mut buf = pool.get();
+        let at = buf.bytes.as_ptr();
+        buf.bytes.extend_from_slice(&[2u8; 1000]);
+        let short = pool.freeze(buf, 1000);
+        assert_ne!(short.as_ptr(), at, "copied out");
+        assert_eq!(&short[..], &[2u8; 1000][..]);
+        assert_eq!(pool.free_count(), 1, "the buffer came back at once");
+        // Half of what it held, or more: a slice of it.
+        let mut buf = pool.get();
+        let at = buf.bytes.as_ptr();
+        buf.bytes.extend_from_slice(&[3u8; 4096]);
+        let half = pool.freeze(buf, 4096);
+        assert_eq!(half.as_ptr(), at);
+        // Bytes read past the run (the start of the next leaf) count too.
+        drop(half);
+        let mut buf = pool.get();
+        buf.bytes.extend_from_slice(&[4u8; 8192]);
+        let head = pool.freeze(buf, 100);
+        assert_eq!(&head[..], &[4u8; 100][..]);
+        assert_eq!(pool.free_count(), 1);
     }
 
     #[test]
@@ -118,20 +171,23 @@ mod tests {
         let lent: Vec<Bytes> = (0..FREE_MAX + 3)
             .map(|_| {
                 let mut b = pool.get();
-                b.push(1);
-                pool.freeze(b)
+                b.bytes.push(1);
+                pool.freeze(b, 1)
             })
             .collect();
         drop(lent);
         assert_eq!(pool.free_count(), FREE_MAX);
         let pool = Arc::new(RunBuffers::default());
-        pool.put(Vec::with_capacity(KEEP_MAX + 1));
-        pool.put(Vec::new());
+        pool.put(RunBuf {
+            bytes: Vec::with_capacity(KEEP_MAX + 1),
+            touched: 0,
+        });
+        pool.put(RunBuf::default());
         assert_eq!(pool.free_count(), 0);
         // A pool dropped before its bytes: they are freed, not returned.
         let mut b = pool.get();
-        b.push(1);
-        let bytes = pool.freeze(b);
+        b.bytes.push(1);
+        let bytes = pool.freeze(b, 1);
         drop(pool);
         assert_eq!(&bytes[..], &[1]);
     }

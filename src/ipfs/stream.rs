@@ -42,7 +42,7 @@
 //! [`MAX_SPANS`] are open (each holds a connection to the node, two while
 //! the next segment is asked for).
 
-use super::runbuf::RunBuffers;
+use super::runbuf::{RunBuf, RunBuffers};
 use super::source::{BlockSource, SourceError, SpanBody};
 use crate::car::{verify_block, CarError};
 use bytes::Bytes;
@@ -141,7 +141,7 @@ pub struct Span {
     /// Bytes received and not yet handed out: first the leaves checked
     /// during the current [`Span::take`] (`checked` bytes), then the start
     /// of the next leaf. A buffer of `buffers`.
-    pending: Vec<u8>,
+    pending: RunBuf,
     checked: usize,
     buffers: Arc<RunBuffers>,
     /// Verified leaves read past by a later run, by file offset.
@@ -238,7 +238,7 @@ impl Span {
         let Some((from, to, request)) = self.ahead.take() else {
             return Err(Stop::Body("no segment was asked for past the answer".into()));
         };
-        let spare = self.pending.len() - self.checked;
+        let spare = self.pending.bytes.len() - self.checked;
         if from != self.next || spare != 0 {
             return Err(Stop::Body(format!(
                 "the answer ended at {} with {spare} bytes to spare; the next segment starts at {from}",
@@ -325,9 +325,9 @@ impl Span {
         // A buffer new to the pool gets room for any run at once: growing it
         // later would copy it into fresh memory.
         let room = room.min(RUN_ROOM_MAX) as usize;
-        if self.pending.capacity() < room {
-            self.pending
-                .reserve((RUN_ROOM_MAX as usize).saturating_sub(self.pending.len()));
+        let pending = &mut self.pending.bytes;
+        if pending.capacity() < room {
+            pending.reserve((RUN_ROOM_MAX as usize).saturating_sub(pending.len()));
         }
         let run_start = self.next;
         let mut read = Vec::new();
@@ -358,11 +358,10 @@ impl Span {
             Bytes::new()
         } else {
             let mut next = self.buffers.get();
-            next.extend_from_slice(&self.pending[self.checked..]);
-            let mut run = std::mem::replace(&mut self.pending, next);
-            run.truncate(self.checked);
-            self.checked = 0;
-            self.buffers.freeze(run)
+            next.bytes.extend_from_slice(&self.pending.bytes[self.checked..]);
+            let run = std::mem::replace(&mut self.pending, next);
+            let len = std::mem::take(&mut self.checked);
+            self.buffers.freeze(run, len)
         };
         let mut at = 0;
         for leaf in read {
@@ -398,21 +397,22 @@ impl Span {
             self.next_body().await?;
         }
         let want = self.checked + leaf.size as usize;
-        self.pending.reserve(want.saturating_sub(self.pending.len()));
-        while self.pending.len() < want {
+        let pending = &mut self.pending.bytes;
+        pending.reserve(want.saturating_sub(pending.len()));
+        while pending.len() < want {
             match self.body.chunk().await {
-                Ok(Some(chunk)) => self.pending.extend_from_slice(&chunk),
+                Ok(Some(chunk)) => pending.extend_from_slice(&chunk),
                 Ok(None) => {
                     return Err(Stop::Body(format!(
                         "the body ended {} bytes into leaf {}",
-                        self.pending.len() - self.checked,
+                        pending.len() - self.checked,
                         leaf.cid
                     )))
                 }
                 Err(e) => return Err(Stop::Body(e.message().to_string())),
             }
         }
-        match verify_block(&leaf.cid, &self.pending[self.checked..want], 0, leaf.offset) {
+        match verify_block(&leaf.cid, &pending[self.checked..want], 0, leaf.offset) {
             Ok(()) => {
                 self.checked = want;
                 Ok(())
