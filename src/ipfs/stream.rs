@@ -742,6 +742,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_run_that_came_late_is_a_slice_of_the_run_that_read_its_leaves() {
+        let (bytes, leaves) = file();
+        let mut s = span(bytes.clone(), &leaves).await;
+        // The run for the third leaf reads the first two as well.
+        let first = s.take(3000, 4500).await;
+        let late = s.take(0, 3000).await;
+        let got = late.range(0, 3000).expect("served whole");
+        assert_eq!(&got[..], &bytes[..3000]);
+        let (_, run) = first.run.as_ref().unwrap();
+        assert_eq!(got.as_ptr(), run.as_ptr(), "a slice of the first run, not a copy");
+        // Parked leaves of two runs (the first and the third): no one run
+        // serves the read; the caller puts the leaves together.
+        let mut s = span(bytes.clone(), &leaves).await;
+        s.take(1000, 2000).await;
+        s.take(4500, 5200).await;
+        let mixed = s.take(0, 4500).await;
+        assert!(mixed.run.is_none());
+        assert_eq!(mixed.leaves.len(), 2);
+        assert_eq!(mixed.leaves[&leaves[2].cid].as_ref(), &bytes[3000..4500]);
+    }
+
+    #[tokio::test]
     async fn a_take_reads_its_leaves_into_one_buffer_that_serves_the_range() {
         let (bytes, leaves) = file();
         let mut s = span(bytes.clone(), &leaves).await;
