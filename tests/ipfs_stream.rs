@@ -105,7 +105,9 @@ fn sequential_reads_stream_cat_spans_verified_leaf_by_leaf() {
     assert!(cats >= 1, "no cat span was asked for: {:?}", proxy.requests());
     assert!(
         gets * 2 < LEAVES,
-        "{gets} block/get requests for {LEAVES} leaves: spans served few of them"
+        "{gets} block/get requests for {LEAVES} leaves: spans served few of them\nrequests: {:?}\nlog:\n{}",
+        proxy.requests(),
+        m.log()
     );
     // The runs of one reader share one span: the node is never asked for
     // the same bytes twice (the kernel's readahead sends several reads at
@@ -139,14 +141,7 @@ fn sequential_reads_stream_cat_spans_verified_leaf_by_leaf() {
     // behind its end) left the memory tier once the disk tier had them
     // (the page cache holds what was read)...
     let memory = || -> u64 {
-        let out = support::run_cli(&m.home, &["stats", "--json", "--mount", m.mnt.to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "stats: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["cache"]["memory"]["used_bytes"]
+        m.cli_json("stats")["cache"]["memory"]["used_bytes"]
             .as_u64()
             .expect("memory figures")
     };

@@ -15,14 +15,7 @@ use support::{random_bytes, run_cli, sha256, Mounted};
 
 /// How many `op` requests the daemon has served, from `stats --json`.
 fn served(m: &Mounted, op: &str) -> u64 {
-    let out = run_cli(&m.home, &["stats", "--json", "--mount", m.mnt.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "stats: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["ops"]
+    m.cli_json("stats")["ops"]
         .as_array()
         .unwrap()
         .iter()

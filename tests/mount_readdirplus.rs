@@ -7,14 +7,13 @@
 
 mod support;
 
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
-use support::{run_cli, sh, wait_until, Mounted};
+use support::{sh, wait_until, Mounted};
 
 /// `/local` on `ROOT/local` and `/memory`, with a TTL long enough that a
 /// slow test machine still stats names before the listing's attributes expire.
@@ -26,20 +25,9 @@ fn long_ttl(root: &Path) -> Option<String> {
     ))
 }
 
-/// The daemon's reply to `CMD --json` (`status` or `stats`).
-fn control(m: &Mounted, cmd: &str) -> Value {
-    let out = run_cli(&m.home, &[cmd, "--json", "--mount", &m.mnt.display().to_string()]);
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
-}
-
 /// How many times the daemon ran FUSE operation `op`.
 fn op_count(m: &Mounted, op: &str) -> u64 {
-    control(m, "stats")["ops"]
+    m.cli_json("stats")["ops"]
         .as_array()
         .expect("ops")
         .iter()
@@ -50,7 +38,7 @@ fn op_count(m: &Mounted, op: &str) -> u64 {
 
 /// Live inodes in the daemon's table.
 fn inodes(m: &Mounted) -> u64 {
-    control(m, "status")["inodes"].as_u64().expect("inodes")
+    m.cli_json("status")["inodes"].as_u64().expect("inodes")
 }
 
 /// A fixed time with a nanosecond part, distinct per `i`.

@@ -154,9 +154,7 @@ impl Readahead {
         self.requested_until = last;
         first..last
     }
-}
 
-impl Readahead {
     /// A read of this stream ending at `end` has been served; returns the
     /// blocks the stream has gone past since the last call: all of each lies
     /// more than [`REORDER_SLACK`] before the furthest read served, so no

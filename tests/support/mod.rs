@@ -189,6 +189,21 @@ impl Mounted {
         daemon_log(&self.home)
     }
 
+    /// The JSON reply of the CLI command `cmd` (`stats`, `status`...) for
+    /// this mount (`cmd --json --mount MNT`); panics if it fails.
+    pub fn cli_json(&self, cmd: &str) -> serde_json::Value {
+        let out = run_cli(
+            &self.home,
+            &[cmd, "--json", "--mount", &self.mnt.display().to_string()],
+        );
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
+
     /// Mounts again after [`Mounted::unmount`], with the same command line
     /// and data home (a new daemon, the same disk cache and state).
     pub fn remount(&mut self) {
