@@ -11,6 +11,12 @@
 //! sends several reads of one stream at once, from several threads, and
 //! they arrive in any order.
 //!
+//! While earlier prefetches still lie ahead of the reader, the window is
+//! topped up a batch at a time (half the window, at most [`MAX_RUN_BYTES`])
+//! rather than by the block or two each kernel read moves it: a stream's
+//! prefetches then go out as full-size requests (8 MiB GETs, `cat` spans
+//! of 8 MiB), not one 1 MiB request per 1 MiB read.
+//!
 //! A reader whose window has grown to [`STREAM_WINDOW`] is a stream: the
 //! blocks it has gone past by more than [`REORDER_SLACK`] are handed out
 //! once each by [`Readahead::passed`], for the cache to drop from memory.
@@ -151,8 +157,22 @@ impl Readahead {
         if first >= last {
             return 0..0;
         }
+        // While earlier prefetches still lie ahead of the reader, top the
+        // window up a batch at a time rather than a block per read: one
+        // request per batch, not per kernel read.
+        let batch = self.batch_blocks();
+        let ahead = self.requested_until > first_after_read;
+        if ahead && last - first < batch && last < blocks::block_count(file_size, self.block_size) {
+            return 0..0;
+        }
         self.requested_until = last;
         first..last
+    }
+
+    /// Blocks the window is topped up by at a time: half the window, at
+    /// most [`MAX_RUN_BYTES`] (one prefetch request), at least a block.
+    fn batch_blocks(&self) -> u64 {
+        ((self.window / 2).min(MAX_RUN_BYTES) / self.block_size).max(1)
     }
 
     /// A read of this stream ending at `end` has been served; returns the
@@ -333,6 +353,39 @@ mod tests {
         assert_eq!(ra.on_read(10 * MIB, 4096, 10 * MIB), 0..0);
         assert_eq!(ra.on_read(0, 4096, 0), 0..0);
         assert_eq!(ra.on_read(MIB - 10, 10, MIB), 0..0);
+    }
+
+    #[test]
+    fn a_stream_is_topped_up_in_full_runs_and_never_runs_dry() {
+        let size = 256 * MIB + 3 * MIB;
+        let mut ra = Readahead::new(BS);
+        let mut off = 0;
+        let mut requested = 0;
+        let mut sizes = Vec::new();
+        while off < size {
+            let got = ra.on_read(off, MIB, size);
+            if !got.is_empty() {
+                assert_eq!(got.start, requested.max(off / BS + 1), "contiguous, none twice");
+                requested = got.end;
+                sizes.push(got.end - got.start);
+            }
+            off += MIB;
+            // What the reader comes to next has been asked for (the window
+            // tops up before it runs out).
+            assert!(off >= size || requested * BS > off, "dry at {off}");
+            if ra.window() == DEFAULT_MAX_WINDOW && off + DEFAULT_MAX_WINDOW < size {
+                assert!(requested * BS + MAX_RUN_BYTES >= off + DEFAULT_MAX_WINDOW, "{off}");
+            }
+        }
+        assert_eq!(requested, size.div_ceil(BS), "up to the end");
+        let full = MAX_RUN_BYTES / BS;
+        let (last, steady) = sizes.split_last().unwrap();
+        let windowed: Vec<u64> = steady.iter().copied().skip_while(|n| *n < full).collect();
+        assert!(windowed.len() >= 20, "{sizes:?}");
+        assert!(windowed.iter().all(|n| *n >= full), "one full run per top-up: {sizes:?}");
+        assert!(*last >= 1);
+        // Before: a 1 MiB read moved the window by one block each time.
+        assert!(sizes.len() < 50, "{} requests", sizes.len());
     }
 
     #[test]
