@@ -163,7 +163,14 @@ fn sequential_writes_stream_and_out_of_order_writes_upload_whole_on_s3() {
     let file = src.path().join("seq.bin");
     random_file(&file, 40 << 20);
     std::fs::copy(&file, m.path("s3/seq.bin")).unwrap();
-    assert_eq!(streamed(&m), 40 << 20, "a sequential copy was not streamed");
+    // Failed once in ~10 local runs under load (11 MB streamed): the log
+    // says whether the upload failed or a write came out of order.
+    assert_eq!(
+        streamed(&m),
+        40 << 20,
+        "a sequential copy was not streamed; log:\n{}",
+        m.log()
+    );
     assert_eq!(
         support::sha256_file(&m.path("s3/seq.bin")),
         support::sha256_file(&file)

@@ -374,7 +374,10 @@ mod tests {
             // tops up before it runs out).
             assert!(off >= size || requested * BS > off, "dry at {off}");
             if ra.window() == DEFAULT_MAX_WINDOW && off + DEFAULT_MAX_WINDOW < size {
-                assert!(requested * BS + MAX_RUN_BYTES >= off + DEFAULT_MAX_WINDOW, "{off}");
+                assert!(
+                    requested * BS + MAX_RUN_BYTES >= off + DEFAULT_MAX_WINDOW,
+                    "{off}"
+                );
             }
         }
         assert_eq!(requested, size.div_ceil(BS), "up to the end");
@@ -382,7 +385,10 @@ mod tests {
         let (last, steady) = sizes.split_last().unwrap();
         let windowed: Vec<u64> = steady.iter().copied().skip_while(|n| *n < full).collect();
         assert!(windowed.len() >= 20, "{sizes:?}");
-        assert!(windowed.iter().all(|n| *n >= full), "one full run per top-up: {sizes:?}");
+        assert!(
+            windowed.iter().all(|n| *n >= full),
+            "one full run per top-up: {sizes:?}"
+        );
         assert!(*last >= 1);
         // Before: a 1 MiB read moved the window by one block each time.
         assert!(sizes.len() < 50, "{} requests", sizes.len());

@@ -320,6 +320,12 @@ impl Fs {
                     tracing::warn!(error = %e, "streamed upload failed; the file goes up whole at close")
                 }
             }
+        } else {
+            tracing::info!(
+                expected = s.next,
+                got = offset,
+                "write out of order: streamed upload given up; the file goes up whole at close"
+            );
         }
         stop_stream(st).await;
     }
