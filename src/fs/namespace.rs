@@ -184,7 +184,7 @@ impl Fs {
     pub(super) async fn retire_locked(&self, ino: u64, state: &SharedState, st: &mut FileState) {
         st.unlinked = true;
         st.dirty = false;
-        write::stop_stream(st).await;
+        write::stop_stream(st, "unlinked or renamed over").await;
         if let Some(s) = st.staged.as_mut() {
             s.retire();
         }

@@ -15,7 +15,7 @@ use super::*;
 impl Fs {
     pub(super) async fn truncate(&self, ino: u64, place: &Place, size: u64) -> Res<()> {
         let (state, mut st) = self.handles.lock_current(ino).await;
-        stop_stream(&mut st).await;
+        stop_stream(&mut st, "truncated").await;
         if size == 0 {
             let base = self.base_of(place).await;
             if let Some(old) = st.staged.take() {
@@ -167,7 +167,7 @@ impl Fs {
             st.kernel_writes = false;
         }
         if !(st.dirty || kernel_writes) || st.unlinked {
-            stop_stream(st).await;
+            stop_stream(st, "flushed with nothing dirty, or unlinked").await;
             return Ok(());
         }
         let vpath = self.inodes.path(ino).ok_or(FsError::StaleInode(ino))?;
@@ -327,13 +327,13 @@ impl Fs {
                 "write out of order: streamed upload given up; the file goes up whole at close"
             );
         }
-        stop_stream(st).await;
+        stop_stream(st, "a write out of order or a failed part").await;
     }
 
     /// Starts a streamed upload for a file that starts empty now (created or
     /// opened with O_TRUNC), where the tree has them.
     pub(super) async fn start_stream(&self, st: &mut FileState, place: &Place) {
-        stop_stream(st).await;
+        stop_stream(st, "opened empty again").await;
         st.stream = place
             .tree
             .start_stream(&place.rel)
@@ -367,7 +367,7 @@ impl Fs {
         .await
         .map_err(std::io::Error::other)??;
         if grew {
-            stop_stream(&mut st).await;
+            stop_stream(&mut st, "grown by fallocate").await;
             let (ino, _, _) = self.file_handle(fh)?;
             self.make_dirty(ino, &mut st).await?;
             st.mtime = Some(SystemTime::now());
@@ -426,10 +426,11 @@ fn is_timeout(e: &VfsError) -> bool {
     matches!(e, VfsError::Backend(b) if b.kind == crate::backend::BackendErrorKind::TimedOut)
 }
 
-/// Ends the file's streamed upload, if any, discarding what it sent.
-pub(super) async fn stop_stream(st: &mut FileState) {
+/// Ends the file's streamed upload, if any, discarding what it sent;
+/// `why` goes into the debug log line.
+pub(super) async fn stop_stream(st: &mut FileState, why: &str) {
     if let Some(s) = st.stream.take() {
-        tracing::debug!(sent = s.next, "streamed upload given up");
+        tracing::debug!(sent = s.next, why, "streamed upload given up");
         s.upload.abort().await;
     }
 }
