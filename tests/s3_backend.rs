@@ -126,6 +126,7 @@ fn sh(cwd: &Path, script: &str) {
 
 #[test]
 fn large_file_round_trips_with_equal_sha256_when_on_s3() {
+    let _shared = shared();
     let Some(s3) = S3Server::start() else { return };
     s3.create_bucket("big");
     let m = Mount::new(&s3.mount_toml("/s3", "big"), "attr_timeout=1");
@@ -137,6 +138,21 @@ fn large_file_round_trips_with_equal_sha256_when_on_s3() {
     std::fs::copy(m.path("s3/f.bin"), &back).unwrap();
     assert_eq!(support::sha256_file(&file), support::sha256_file(&back));
     assert_eq!(std::fs::metadata(m.path("s3/f.bin")).unwrap().len(), 200 << 20);
+}
+
+/// Tests that fork (a mount, a `stats` call, a shell) hand the children a
+/// copy of every open file of this process for a moment, and when a child
+/// execs, closing it sends the mount a FLUSH for that file: for a file
+/// being written, an upload of what it has so far. The streaming test
+/// counts uploads, so it runs alone; the others hold this shared.
+static FORKS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    FORKS.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    FORKS.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Bytes the `/s3` mount has uploaded while files were being written.
@@ -156,6 +172,7 @@ fn streamed(m: &Mount) -> u64 {
 #[test]
 fn sequential_writes_stream_and_out_of_order_writes_upload_whole_on_s3() {
     use std::io::{Seek, SeekFrom, Write};
+    let _alone = alone();
     let Some(s3) = S3Server::start() else { return };
     s3.create_bucket("stream");
     let m = Mount::new(&s3.mount_toml("/s3", "stream"), "attr_timeout=1");
@@ -205,6 +222,7 @@ fn sequential_writes_stream_and_out_of_order_writes_upload_whole_on_s3() {
 
 #[test]
 fn ordinary_tools_behave_as_on_a_local_disk_when_on_s3() {
+    let _shared = shared();
     let Some(s3) = S3Server::start() else { return };
     s3.create_bucket("tools");
     let m = Mount::new(&s3.mount_toml("/s3", "tools"), "attr_timeout=0");
@@ -238,6 +256,7 @@ fn ordinary_tools_behave_as_on_a_local_disk_when_on_s3() {
 
 #[test]
 fn object_changed_behind_our_back_is_read_whole_and_new_after_the_ttl() {
+    let _shared = shared();
     let Some(s3) = S3Server::start() else { return };
     s3.create_bucket("chg");
     let m = Mount::new(&s3.mount_toml("/s3", "chg"), "attr_timeout=1");
@@ -259,6 +278,7 @@ fn object_changed_behind_our_back_is_read_whole_and_new_after_the_ttl() {
 
 #[test]
 fn remount_rereads_a_file_with_zero_backend_reads_shown_by_stats() {
+    let _shared = shared();
     let Some(s3) = S3Server::start() else { return };
     s3.create_bucket("remount");
     let mut data = vec![0u8; 64 << 20];
@@ -299,7 +319,11 @@ async fn read_all(fs: &ipfs_kit_fuse::fs::Fs, mount: &str, name: &str) -> Vec<u8
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The guard only orders this test against the others (see `FORKS`); no
+// task of this runtime takes it.
+#[allow(clippy::await_holding_lock)]
 async fn cached_blocks_survive_a_restart_with_zero_backend_reads_when_unchanged() {
+    let _shared = shared();
     let Some(s3) = S3Server::start() else { return };
     s3.create_bucket("warm");
     let mut data = vec![0u8; 64 << 20];
