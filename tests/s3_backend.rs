@@ -180,8 +180,8 @@ fn sequential_writes_stream_and_out_of_order_writes_upload_whole_on_s3() {
     let file = src.path().join("seq.bin");
     random_file(&file, 40 << 20);
     std::fs::copy(&file, m.path("s3/seq.bin")).unwrap();
-    // Failed once in ~10 local runs under load (11 MB streamed): the log
-    // says whether the upload failed or a write came out of order.
+    // The log names what ended a stream (a failed part, a write out of
+    // order, a FLUSH: see `FORKS`).
     assert_eq!(
         streamed(&m),
         40 << 20,

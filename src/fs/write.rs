@@ -310,14 +310,15 @@ impl Fs {
         let Some(s) = st.stream.as_mut() else {
             return;
         };
-        if s.next == offset {
+        let why = if s.next == offset {
             match s.upload.write(Bytes::copy_from_slice(data)).await {
                 Ok(()) => {
                     s.next += data.len() as u64;
                     return;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "streamed upload failed; the file goes up whole at close")
+                    tracing::warn!(error = %e, "streamed upload failed; the file goes up whole at close");
+                    "a part failed"
                 }
             }
         } else {
@@ -326,8 +327,9 @@ impl Fs {
                 got = offset,
                 "write out of order: streamed upload given up; the file goes up whole at close"
             );
-        }
-        stop_stream(st, "a write out of order or a failed part").await;
+            "a write out of order"
+        };
+        stop_stream(st, why).await;
     }
 
     /// Starts a streamed upload for a file that starts empty now (created or
