@@ -151,6 +151,40 @@ async fn writes_reach_the_fs_backend_only_when_flushed_when_staged() {
     assert_eq!(std::fs::read(&backing).unwrap(), b"abcdef");
 }
 
+/// A close by a child that inherited the descriptor (another process than
+/// the opener) uploads nothing; the opener's close does, and so does the
+/// last close whoever makes it.
+#[tokio::test]
+async fn a_flush_from_another_process_than_the_opener_uploads_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let mut config = Config::builtin(t.path());
+    config.mounts[0].writes = Some(WriteMode::Staged);
+    let fs = core(t.path(), config);
+    let local = ino(&fs, "local").await;
+    let backing = t.path().join("vfs/local/w");
+    let (_, o) = fs.create(local, "w", 0o644, true).await.unwrap();
+    fs.opened_by(o.fh, std::process::id());
+    fs.write(o.fh, 0, b"abc").await.unwrap();
+    let mut child = std::process::Command::new("sleep").arg("10").spawn().unwrap();
+    let flushed = fs.flush_from(o.fh, child.id()).await;
+    assert_eq!(std::fs::read(&backing).unwrap(), b"", "a child's close uploaded");
+    flushed.unwrap();
+    // A caller that cannot be told (outside our pid namespace): uploads.
+    fs.write(o.fh, 3, b"d").await.unwrap();
+    fs.flush_from(o.fh, 0).await.unwrap();
+    assert_eq!(std::fs::read(&backing).unwrap(), b"abcd");
+    fs.write(o.fh, 4, b"ef").await.unwrap();
+    fs.flush_from(o.fh, child.id()).await.unwrap();
+    assert_eq!(std::fs::read(&backing).unwrap(), b"abcd");
+    fs.flush_from(o.fh, std::process::id()).await.unwrap();
+    assert_eq!(std::fs::read(&backing).unwrap(), b"abcdef");
+    fs.write(o.fh, 6, b"g").await.unwrap();
+    fs.release(o.fh).await.unwrap();
+    assert_eq!(std::fs::read(&backing).unwrap(), b"abcdefg");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[tokio::test]
 async fn writes_reach_the_fs_backend_at_once_and_skip_staging_by_default() {
     let t = tempfile::tempdir().unwrap();

@@ -126,7 +126,6 @@ fn sh(cwd: &Path, script: &str) {
 
 #[test]
 fn large_file_round_trips_with_equal_sha256_when_on_s3() {
-    let _shared = shared();
     let Some(s3) = S3Server::start() else { return };
     s3.create_bucket("big");
     let m = Mount::new(&s3.mount_toml("/s3", "big"), "attr_timeout=1");
@@ -138,21 +137,6 @@ fn large_file_round_trips_with_equal_sha256_when_on_s3() {
     std::fs::copy(m.path("s3/f.bin"), &back).unwrap();
     assert_eq!(support::sha256_file(&file), support::sha256_file(&back));
     assert_eq!(std::fs::metadata(m.path("s3/f.bin")).unwrap().len(), 200 << 20);
-}
-
-/// Tests that fork (a mount, a `stats` call, a shell) hand the children a
-/// copy of every open file of this process for a moment, and when a child
-/// execs, closing it sends the mount a FLUSH for that file: for a file
-/// being written, an upload of what it has so far. The streaming test
-/// counts uploads, so it runs alone; the others hold this shared.
-static FORKS: std::sync::RwLock<()> = std::sync::RwLock::new(());
-
-fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
-    FORKS.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
-    FORKS.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Bytes the `/s3` mount has uploaded while files were being written.
@@ -172,7 +156,6 @@ fn streamed(m: &Mount) -> u64 {
 #[test]
 fn sequential_writes_stream_and_out_of_order_writes_upload_whole_on_s3() {
     use std::io::{Seek, SeekFrom, Write};
-    let _alone = alone();
     let Some(s3) = S3Server::start() else { return };
     s3.create_bucket("stream");
     let m = Mount::new(&s3.mount_toml("/s3", "stream"), "attr_timeout=1");
@@ -181,7 +164,7 @@ fn sequential_writes_stream_and_out_of_order_writes_upload_whole_on_s3() {
     random_file(&file, 40 << 20);
     std::fs::copy(&file, m.path("s3/seq.bin")).unwrap();
     // The log names what ended a stream (a failed part, a write out of
-    // order, a FLUSH: see `FORKS`).
+    // order, a flush).
     assert_eq!(
         streamed(&m),
         40 << 20,
@@ -220,9 +203,58 @@ fn sequential_writes_stream_and_out_of_order_writes_upload_whole_on_s3() {
     assert_eq!(std::fs::metadata(m.path("s3/seq.bin")).unwrap().len(), 0);
 }
 
+/// A program that forks while it writes a file hands the child a copy of
+/// the descriptor; the child's exec (close-on-exec) or exit closes it, and
+/// the kernel sends the mount a FLUSH from the child. That close must not
+/// upload the half-written file for others to read, nor end its streamed
+/// upload: the writer's own close uploads it, whole and streamed.
+#[test]
+fn a_forked_child_closing_the_descriptor_uploads_nothing_and_the_stream_goes_on_on_s3() {
+    use std::io::Write;
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("fork");
+    let m = Mount::new(&s3.mount_toml("/s3", "fork"), "attr_timeout=1");
+    let mut model = vec![0u8; 24 << 20];
+    rand::rng().fill_bytes(&mut model);
+    let mut f = std::fs::File::create(m.path("s3/child.bin")).unwrap();
+    f.write_all(&model[..12 << 20]).unwrap();
+    let before = streamed(&m);
+    // `f` is close-on-exec: the child's exec closes its copy.
+    assert!(Command::new("true").status().unwrap().success());
+    // A child that keeps the descriptor across its exec, and exits.
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    fcntl(&f, FcntlArg::F_SETFD(FdFlag::empty())).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+    let kept = Command::new("bash")
+        .arg("-c")
+        .arg(format!("test -e /proc/self/fd/{fd}"))
+        .status()
+        .unwrap();
+    fcntl(&f, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).unwrap();
+    assert!(kept.success(), "the child did not inherit the descriptor");
+    let seen = s3.raw("GET", "/fork/child.bin", &[], b"");
+    assert!(
+        seen.status == 404 || seen.body.len() < 12 << 20,
+        "a child's close uploaded the half-written file ({} bytes); log:\n{}",
+        seen.body.len(),
+        m.log()
+    );
+    f.write_all(&model[12 << 20..]).unwrap();
+    drop(f);
+    // Counted when a streamed upload completes: all of it, in one stream.
+    assert_eq!(
+        streamed(&m) - before,
+        24 << 20,
+        "the stream did not go on past the children's closes; log:\n{}",
+        m.log()
+    );
+    let got = s3.raw("GET", "/fork/child.bin", &[], b"");
+    assert_eq!(got.status, 200);
+    assert!(got.body == model, "the object differs from what was written");
+}
+
 #[test]
 fn ordinary_tools_behave_as_on_a_local_disk_when_on_s3() {
-    let _shared = shared();
     let Some(s3) = S3Server::start() else { return };
     s3.create_bucket("tools");
     let m = Mount::new(&s3.mount_toml("/s3", "tools"), "attr_timeout=0");
@@ -256,7 +288,6 @@ fn ordinary_tools_behave_as_on_a_local_disk_when_on_s3() {
 
 #[test]
 fn object_changed_behind_our_back_is_read_whole_and_new_after_the_ttl() {
-    let _shared = shared();
     let Some(s3) = S3Server::start() else { return };
     s3.create_bucket("chg");
     let m = Mount::new(&s3.mount_toml("/s3", "chg"), "attr_timeout=1");
@@ -278,7 +309,6 @@ fn object_changed_behind_our_back_is_read_whole_and_new_after_the_ttl() {
 
 #[test]
 fn remount_rereads_a_file_with_zero_backend_reads_shown_by_stats() {
-    let _shared = shared();
     let Some(s3) = S3Server::start() else { return };
     s3.create_bucket("remount");
     let mut data = vec![0u8; 64 << 20];
@@ -319,11 +349,7 @@ async fn read_all(fs: &ipfs_kit_fuse::fs::Fs, mount: &str, name: &str) -> Vec<u8
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-// The guard only orders this test against the others (see `FORKS`); no
-// task of this runtime takes it.
-#[allow(clippy::await_holding_lock)]
 async fn cached_blocks_survive_a_restart_with_zero_backend_reads_when_unchanged() {
-    let _shared = shared();
     let Some(s3) = S3Server::start() else { return };
     s3.create_bucket("warm");
     let mut data = vec![0u8; 64 << 20];

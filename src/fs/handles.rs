@@ -103,6 +103,8 @@ pub enum Handle {
         state: SharedState,
         /// The cached read path, for handles opened on an unmodified file.
         reader: Option<Arc<super::reader::ReadCtx>>,
+        /// The process that opened it, when known (see `Fs::opened_by`).
+        opener: Option<u32>,
     },
     /// A listing snapshot taken at opendir, so offsets stay stable while entries change.
     Dir { entries: Arc<Vec<DirEntry>> },
@@ -141,6 +143,26 @@ impl Handles {
             .unwrap_or_else(|e| e.into_inner())
             .get(&fh)
             .cloned()
+    }
+
+    /// Notes that the file handle `fh` was opened by process `pid`.
+    pub fn set_opener(&self, fh: u64, pid: u32) {
+        if let Some(Handle::File { opener, .. }) = self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&fh)
+        {
+            *opener = Some(pid);
+        }
+    }
+
+    /// The process that opened the file handle `fh`, if it was noted.
+    pub fn opener(&self, fh: u64) -> Option<u32> {
+        match self.handles.lock().unwrap_or_else(|e| e.into_inner()).get(&fh) {
+            Some(Handle::File { opener, .. }) => *opener,
+            _ => None,
+        }
     }
 
     /// Removes the handle `fh`.

@@ -11,11 +11,13 @@
 //! it into a staging file (on an `fs` mount with direct writes, the backing
 //! file itself is written instead); writes go there, and on S3 files written
 //! in order from offset 0 also stream up as multipart parts; flush/fsync/
-//! release upload (or complete) it. A failed upload is an error to
+//! release upload (or complete) it, except a flush by another process than
+//! the opener (a forked child closing its copy: [`Fs::flush_from`]). A failed upload is an error to
 //! close/fsync and the staged data stays on disk, sealed, to be retried by
 //! the next close, a drain, or crash recovery (`recover.rs`).
 
 mod attr;
+mod caller;
 mod dir;
 mod dircache;
 mod dirplus;
@@ -568,6 +570,7 @@ impl Fs {
             writable: write,
             state,
             reader,
+            opener: None,
         });
         Ok(Opened {
             fh,

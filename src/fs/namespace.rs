@@ -75,6 +75,7 @@ impl Fs {
             writable: true,
             state,
             reader: None,
+            opener: None,
         });
         let meta = stored.unwrap_or(Meta {
             mtime: created,

@@ -377,7 +377,42 @@ impl Fs {
         Ok(())
     }
 
-    /// `flush` / `fsync`: uploads pending data of the handle's file.
+    /// Notes which process opened the handle `fh` for writing, from the
+    /// calling thread `tid` of its open or create, for [`Fs::flush_from`]
+    /// (read-only handles have nothing to upload: they need not be noted).
+    pub fn opened_by(&self, fh: u64, tid: u32) {
+        if let Some(pid) = caller::process_of(tid) {
+            self.handles.set_opener(fh, pid);
+        }
+    }
+
+    /// `flush` (each close of a descriptor), from the calling thread `tid`:
+    /// uploads pending data of the handle's file, unless the close comes
+    /// from another process than the one that opened the handle. That is a
+    /// child that inherited the descriptor when its parent forked, closing
+    /// it as it execs or exits while the parent still writes: uploading
+    /// then would put a partial file on the backend for others to read and
+    /// end the file's streamed upload. The opener's close, the last close
+    /// (release) and fsync upload it. When either process cannot be told
+    /// (see [`caller::process_of`]) the flush uploads, as it always did.
+    pub async fn flush_from(&self, fh: u64, tid: u32) -> Res<()> {
+        if let Some(opener) = self.handles.opener(fh) {
+            let caller = caller::process_of(tid);
+            if caller.is_some_and(|caller| caller != opener) {
+                tracing::debug!(
+                    fh,
+                    opener,
+                    caller,
+                    "close by another process than the opener: no upload"
+                );
+                return Ok(());
+            }
+        }
+        self.flush(fh).await
+    }
+
+    /// `fsync`, and a flush of the opener: uploads pending data of the
+    /// handle's file.
     pub async fn flush(&self, fh: u64) -> Res<()> {
         let (ino, _, state) = self.file_handle(fh)?;
         let mut st = state.lock().await;

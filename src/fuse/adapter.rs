@@ -376,7 +376,7 @@ impl Filesystem for Adapter {
         });
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let acc = flags.0 & libc::O_ACCMODE;
         let write = acc == libc::O_WRONLY || acc == libc::O_RDWR;
         if write && self.read_only {
@@ -384,9 +384,13 @@ impl Filesystem for Adapter {
         }
         let truncate = flags.0 & libc::O_TRUNC != 0;
         let backings = self.backings.clone();
+        let tid = req.pid();
         self.spawn("open", move |fs| async move {
             match fs.open(ino.0, write, truncate).await {
                 Ok(o) => {
+                    if write {
+                        fs.opened_by(o.fh, tid);
+                    }
                     let id = backings.open(ino.0, o.fh, o.backing.as_deref(), |f| reply.open_backing(f));
                     match id {
                         Some(id) => reply.opened_passthrough(FileHandle(o.fh), fopen(false, write), &id),
@@ -438,16 +442,10 @@ impl Filesystem for Adapter {
         });
     }
 
-    fn flush(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _lock_owner: LockOwner,
-        reply: ReplyEmpty,
-    ) {
+    fn flush(&self, req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        let tid = req.pid();
         self.spawn("flush", move |fs| async move {
-            reply_empty(reply, fs.flush(fh.0).await, "flush")
+            reply_empty(reply, fs.flush_from(fh.0, tid).await, "flush")
         });
     }
 
@@ -611,11 +609,12 @@ impl Filesystem for Adapter {
     ) {
         let name = name_or_reply!(name, reply);
         let exclusive = flags & libc::O_EXCL != 0;
-        let (uid, gid) = (req.uid(), req.gid());
+        let (uid, gid, tid) = (req.uid(), req.gid(), req.pid());
         let backings = self.backings.clone();
         self.spawn("create", move |fs| async move {
             match fs.create(parent.0, &name, mode & !umask, exclusive).await {
                 Ok((mut e, o)) => {
+                    fs.opened_by(o.fh, tid);
                     fs.adopt(&mut e.attr, uid, gid).await;
                     let id = backings.open(e.attr.ino, o.fh, o.backing.as_deref(), |f| reply.open_backing(f));
                     let (ttl, attr, fh) = (&e.ttl, &to_file_attr(&e.attr), FileHandle(o.fh));
