@@ -244,7 +244,6 @@ fn flush_reports_progress_and_uploads_a_file_still_open() {
     let d = place.start(&[]);
     let path = d.mnt.join("local/open.bin");
     let data = vec![7u8; 3 << 20];
-    let guard = fork_guard();
     let mut f = std::fs::File::create(&path).expect("create");
     f.write_all(&data).expect("write");
     let st: StatusReply = d.client().call(&Request::Status).expect("status");
@@ -262,7 +261,6 @@ fn flush_reports_progress_and_uploads_a_file_still_open() {
         data
     );
     drop(f);
-    drop(guard);
     let stats: StatsReply = d.client().call(&Request::Stats).expect("stats");
     let local = stats
         .backends

@@ -132,7 +132,6 @@ fn close(f: std::fs::File) -> Option<i32> {
 /// Creates `path` while the server is up, writes `data` while it is down,
 /// and returns close's errno (expected: EIO, the data stays staged).
 fn write_during_outage(rig: &Rig, path: &std::path::Path, data: &[u8]) -> Option<i32> {
-    let _g = fork_guard();
     let mut f = std::fs::File::create(path).expect("create while up");
     rig.proxy.down();
     f.write_all(data).expect("write is local");
@@ -248,7 +247,6 @@ fn recovery_keeps_a_conflict_copy_when_the_object_changed_meanwhile() {
     let mut d = rig.place.start(&[]);
     let path = rig.file(&d, "doc");
     {
-        let _g = fork_guard();
         let mut f = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
         // The first write copies the object in (the server is needed for that).
         f.write_all(b"E").expect("write while up");
@@ -289,7 +287,6 @@ fn writes_after_backend_remove_fail_at_write() {
     let Some(rig) = Rig::new() else { return };
     let d = rig.place.start(&[]);
     let path = rig.file(&d, "w");
-    let _g = fork_guard();
     let mut f = std::fs::File::create(&path).expect("create");
     f.write_all(b"ab").expect("first write");
     f.flush().expect("flush");
@@ -318,10 +315,7 @@ fn status_answers_while_an_upload_hangs_on_a_stalled_server() {
     };
     let mut d = rig.place.start(&[]);
     let path = rig.file(&d, "slow");
-    let f = {
-        let _g = fork_guard();
-        std::fs::File::create(&path).expect("create")
-    };
+    let f = { std::fs::File::create(&path).expect("create") };
     rig.proxy.stall();
     let writer = std::thread::spawn(move || {
         let mut f = f;
@@ -438,7 +432,6 @@ fn a_full_staging_disk_answers_enospc_and_the_mount_keeps_working() {
     let path = rig.file(&d, "big");
     let chunk = vec![0x5au8; 256 << 10];
     let err = {
-        let _g = fork_guard();
         let mut f = std::fs::File::create(&path).expect("create");
         let mut written = 0usize;
         let err = loop {

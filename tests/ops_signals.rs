@@ -99,7 +99,6 @@ fn staged_write_survives_kill9_and_is_uploaded_before_the_next_ready() {
     let place = Place::new("");
     let mut d = place.start(&[]);
     let data: Vec<u8> = (0..(2 << 20)).map(|i| (i % 253) as u8).collect();
-    let guard = fork_guard();
     let mut f = std::fs::File::create(d.mnt.join("local/crash.bin")).expect("create");
     f.write_all(&data).expect("write");
     // Still open: nothing uploaded yet, the bytes are only staged.
@@ -109,7 +108,6 @@ fn staged_write_survives_kill9_and_is_uploaded_before_the_next_ready() {
     );
     d.kill9();
     drop(f);
-    drop(guard);
     drop(d);
     let staged = place.home.join("staging");
     assert!(
@@ -163,7 +161,6 @@ fn direct_writes_reach_the_backing_file_before_close_and_survive_kill9() {
     ));
     let mut d = place.start(&[]);
     let data: Vec<u8> = (0..(2 << 20)).map(|i| (i % 251) as u8).collect();
-    let guard = fork_guard();
     let mut f = std::fs::File::create(d.mnt.join("direct/crash.bin")).expect("create");
     f.write_all(&data).expect("write");
     assert_eq!(
@@ -173,7 +170,6 @@ fn direct_writes_reach_the_backing_file_before_close_and_survive_kill9() {
     );
     d.kill9();
     drop(f);
-    drop(guard);
     drop(d);
     assert_eq!(std::fs::read(direct.join("crash.bin")).unwrap(), data);
     let staged = place.home.join("staging");

@@ -10,24 +10,11 @@ use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Held around every fork in these tests, and by a test while it keeps a
-/// file on the mount open with data it expects to stay staged: a child forked
-/// meanwhile inherits that descriptor, and its close at exec makes the kernel
-/// send FUSE_FLUSH, which uploads the file early.
-static FORK_LOCK: Mutex<()> = Mutex::new(());
-
-/// Takes the fork lock (see [`FORK_LOCK`]).
-pub fn fork_guard() -> MutexGuard<'static, ()> {
-    FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Runs `cmd` to completion, forking under the fork lock.
+/// Runs `cmd` to completion.
 pub fn output(cmd: &mut Command) -> Output {
     let child = {
-        let _g = fork_guard();
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -150,10 +137,7 @@ impl Place {
             .stdout(logf.try_clone().expect("dup"))
             .stderr(logf);
         adjust(&mut c);
-        let child = {
-            let _g = fork_guard();
-            c.spawn().expect("spawn daemon")
-        };
+        let child = { c.spawn().expect("spawn daemon") };
         let mut d = Daemon {
             child: Some(child),
             mnt: self.mnt.clone(),
