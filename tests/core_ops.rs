@@ -133,21 +133,27 @@ async fn written_bytes_read_back_when_still_open_and_after_close() {
     );
 }
 
+/// A core whose `/local` mount stages writes, with `w` created in it:
+/// the core, the backing file and the open handle.
+async fn staged_local_file(home: &Path) -> (Arc<Fs>, std::path::PathBuf, u64) {
+    let mut config = Config::builtin(home);
+    config.mounts[0].writes = Some(WriteMode::Staged);
+    let fs = core(home, config);
+    let local = ino(&fs, "local").await;
+    let (_, o) = fs.create(local, "w", 0o644, true).await.unwrap();
+    (fs, home.join("vfs/local/w"), o.fh)
+}
+
 #[tokio::test]
 async fn writes_reach_the_fs_backend_only_when_flushed_when_staged() {
     let t = tempfile::tempdir().unwrap();
-    let mut config = Config::builtin(t.path());
-    config.mounts[0].writes = Some(WriteMode::Staged);
-    let fs = core(t.path(), config);
-    let local = ino(&fs, "local").await;
-    let backing = t.path().join("vfs/local/w");
-    let (_, o) = fs.create(local, "w", 0o644, true).await.unwrap();
-    fs.write(o.fh, 0, b"abc").await.unwrap();
+    let (fs, backing, fh) = staged_local_file(t.path()).await;
+    fs.write(fh, 0, b"abc").await.unwrap();
     assert_eq!(std::fs::read(&backing).unwrap(), b"", "uploaded before flush");
-    fs.flush(o.fh).await.unwrap();
+    fs.flush(fh).await.unwrap();
     assert_eq!(std::fs::read(&backing).unwrap(), b"abc");
-    fs.write(o.fh, 3, b"def").await.unwrap();
-    fs.release(o.fh).await.unwrap();
+    fs.write(fh, 3, b"def").await.unwrap();
+    fs.release(fh).await.unwrap();
     assert_eq!(std::fs::read(&backing).unwrap(), b"abcdef");
 }
 
@@ -157,29 +163,24 @@ async fn writes_reach_the_fs_backend_only_when_flushed_when_staged() {
 #[tokio::test]
 async fn a_flush_from_another_process_than_the_opener_uploads_nothing() {
     let t = tempfile::tempdir().unwrap();
-    let mut config = Config::builtin(t.path());
-    config.mounts[0].writes = Some(WriteMode::Staged);
-    let fs = core(t.path(), config);
-    let local = ino(&fs, "local").await;
-    let backing = t.path().join("vfs/local/w");
-    let (_, o) = fs.create(local, "w", 0o644, true).await.unwrap();
-    fs.opened_by(o.fh, std::process::id());
-    fs.write(o.fh, 0, b"abc").await.unwrap();
+    let (fs, backing, fh) = staged_local_file(t.path()).await;
+    fs.opened_by(fh, std::process::id());
+    fs.write(fh, 0, b"abc").await.unwrap();
     let mut child = std::process::Command::new("sleep").arg("10").spawn().unwrap();
-    let flushed = fs.flush_from(o.fh, child.id()).await;
+    let flushed = fs.flush_from(fh, child.id()).await;
     assert_eq!(std::fs::read(&backing).unwrap(), b"", "a child's close uploaded");
     flushed.unwrap();
     // A caller that cannot be told (outside our pid namespace): uploads.
-    fs.write(o.fh, 3, b"d").await.unwrap();
-    fs.flush_from(o.fh, 0).await.unwrap();
+    fs.write(fh, 3, b"d").await.unwrap();
+    fs.flush_from(fh, 0).await.unwrap();
     assert_eq!(std::fs::read(&backing).unwrap(), b"abcd");
-    fs.write(o.fh, 4, b"ef").await.unwrap();
-    fs.flush_from(o.fh, child.id()).await.unwrap();
+    fs.write(fh, 4, b"ef").await.unwrap();
+    fs.flush_from(fh, child.id()).await.unwrap();
     assert_eq!(std::fs::read(&backing).unwrap(), b"abcd");
-    fs.flush_from(o.fh, std::process::id()).await.unwrap();
+    fs.flush_from(fh, std::process::id()).await.unwrap();
     assert_eq!(std::fs::read(&backing).unwrap(), b"abcdef");
-    fs.write(o.fh, 6, b"g").await.unwrap();
-    fs.release(o.fh).await.unwrap();
+    fs.write(fh, 6, b"g").await.unwrap();
+    fs.release(fh).await.unwrap();
     assert_eq!(std::fs::read(&backing).unwrap(), b"abcdefg");
     child.kill().unwrap();
     child.wait().unwrap();
