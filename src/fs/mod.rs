@@ -12,9 +12,10 @@
 //! file itself is written instead); writes go there, and on S3 files written
 //! in order from offset 0 also stream up as multipart parts; flush/fsync/
 //! release upload (or complete) it, except a flush by another process than
-//! the opener (a forked child closing its copy: [`Fs::flush_from`]). A failed upload is an error to
-//! close/fsync and the staged data stays on disk, sealed, to be retried by
-//! the next close, a drain, or crash recovery (`recover.rs`).
+//! the opener (a forked child closing its copy: [`Fs::flush_from`]). A
+//! failed upload is an error to close/fsync and the staged data stays on
+//! disk, sealed, to be retried by the next close, a drain, or crash
+//! recovery (`recover.rs`).
 
 mod attr;
 mod caller;
