@@ -315,7 +315,7 @@ fn status_answers_while_an_upload_hangs_on_a_stalled_server() {
     };
     let mut d = rig.place.start(&[]);
     let path = rig.file(&d, "slow");
-    let f = { std::fs::File::create(&path).expect("create") };
+    let f = std::fs::File::create(&path).expect("create");
     rig.proxy.stall();
     let writer = std::thread::spawn(move || {
         let mut f = f;

@@ -41,7 +41,7 @@ fn sigterm_at_random_moments_during_start_up_never_leaves_a_dead_mount() {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"));
-        let mut child = { c.spawn().expect("spawn") };
+        let mut child = c.spawn().expect("spawn");
         std::thread::sleep(Duration::from_millis(rng.random_range(0..MAX_DELAY_MS)));
         if is_mounted(&place.mnt) {
             mounted_first += 1;

@@ -14,14 +14,13 @@ use std::time::{Duration, Instant};
 
 /// Runs `cmd` to completion.
 pub fn output(cmd: &mut Command) -> Output {
-    let child = {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn")
-    };
-    child.wait_with_output().expect("wait")
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+        .wait_with_output()
+        .expect("wait")
 }
 
 /// True when `name` is an executable on PATH (found without forking).
@@ -137,7 +136,7 @@ impl Place {
             .stdout(logf.try_clone().expect("dup"))
             .stderr(logf);
         adjust(&mut c);
-        let child = { c.spawn().expect("spawn daemon") };
+        let child = c.spawn().expect("spawn daemon");
         let mut d = Daemon {
             child: Some(child),
             mnt: self.mnt.clone(),
