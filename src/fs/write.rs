@@ -396,7 +396,8 @@ impl Fs {
     /// (release) and fsync upload it. When either process cannot be told
     /// (see [`caller::process_of`]) the flush uploads, as it always did.
     pub async fn flush_from(&self, fh: u64, tid: u32) -> Res<()> {
-        if let Some(opener) = self.handles.opener(fh) {
+        // A process's main thread has the process's id: no /proc read then.
+        if let Some(opener) = self.handles.opener(fh).filter(|&opener| opener != tid) {
             let caller = caller::process_of(tid);
             if caller.is_some_and(|caller| caller != opener) {
                 tracing::debug!(
