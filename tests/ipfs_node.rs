@@ -2,7 +2,8 @@
 //! 127.0.0.1 by scripts/kubo-rpc.sh and stopped at the end): trees added with
 //! the node's own `add` (CIDv0 defaults and CIDv1 raw leaves) are copied out
 //! of the mount with `cp -r` and compared byte for byte, and the copies hash
-//! to the same CIDs in the node; a 100 MiB file is read at 200 random
+//! to the same CIDs in the node; the node's base58btc, base36 and upper-case
+//! forms of a CID name the same tree; a 100 MiB file is read at 200 random
 //! offsets; a read after the node stops fails with EIO within the timeout,
 //! and after a remount with the node still down what was read before is
 //! read again from the disk cache (DAG nodes included).
@@ -104,11 +105,31 @@ fn ipfs_mount_serves_node_content_verified_and_fails_cleanly_when_the_node_stops
             "the copy of {cid} hashes differently"
         );
     }
+    // Any text form of a CID names it, as in Kubo's /ipfs paths (the node
+    // itself gives the forms): same bytes, same `user.ipfs.cid`.
+    let mut aliases = Vec::new();
+    for base in ["base58btc", "base36", "base32upper"] {
+        let qs = V1.replace("cid-base=base32", &format!("cid-base={base}"));
+        let alias = node.add(&src, &format!("{qs}&only-hash=true"));
+        assert_ne!(alias, v1, "the node gave no {base} form");
+        let dir = m.path(&format!("ipfs/{alias}"));
+        assert_eq!(
+            std::fs::read(dir.join("docs/readme with space.md")).unwrap(),
+            b"# hello\n",
+            "read through {alias}"
+        );
+        assert_eq!(support::xattr(&dir, "user.ipfs.cid"), Ok(v1.clone()), "{alias}");
+        aliases.push(alias);
+    }
     let mut seen = top(&m);
     seen.sort();
     assert!(
         seen.contains(&v0) && seen.contains(&v1),
         "looked-up CIDs are listed: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|n| aliases.contains(n)),
+        "the listing shows canonical names only: {seen:?}"
     );
 
     // Push a directory from /local: the node pins it under the CID `cid` gives.

@@ -3,8 +3,9 @@
 //!
 //! Layouts: with one root the DAG sits at the mount path; otherwise the top
 //! level holds one directory per CID (`<mount>/<CID>/path...`): a lookup of
-//! any CID works, and the listing shows the configured roots plus every CID
-//! looked up since the mount. Resolved paths are cached (content never
+//! any CID works, in any of its text forms, and the listing shows the
+//! configured roots plus every CID looked up since the mount, in canonical
+//! form. Resolved paths are cached (content never
 //! changes, so nothing is invalidated), and reads of an open file go straight
 //! to its CID, which the core passes back as the version: no path is
 //! resolved again per read. Every entry's `Meta::version` is its CID, and the
@@ -164,11 +165,12 @@ impl DagTree {
     }
 }
 
-/// A top-level name as a CID, only in its canonical text form (so one DAG
-/// has one name).
+/// A top-level name as a CID, in any text form a CID has: CIDv0 `Qm...`, or
+/// CIDv1 in any multibase (`bafy...`, `zdj7...`, `k51...`, `BAFY...`), as
+/// Kubo's `/ipfs` paths take them. Each form is its own name for the same
+/// DAG; the listing shows the canonical one ([`Cid`]'s `Display`).
 fn parse_cid_name(name: &str) -> Option<Cid> {
-    let cid = Cid::try_from(name).ok()?;
-    (cid.to_string() == name).then_some(cid)
+    Cid::try_from(name).ok()
 }
 
 /// Symlink mode bits: UnixFS stores no mode, and a link's own bits are not
