@@ -13,9 +13,10 @@
 
 use crate::car::{pack_file, walk_car, CarStore, Kind, Order, Profile, WalkOptions};
 use cid::Cid;
-use std::io::Write;
+use futures::StreamExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
 
 /// Errors of push and pull, with the step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,9 +31,10 @@ pub enum TransferError {
     Invalid(String),
 }
 
-/// The largest CAR a push sends in one request (it is held in memory while
-/// it is sent, as the HTTP client here has no streaming bodies).
-pub const MAX_PUSH_CAR: u64 = 2 << 30;
+/// Bytes read from the CAR file per chunk of a push's body: large enough
+/// that a multi-GiB CAR is a few thousand reads, small enough to be nothing
+/// next to the daemon's caches.
+const UPLOAD_CHUNK: usize = 1 << 20;
 
 /// What a push did.
 #[derive(Debug, Clone)]
@@ -110,23 +112,22 @@ pub async fn push(
 /// Imports the CAR file `car` into the node at `api` (`dag/import`, roots
 /// pinned) and checks that the node names `want` as its root, pinned.
 pub async fn import_car(api: &str, car: &Path, want: &Cid, timeout: Duration) -> Result<(), TransferError> {
-    let len = tokio::fs::metadata(car).await?.len();
-    if len > MAX_PUSH_CAR {
-        return Err(TransferError::Invalid(format!(
-            "{} is {len} bytes, more than one push sends ({MAX_PUSH_CAR})",
-            car.display()
-        )));
-    }
-    let body = tokio::fs::read(car).await?;
+    let file = tokio::fs::File::open(car).await?;
+    let len = file.metadata().await?.len();
+    // One multipart part, the CAR streamed from its file: a push of any
+    // size holds a read buffer's worth in memory, not the CAR.
     let boundary = format!("ipfs-kit-{}", uuid::Uuid::new_v4().simple());
-    let mut form = Vec::with_capacity(body.len() + 256);
-    write!(
-        form,
+    let head = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"push.car\"\r\nContent-Type: application/vnd.ipld.car\r\n\r\n"
-    )?;
-    form.extend_from_slice(&body);
-    write!(form, "\r\n--{boundary}--\r\n")?;
-    drop(body);
+    );
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let total = head.len() as u64 + len + tail.len() as u64;
+    let body = futures::stream::once(async move { Ok(bytes::Bytes::from(head)) })
+        .chain(tokio_util::io::ReaderStream::with_capacity(
+            file.take(len),
+            UPLOAD_CHUNK,
+        ))
+        .chain(futures::stream::once(async move { Ok(bytes::Bytes::from(tail)) }));
     let resp = client(timeout)?
         .post(format!(
             "{}/api/v0/dag/import?pin-roots=true",
@@ -136,7 +137,8 @@ pub async fn import_car(api: &str, car: &Path, want: &Cid, timeout: Duration) ->
             "Content-Type",
             format!("multipart/form-data; boundary={boundary}"),
         )
-        .body(form)
+        .header("Content-Length", total)
+        .body(reqwest::Body::wrap_stream(body))
         .send()
         .await
         .map_err(|e| node_err(api, e.to_string()))?;

@@ -1,0 +1,98 @@
+//! A push streams its CAR to the node: pushing a 320 MiB file into a real
+//! Kubo-RPC node (js-ipfs 0.66.1 from scripts/kubo-rpc.sh) raises this
+//! process's peak memory by far less than the CAR (a push used to hold the
+//! CAR in memory twice, and refused CARs over 2 GiB), and the root the node
+//! pins is the node's own `add` of the same bytes (unixfs-v0-2015, three
+//! levels of 174-link nodes). Needs the node
+//! (IPFS_KIT_REQUIRE_KUBO_RPC=1 makes a missing install a failure); no mount.
+
+mod ipfs_common;
+mod support;
+
+use std::io::Read;
+use std::time::Duration;
+
+/// The file pushed: big enough that holding its CAR in memory would show
+/// far above the allocator's and the runtime's own noise.
+const SIZE: usize = 320 << 20;
+/// Peak memory a push may add: a few read buffers and the HTTP client's,
+/// nowhere near the 320 MiB the CAR takes.
+const PEAK_MAX: u64 = 96 << 20;
+
+/// A line of /proc/self/status in bytes (`VmRSS`, `VmHWM`).
+fn status_bytes(key: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("{key} missing from /proc/self/status"));
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib << 10
+}
+
+#[test]
+fn a_push_streams_its_car_and_the_node_pins_the_same_root() {
+    let Some(node) = ipfs_common::KuboNode::start() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("big.bin");
+    {
+        // Random bytes: no two leaves alike, so the CAR is as big as the file.
+        let mut f = std::fs::File::create(&file).unwrap();
+        let mut random = std::fs::File::open("/dev/urandom").unwrap().take(SIZE as u64);
+        assert_eq!(std::io::copy(&mut random, &mut f).unwrap(), SIZE as u64);
+    }
+    // The node's own add defaults are our unixfs-v0-2015 (its CIDv1 adds
+    // put 174 links in a node, where unixfs-v1-2025 puts 1024).
+    let want = node.add(&file, "only-hash=true");
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Peak memory from here on (writing "5" resets VmHWM to the current RSS).
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let before = status_bytes("VmRSS:");
+    let pushed = rt
+        .block_on(ipfs_kit_fuse::ipfs::push(
+            &node.api,
+            &file,
+            ipfs_kit_fuse::car::Profile::UnixfsV0_2015,
+            false,
+            Duration::from_secs(600),
+            |_| {},
+        ))
+        .expect("push");
+    let peak = status_bytes("VmHWM:").saturating_sub(before);
+    eprintln!(
+        "push of a {} MiB CAR: peak memory +{} MiB",
+        pushed.car_bytes >> 20,
+        peak >> 20
+    );
+
+    assert_eq!(
+        pushed.root.to_string(),
+        want,
+        "pushed root differs from the node's own add"
+    );
+    assert!(
+        pushed.car_bytes > SIZE as u64,
+        "CAR of {} bytes for {SIZE} bytes of file",
+        pushed.car_bytes
+    );
+    assert!(
+        peak < PEAK_MAX,
+        "a push of a {} MiB CAR raised peak memory by {} MiB",
+        pushed.car_bytes >> 20,
+        peak >> 20
+    );
+    let pins = String::from_utf8(node.rpc(&format!("pin/ls?arg={want}&type=recursive"))).unwrap();
+    assert!(pins.contains(&want), "not pinned: {pins}");
+    let stat = String::from_utf8(node.rpc(&format!("files/stat?arg=/ipfs/{want}"))).unwrap();
+    assert!(
+        stat.contains(&format!("\"Size\":{SIZE}")),
+        "the node's stat of the pushed root: {stat}"
+    );
+}
