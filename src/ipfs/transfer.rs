@@ -2,8 +2,9 @@
 //!
 //! Push: the file or directory is packed into a temporary CAR with the `car`
 //! module's walk (so its root is exactly what `ipfs-kit-fuse cid` prints for
-//! the same bytes and profile), imported with `dag/import` (roots pinned),
-//! and the node's answer is checked to name the same root ([`import_car`],
+//! the same bytes and profile), imported with `dag/import` (roots pinned;
+//! the CAR is streamed from its file, never held in memory), and the node's
+//! answer is checked to name the same root ([`import_car`],
 //! also used for a bucket's prepared CAR). Pull:
 //! `dag/export` of the CID is streamed into a temporary CAR, every block is
 //! verified while it is indexed, the root must be the CID asked for, and the
