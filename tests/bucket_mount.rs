@@ -912,7 +912,8 @@ fn buckets_are_created_and_removed_through_the_cli_and_the_socket_of_a_running_m
     assert!(String::from_utf8_lossy(&out.stderr).contains("fresh"));
 
     // Through the socket directly: bucket.remove.
-    let reply = socket_client(&m)
+    let reply = m
+        .socket_client()
         .call_method("bucket.remove", serde_json::json!({"name": "fresh"}), |_| {})
         .unwrap();
     assert_eq!(reply["name"], "fresh", "{reply}");
@@ -935,13 +936,6 @@ fn buckets_are_created_and_removed_through_the_cli_and_the_socket_of_a_running_m
     assert_eq!(files(&m, "media").len(), 1);
 }
 
-/// A client on the control socket of `m`'s mount.
-fn socket_client(m: &Mounted) -> ipfs_kit_fuse::control::Client {
-    let mnt = std::fs::canonicalize(&m.mnt).unwrap();
-    let path = ipfs_kit_fuse::control::paths::socket_path(&mnt);
-    ipfs_kit_fuse::control::Client::connect(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))
-}
-
 #[test]
 fn a_bucket_with_a_corrupt_journal_is_named_in_status_while_the_others_work() {
     let m = Mounted::with_config(
@@ -953,7 +947,8 @@ fn a_bucket_with_a_corrupt_journal_is_named_in_status_while_the_others_work() {
         },
         &[],
     );
-    let st: ipfs_kit_fuse::control::protocol::StatusReply = socket_client(&m)
+    let st: ipfs_kit_fuse::control::protocol::StatusReply = m
+        .socket_client()
         .call(&ipfs_kit_fuse::control::Request::Status)
         .unwrap();
     assert_eq!(st.bucket_errors.len(), 1, "{st:?}");

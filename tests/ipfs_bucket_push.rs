@@ -2,13 +2,16 @@
 //! prepared as `bucket prepare-car` does and imported into a real Kubo-RPC
 //! node (js-ipfs 0.66.1 from scripts/kubo-rpc.sh), and the CID printed is
 //! the bucket's root CID, which is also the node's own `add` of the same
-//! files; the node pins it and serves every file. Needs root, /dev/fuse and
+//! files; the node pins it and serves every file. Over the control socket
+//! the push reports packing, then the CAR's upload up to its size. Needs root, /dev/fuse and
 //! the node (IPFS_KIT_REQUIRE_KUBO_RPC=1 makes a missing install a failure).
 
 mod car_common;
 mod ipfs_common;
 mod support;
 
+use ipfs_kit_fuse::control::protocol::{IpfsPush, IpfsPushReply};
+use ipfs_kit_fuse::control::Request;
 use serde_json::Value;
 use support::{random_bytes, run_cli, Mounted};
 
@@ -78,6 +81,37 @@ fn ipfs_push_of_a_bucket_pushes_its_root_cid() {
         "d/b.bin differs in the node"
     );
     assert_eq!(node.rpc(&format!("cat?arg={pushed}/d/e/c.txt")), b"c");
+
+    // Over the socket: the bucket's files are packed, then the CAR is sent
+    // with `uploading` notifications that end at the CAR's size.
+    let mut stages = Vec::new();
+    let reply: IpfsPushReply = m
+        .socket_client()
+        .call_with_progress(
+            &Request::IpfsPush(IpfsPush {
+                path: "/buckets/media".into(),
+                api: api.clone(),
+                profile: None,
+                hidden: false,
+            }),
+            |p| stages.push((p.stage.clone().unwrap_or_default(), p.done, p.total)),
+        )
+        .unwrap();
+    assert_eq!(reply.root, pushed);
+    let first_upload = stages
+        .iter()
+        .position(|s| s.0 == "uploading")
+        .unwrap_or_else(|| panic!("no upload progress: {stages:?}"));
+    assert!(
+        stages[..first_upload].iter().any(|s| s.0 == "packing")
+            && stages[first_upload..].iter().all(|s| s.0 == "uploading"),
+        "packing, then uploading: {stages:?}"
+    );
+    assert_eq!(
+        stages.last().map(|s| (s.1, s.2)),
+        Some((Some(reply.car_bytes), Some(reply.car_bytes))),
+        "{stages:?}"
+    );
 
     // A profile other than the bucket's is refused, not silently used.
     let out = run_cli(

@@ -3,7 +3,8 @@
 //! process's peak memory by far less than the CAR (a push used to hold the
 //! CAR in memory twice, and refused CARs over 2 GiB), and the root the node
 //! pins is the node's own `add` of the same bytes (unixfs-v0-2015, three
-//! levels of 174-link nodes). Needs the node
+//! levels of 174-link nodes); the upload reports its progress up to the
+//! CAR's size. Needs the node
 //! (IPFS_KIT_REQUIRE_KUBO_RPC=1 makes a missing install a failure); no mount.
 
 mod ipfs_common;
@@ -55,6 +56,8 @@ fn a_push_streams_its_car_and_the_node_pins_the_same_root() {
     // Peak memory from here on (writing "5" resets VmHWM to the current RSS).
     std::fs::write("/proc/self/clear_refs", "5").unwrap();
     let before = status_bytes("VmRSS:");
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = sent.clone();
     let pushed = rt
         .block_on(ipfs_kit_fuse::ipfs::push(
             &node.api,
@@ -63,6 +66,7 @@ fn a_push_streams_its_car_and_the_node_pins_the_same_root() {
             false,
             Duration::from_secs(600),
             |_| {},
+            move |done, total| record.lock().unwrap().push((done, total)),
         ))
         .expect("push");
     let peak = status_bytes("VmHWM:").saturating_sub(before);
@@ -88,6 +92,15 @@ fn a_push_streams_its_car_and_the_node_pins_the_same_root() {
         pushed.car_bytes >> 20,
         peak >> 20
     );
+    // Upload progress: growing, against the CAR's size, ending at it.
+    let sent = sent.lock().unwrap();
+    assert!(sent.len() > 1, "{} upload reports", sent.len());
+    assert!(
+        sent.windows(2).all(|w| w[0].0 < w[1].0),
+        "upload progress went back"
+    );
+    assert!(sent.iter().all(|s| s.1 == pushed.car_bytes));
+    assert_eq!(sent.last().map(|s| s.0), Some(pushed.car_bytes));
     let pins = String::from_utf8(node.rpc(&format!("pin/ls?arg={want}&type=recursive"))).unwrap();
     assert!(pins.contains(&want), "not pinned: {pins}");
     let stat = String::from_utf8(node.rpc(&format!("files/stat?arg=/ipfs/{want}"))).unwrap();

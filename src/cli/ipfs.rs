@@ -86,9 +86,31 @@ fn call<R: serde::de::DeserializeOwned + serde::Serialize>(
     let socket = resolve_socket(t, None)?;
     let mut c = Client::connect(&socket).map_err(|e| e.to_string())?;
     let pb = bar(template);
-    let res = c.call_with_progress(req, |p| {
-        if let Some(b) = p.bytes {
-            pb.set_position(b);
+    let mut shown: Option<String> = None;
+    let res = c.call_with_progress(req, |p| match (&p.stage, p.done, p.total) {
+        // A stage with a known total (a bucket's files hashed or packed,
+        // then the CAR's bytes sent): a bar of it.
+        (Some(stage), Some(done), Some(total)) => {
+            if shown.as_ref() != Some(stage) {
+                let template = if stage == "uploading" {
+                    "{spinner} uploading {bytes}/{total_bytes} {bytes_per_sec} {wide_bar}"
+                } else {
+                    "{spinner} {msg} {pos}/{len} files {wide_bar}"
+                };
+                if let Ok(style) = ProgressStyle::with_template(template) {
+                    pb.set_style(style);
+                }
+                pb.set_message(stage.clone());
+                pb.reset();
+                shown = Some(stage.clone());
+            }
+            pb.set_length(total);
+            pb.set_position(done);
+        }
+        _ => {
+            if let Some(b) = p.bytes {
+                pb.set_position(b);
+            }
         }
     });
     pb.finish_and_clear();

@@ -1,7 +1,9 @@
 //! The `ipfs.push` and `ipfs.pull` methods: the daemon runs the transfer
 //! (`crate::ipfs::push`/`pull`) on a path under its own mount point, so any
 //! mount of the table is a source or a target, and sends a progress
-//! notification with the bytes done at most every [`PROGRESS_EVERY`] bytes.
+//! notification with the bytes done at most every [`PROGRESS_EVERY`] bytes:
+//! packed or received, then for a push the CAR bytes sent to the node
+//! (`stage: "uploading"`, `done`/`total` bytes, the last one at the end).
 
 use super::protocol::{code, IpfsPull, IpfsPullReply, IpfsPush, IpfsPushReply, Progress, RpcError};
 use super::state::ControlState;
@@ -59,6 +61,30 @@ fn reporter(
     }
 }
 
+/// An upload callback (`import_car`'s `sent`) that notifies `stage:
+/// "uploading"` with the CAR bytes sent and the CAR's size, every
+/// [`PROGRESS_EVERY`] bytes and at the end.
+fn uploader(
+    id: &Value,
+    method: &'static str,
+    tx: mpsc::UnboundedSender<Progress>,
+) -> impl FnMut(u64, u64) + Send {
+    let (id, mut last) = (id.clone(), 0u64);
+    move |done, total| {
+        if done - last >= PROGRESS_EVERY || done == total {
+            last = done;
+            let _ = tx.send(Progress {
+                id: id.clone(),
+                method: method.into(),
+                stage: Some("uploading".into()),
+                done: Some(done),
+                total: Some(total),
+                ..Default::default()
+            });
+        }
+    }
+}
+
 impl ControlState {
     pub(super) async fn ipfs_push(
         &self,
@@ -76,8 +102,9 @@ impl ControlState {
                 .parse()
                 .map_err(|e| RpcError::new(code::INVALID_PARAMS, format!("profile {s:?}: {e}")))?,
         };
+        let sent = uploader(id, "ipfs.push", progress.clone());
         let report = reporter(id, "ipfs.push", progress);
-        let pushed = crate::ipfs::push(&p.api, &path, profile, p.hidden, TRANSFER_TIMEOUT, report)
+        let pushed = crate::ipfs::push(&p.api, &path, profile, p.hidden, TRANSFER_TIMEOUT, report, sent)
             .await
             .map_err(|e| ipfs_error(format!("push {}: {e}", p.path)))?;
         tracing::info!(path = %p.path, root = %pushed.root, "pushed to the node");
@@ -122,6 +149,7 @@ impl ControlState {
                 ));
             }
         }
+        let sent = uploader(id, "ipfs.push", progress.clone());
         let (id, tx) = (id.clone(), progress.clone());
         let report: crate::bucket::ProgressFn = Arc::new(move |stage: &str, done: u64, total: u64| {
             let _ = tx.send(Progress {
@@ -142,7 +170,7 @@ impl ControlState {
             .map_err(|e| fail(&e))?;
         let root = cid::Cid::try_from(car.root.as_str()).map_err(|e| fail(&e))?;
         let file = car.cars.first().ok_or_else(|| fail(&"no CAR was written"))?;
-        crate::ipfs::import_car(&p.api, Path::new(&file.path), &root, TRANSFER_TIMEOUT)
+        crate::ipfs::import_car(&p.api, Path::new(&file.path), &root, TRANSFER_TIMEOUT, sent)
             .await
             .map_err(|e| fail(&e))?;
         tracing::info!(bucket = %name, %root, "bucket pushed to the node");

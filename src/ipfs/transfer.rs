@@ -84,7 +84,8 @@ fn node_err(api: &str, message: impl Into<String>) -> TransferError {
 }
 
 /// Packs `path` with `profile` and imports it into the node at `api`, pinned.
-/// `progress` gets the number of input bytes read as packing goes.
+/// `progress` gets the number of input bytes read as packing goes; `sent`
+/// then gets the CAR bytes sent so far and the CAR's size (see [`import_car`]).
 pub async fn push(
     api: &str,
     path: &Path,
@@ -92,6 +93,7 @@ pub async fn push(
     hidden: bool,
     timeout: Duration,
     progress: impl Fn(u64) + Send + Sync + 'static,
+    sent: impl FnMut(u64, u64) + Send + 'static,
 ) -> Result<Pushed, TransferError> {
     let tmp = TempCar::new("push");
     let car = tmp.0.clone();
@@ -102,7 +104,7 @@ pub async fn push(
     })
     .await
     .map_err(|e| TransferError::Invalid(format!("pack task: {e}")))??;
-    import_car(api, &tmp.0, &packed.root, timeout).await?;
+    import_car(api, &tmp.0, &packed.root, timeout, sent).await?;
     Ok(Pushed {
         root: packed.root,
         car_bytes: packed.bytes,
@@ -112,7 +114,16 @@ pub async fn push(
 
 /// Imports the CAR file `car` into the node at `api` (`dag/import`, roots
 /// pinned) and checks that the node names `want` as its root, pinned.
-pub async fn import_car(api: &str, car: &Path, want: &Cid, timeout: Duration) -> Result<(), TransferError> {
+/// `sent` gets the CAR bytes handed to the connection so far and the CAR's
+/// size, after every chunk (the last call has both equal; the node's answer
+/// comes once it has imported them).
+pub async fn import_car(
+    api: &str,
+    car: &Path,
+    want: &Cid,
+    timeout: Duration,
+    mut sent: impl FnMut(u64, u64) + Send + 'static,
+) -> Result<(), TransferError> {
     let file = tokio::fs::File::open(car).await?;
     let len = file.metadata().await?.len();
     // One multipart part, the CAR streamed from its file: a push of any
@@ -123,11 +134,17 @@ pub async fn import_car(api: &str, car: &Path, want: &Cid, timeout: Duration) ->
     );
     let tail = format!("\r\n--{boundary}--\r\n");
     let total = head.len() as u64 + len + tail.len() as u64;
+    let mut done = 0u64;
+    let car_part =
+        tokio_util::io::ReaderStream::with_capacity(file.take(len), UPLOAD_CHUNK).map(move |chunk| {
+            if let Ok(c) = &chunk {
+                done += c.len() as u64;
+                sent(done, len);
+            }
+            chunk
+        });
     let body = futures::stream::once(async move { Ok(bytes::Bytes::from(head)) })
-        .chain(tokio_util::io::ReaderStream::with_capacity(
-            file.take(len),
-            UPLOAD_CHUNK,
-        ))
+        .chain(car_part)
         .chain(futures::stream::once(async move { Ok(bytes::Bytes::from(tail)) }));
     let resp = client(timeout)?
         .post(format!(

@@ -124,19 +124,22 @@ impl VfsServer {
     ) -> Result<Value, ToolError> {
         let fwd = Forwarder::new(ctx.peer.clone(), ctx.meta.get_progress_token());
         let rep = fwd.reporter.clone();
-        let mut n = 0u64;
+        // MCP progress must grow with every notification: bytes done where
+        // the daemon counts bytes, else one more per notification (files,
+        // a stage's steps, a push's upload after its packing).
+        let mut last = 0f64;
         let r = self
             .daemon
-            .call(method, feature, p, move |pr: &Progress| match pr.bytes {
-                Some(b) => rep.report(b as f64, None, format!("{method}: {b} bytes")),
-                None => {
-                    n += 1;
-                    rep.report(
-                        n as f64,
-                        None,
-                        format!("{method}: {} files remaining", pr.files_remaining),
-                    )
-                }
+            .call(method, feature, p, move |pr: &Progress| {
+                let (value, message) = match (&pr.stage, pr.done, pr.total, pr.bytes) {
+                    (Some(stage), Some(done), Some(total), _) => {
+                        (0.0, format!("{method}: {stage} {done}/{total}"))
+                    }
+                    (_, _, _, Some(b)) => (b as f64, format!("{method}: {b} bytes")),
+                    _ => (0.0, format!("{method}: {} files remaining", pr.files_remaining)),
+                };
+                last = value.max(last + 1.0);
+                rep.report(last, None, message)
             })
             .await;
         fwd.finish().await;

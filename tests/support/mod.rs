@@ -100,6 +100,13 @@ pub struct Mounted {
 }
 
 impl Mounted {
+    /// A client on the control socket of this mount.
+    pub fn socket_client(&self) -> ipfs_kit_fuse::control::Client {
+        let mnt = std::fs::canonicalize(&self.mnt).unwrap();
+        let path = ipfs_kit_fuse::control::paths::socket_path(&mnt);
+        ipfs_kit_fuse::control::Client::connect(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+    }
+
     /// Mounts the built-in default config (`/local` fs, `/memory`).
     pub fn new() -> Mounted {
         Self::with_config(|_| None, &[])
