@@ -8,8 +8,10 @@
 //! `block/get` (so the read gets the true bytes, or EIO when that answer is
 //! tampered too), while other files keep working; a node that stops sending
 //! mid-answer costs one timeout, after which the read completes block by
-//! block; a file with dag-pb leaves (the node's default shape) is never
-//! streamed, since its leaves could not be checked; the blocks a stream has
+//! block; a file with dag-pb leaves (the node's default shape, CIDv0) is
+//! streamed too, each leaf checked inside the wrapper its block puts around
+//! the bytes, and a tampered byte in its `cat` answer makes the read fetch
+//! that leaf's block instead (true bytes, no error); the blocks a stream has
 //! gone past leave the memory tier, and a read of the file again past the
 //! page cache asks the node nothing (the disk tier has every block).
 //! Needs root, /dev/fuse, python3 and the node (IPFS_KIT_REQUIRE_KUBO_RPC=1
@@ -61,6 +63,7 @@ fn sequential_reads_stream_cat_spans_verified_leaf_by_leaf() {
     let (bad, bad_bytes) = add("bad.bin", 45, V1);
     let (stalled, stalled_bytes) = add("stalled.bin", 47, V1);
     let (v0, v0_bytes) = add("v0.bin", 49, "");
+    let (v0_tampered, v0_tampered_bytes) = add("v0-tampered.bin", 51, "");
     // The 11th leaf of each tampered file, found by its bytes in the node's export.
     let leaf_of = |cid: &str, bytes: &[u8]| -> String {
         let car = work.path().join(format!("{cid}.car"));
@@ -73,6 +76,19 @@ fn sequential_reads_stream_cat_spans_verified_leaf_by_leaf() {
     };
     let leaf = leaf_of(&tampered, &tampered_bytes);
     let bad_leaf = leaf_of(&bad, &bad_bytes);
+    // The dag-pb leaf (256 KiB of data in a few bytes of wrapper) holding
+    // the tampered byte of the v0 file.
+    let v0_leaf = {
+        let car = work.path().join("v0-tampered.car");
+        std::fs::write(&car, node.rpc(&format!("dag/export?arg={v0_tampered}"))).unwrap();
+        let at = TAMPERED_AT / 262_144 * 262_144;
+        let chunk = &v0_tampered_bytes[at..at + 262_144];
+        ipfs_common::car_blocks(&car)
+            .into_iter()
+            .find(|(_, b)| b.len() > chunk.len() && (0..16).any(|h| b.get(h..h + chunk.len()) == Some(chunk)))
+            .map(|(c, _)| c)
+            .expect("the tampered v0 leaf is in the export")
+    };
 
     let proxy = PyServer::start(
         "rpc_proxy.py",
@@ -83,6 +99,8 @@ fn sequential_reads_stream_cat_spans_verified_leaf_by_leaf() {
             format!("{tampered}:{TAMPERED_AT}"),
             "--tamper-cat".to_string(),
             format!("{bad}:{TAMPERED_AT}"),
+            "--tamper-cat".to_string(),
+            format!("{v0_tampered}:{TAMPERED_AT}"),
             "--tamper-block".to_string(),
             bad_leaf.clone(),
             "--stall-cat".to_string(),
@@ -207,10 +225,31 @@ fn sequential_reads_stream_cat_spans_verified_leaf_by_leaf() {
     );
     assert!(refused(&bad_leaf), "no log line names {bad_leaf}:\n{}", m.log());
 
-    // Other files keep working: a file in the node's default shape (dag-pb
-    // leaves) is read block by block and never streamed.
+    // Other files keep working. A file in the node's default shape (dag-pb
+    // leaves of 256 KiB, CIDv0) streams too: far fewer requests than leaves.
+    let gets = count(&proxy, "block/get", "");
     assert!(std::fs::read(path(&v0)).unwrap() == v0_bytes, "v0 read differs");
-    assert_eq!(count(&proxy, "cat", &v0), 0, "a dag-pb-leaf file was streamed");
+    let v0_gets = count(&proxy, "block/get", "") - gets;
+    assert!(
+        count(&proxy, "cat", &v0) >= 1,
+        "the dag-pb-leaf file was not streamed"
+    );
+    assert!(
+        v0_gets * 4 < SIZE / 262_144,
+        "{v0_gets} block/get requests for {} dag-pb leaves\nlog:\n{}",
+        SIZE / 262_144,
+        m.log()
+    );
+    // Its tampered leaf is fetched whole instead: the true bytes, no error.
+    assert!(
+        std::fs::read(path(&v0_tampered)).unwrap() == v0_tampered_bytes,
+        "v0 read over a tampered cat answer differs"
+    );
+    assert!(count(&proxy, "cat", &v0_tampered) >= 1);
+    assert!(
+        count(&proxy, "block/get", &v0_leaf) >= 1,
+        "the dag-pb leaf that did not match was not fetched whole"
+    );
     assert!(std::fs::read(path(&good)).unwrap() == good_bytes);
 
     // A node that stops sending mid-answer: the span is given up after the

@@ -6,9 +6,8 @@
 //! it memory); dropping the pool stops and joins its threads.
 
 use super::block::sha256;
-use super::dagpb;
 use super::error::{CarError, Result};
-use super::unixfs::{Data, DataType};
+use super::leaf::leaf_node;
 use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -23,16 +22,6 @@ pub struct HashedLeaf {
     pub node: Option<Vec<u8>>,
     /// sha2-256 of the block.
     pub digest: [u8; 32],
-}
-
-/// The dag-pb File leaf kubo writes for a chunk (no Data field when empty).
-pub fn leaf_node(chunk: &[u8]) -> Vec<u8> {
-    let mut d = Data::new(DataType::File);
-    if !chunk.is_empty() {
-        d.data = Some(chunk.to_vec());
-    }
-    d.filesize = Some(chunk.len() as u64);
-    dagpb::encode(&[], &d.encode())
 }
 
 /// Hash one chunk as a raw leaf or a dag-pb leaf.

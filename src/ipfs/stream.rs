@@ -8,7 +8,7 @@
 //! docs/BENCHMARKS.md), and on a small machine the node's CPU is the
 //! reader's limit.
 //!
-//! A span is planned from the file's DAG first: the raw leaves it covers, in
+//! A span is planned from the file's DAG first: the leaves it covers, in
 //! order, with their CIDs and sizes (`unixfs.rs`). It is asked for in
 //! segments, each one `cat` request, from [`SEGMENT_BYTES`] growing
 //! [`SEGMENT_GROWTH`]-fold up to [`SEGMENT_MAX`] (8, 32, 128, 88 MiB for a
@@ -22,9 +22,15 @@
 //! that a `block/get` would not be trusted with: a leaf that does not match
 //! is refused with an error log line naming its CID and the source, and
 //! asked for again by `block/get` (checked again: EIO if that answer is
-//! wrong too). Only files whose leaves are all raw are streamed (a dag-pb
-//! leaf's block is more than the bytes `cat` returns, so it could not be
-//! checked); others are read block by block.
+//! wrong too). Raw leaves are their blocks. The dag-pb File leaves of
+//! kubo's classic `ipfs add` (`unixfs-v0-2015`) wrap their bytes in a few
+//! bytes of protobuf that follow from the length alone, so the block is
+//! hashed with that wrapper around the bytes `cat` gave (`car::leaf`): a
+//! match proves the bytes as a `block/get` would. A leaf planned as such
+//! that does not match (a sibling that is no leaf, or bad bytes) ends the
+//! span without an error line: the block-by-block read that follows checks
+//! the whole block and logs a bad one. Files with leaves of any other kind
+//! are read block by block.
 //!
 //! The leaves one run takes are read into one buffer, one after the other,
 //! each checked in place: a run the buffer covers is served as a slice of
@@ -44,7 +50,7 @@
 
 use super::runbuf::{RunBuf, RunBuffers};
 use super::source::{BlockSource, SourceError, SpanBody};
-use crate::car::{verify_block, CarError};
+use crate::car::{is_leaf_data, leaf_node, verify_block, CarError};
 use bytes::Bytes;
 use cid::Cid;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -114,6 +120,10 @@ pub struct Leaf {
     /// Where its bytes start in the file.
     pub offset: u64,
     pub size: u64,
+    /// A dag-pb File leaf (kubo's `unixfs-v0-2015` leaves), whose block
+    /// wraps its bytes: checked with [`is_leaf_data`]. Else a raw leaf,
+    /// whose block is its bytes.
+    pub wrapped: bool,
 }
 
 /// The answer to a `cat` of a span's next segment, asked for ahead: the
@@ -293,6 +303,7 @@ impl Span {
     /// caller fetches what is missing block by block (and checks it again).
     pub async fn take(&mut self, from: u64, to: u64) -> Taken {
         let mut leaves = HashMap::new();
+        let mut wrapped = Vec::new();
         let here: Vec<u64> = self
             .parked
             .range(..to)
@@ -310,6 +321,9 @@ impl Span {
                     Some((start, run)) => {
                         one_run &= *start == p.run.0 && run.as_ptr() == p.run.1.as_ptr();
                     }
+                }
+                if p.wrapped {
+                    wrapped.push(p.cid);
                 }
                 leaves.insert(p.cid, p.bytes);
             }
@@ -368,11 +382,15 @@ impl Span {
             let data = run.slice(at..at + leaf.size as usize);
             at += leaf.size as usize;
             if leaf.offset + leaf.size > from {
+                if leaf.wrapped {
+                    wrapped.push(leaf.cid);
+                }
                 leaves.insert(leaf.cid, data);
             } else {
                 let parked = Parked {
                     cid: leaf.cid,
                     bytes: data,
+                    wrapped: leaf.wrapped,
                     run: (run_start, run.clone()),
                 };
                 self.park(leaf.offset, parked);
@@ -387,7 +405,7 @@ impl Span {
         } else {
             None
         };
-        Taken { leaves, run }
+        Taken { leaves, wrapped, run }
     }
 
     /// Reads the next `leaf.size` bytes of the body into `pending`, after
@@ -412,7 +430,22 @@ impl Span {
                 Err(e) => return Err(Stop::Body(e.message().to_string())),
             }
         }
-        match verify_block(&leaf.cid, &pending[self.checked..want], 0, leaf.offset) {
+        let bytes = &pending[self.checked..want];
+        if leaf.wrapped {
+            // Planned as a dag-pb leaf from its parent and its first
+            // sibling: bytes that do not match may as well be a sibling that
+            // is no leaf (a trickle DAG) as bad bytes; the block-by-block
+            // read that follows checks whole blocks either way.
+            if !is_leaf_data(&leaf.cid, bytes) {
+                return Err(Stop::Body(format!(
+                    "bytes of {} do not make its dag-pb leaf",
+                    leaf.cid
+                )));
+            }
+            self.checked = want;
+            return Ok(());
+        }
+        match verify_block(&leaf.cid, bytes, 0, leaf.offset) {
             Ok(()) => {
                 self.checked = want;
                 Ok(())
@@ -438,6 +471,8 @@ impl Span {
 struct Parked {
     cid: Cid,
     bytes: Bytes,
+    /// A dag-pb leaf (`bytes` is its data).
+    wrapped: bool,
     /// The run it was read in and that run's file offset (the leaf is a
     /// slice of it).
     run: (u64, Bytes),
@@ -456,8 +491,11 @@ impl Drop for Span {
 /// What a [`Span::take`] gives.
 #[derive(Debug, Default)]
 pub struct Taken {
-    /// The verified leaves holding bytes of the range asked for, by CID.
+    /// The verified file bytes of the leaves holding bytes of the range
+    /// asked for, by the leaf's CID (a dag-pb leaf's data, not its block).
     pub leaves: HashMap<Cid, Bytes>,
+    /// Which of `leaves` are dag-pb leaves.
+    pub wrapped: Vec<Cid>,
     /// The leaves read from the body by this take, verified, one after the
     /// other in one buffer, and the file offset where they start; when it
     /// read none, the run all the parked leaves it hands out came in.
@@ -471,6 +509,19 @@ impl Taken {
         let end = start + run.len() as u64;
         (*start <= from && from <= to && to <= end)
             .then(|| run.slice((from - start) as usize..(to - start) as usize))
+    }
+
+    /// The leaves as their blocks, for a walk of the DAG: a dag-pb leaf's
+    /// block is rebuilt around its data (a copy; only reads that no one run
+    /// covers come here).
+    pub fn into_blocks(self) -> HashMap<Cid, Bytes> {
+        let mut blocks = self.leaves;
+        for cid in self.wrapped {
+            if let Some(data) = blocks.get_mut(&cid) {
+                *data = Bytes::from(leaf_node(data));
+            }
+        }
+        blocks
     }
 }
 
@@ -624,7 +675,7 @@ impl Spans {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::car::{cid_of_block, RAW};
+    use crate::car::{cid_of_block, DAG_PB, RAW};
 
     /// Four leaves of different sizes (the last short), their bytes and plan.
     fn file() -> (Vec<u8>, Vec<Leaf>) {
@@ -637,6 +688,7 @@ mod tests {
                 cid: cid_of_block(false, RAW, &data),
                 offset: bytes.len() as u64,
                 size,
+                wrapped: false,
             });
             bytes.extend_from_slice(&data);
         }
@@ -701,6 +753,43 @@ mod tests {
         assert_eq!(segment_end(&leaves, 3000, 10_000), Some(5200));
         assert_eq!(segment_end(&leaves, 1500, 10_000), None, "no leaf starts there");
         assert_eq!(segment_end(&leaves, 5200, 10_000), None, "past the end");
+    }
+
+    #[tokio::test]
+    async fn dag_pb_leaves_are_checked_inside_their_wrapper_and_a_mismatch_ends_the_span() {
+        // `file()`'s bytes as kubo's dag-pb File leaves (CIDv0).
+        let (bytes, mut leaves) = file();
+        for l in &mut leaves {
+            let data = &bytes[l.offset as usize..(l.offset + l.size) as usize];
+            l.cid = cid_of_block(true, DAG_PB, &leaf_node(data));
+            l.wrapped = true;
+        }
+        let mut s = span(bytes.clone(), &leaves).await;
+        let got = s.take(0, 5200).await;
+        assert_eq!(got.range(0, 5200).as_deref(), Some(&bytes[..]));
+        assert_eq!(
+            got.leaves[&leaves[1].cid].as_ref(),
+            &bytes[1000..3000],
+            "the data, not the block"
+        );
+        let blocks = got.into_blocks();
+        assert_eq!(
+            blocks[&leaves[1].cid].as_ref(),
+            &leaf_node(&bytes[1000..3000])[..]
+        );
+        // A wrong byte in the third leaf: the first two are handed out and
+        // the rest goes block by block.
+        let mut bad = bytes.clone();
+        bad[3200] ^= 1;
+        let mut s = span(bad, &leaves).await;
+        let got = s.take_leaves(0, 5200).await;
+        assert_eq!(got.len(), 2);
+        assert!(s.blocks(3000) && !s.serves(3000));
+        // A raw leaf's bytes do not pass as a dag-pb leaf's.
+        let (bytes, mut leaves) = file();
+        leaves[0].wrapped = true;
+        let mut s = span(bytes, &leaves).await;
+        assert!(s.take_leaves(0, 5200).await.is_empty());
     }
 
     #[tokio::test]

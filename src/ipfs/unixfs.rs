@@ -15,7 +15,7 @@ use super::store::Store;
 use super::stream::{
     segment_end, Leaf, Lookup, Span, Taken, SEGMENT_BYTES, SPAN_BYTES, SPAN_LEAVES, SPAN_MIN_READ,
 };
-use crate::car::{hamt_key_hash, DataType, PbLink, UnixfsData, DAG_PB, RAW};
+use crate::car::{hamt_key_hash, DataType, PbLink, UnixfsData, DAG_PB, RAW, SHA2_256};
 use bytes::{Bytes, BytesMut};
 use cid::Cid;
 use futures::future::{try_join_all, BoxFuture};
@@ -302,7 +302,7 @@ impl Store {
                 if let Some(bytes) = taken.range(offset, end) {
                     return Ok(bytes);
                 }
-                fetched = taken.leaves;
+                fetched = taken.into_blocks();
             }
         }
         self.read_node(*cid, node, 0, offset, end, 0, &fetched).await
@@ -348,8 +348,12 @@ impl Store {
     /// Appends to `out`, in file order, the leaves under the file node
     /// `node` (at file offset `start`) that hold bytes of
     /// `want_start..want_end`, up to [`SPAN_LEAVES`]. False when one of them
-    /// is not a raw leaf or a node on the way holds bytes of its own: a
-    /// span's bytes could not all be checked.
+    /// is neither a raw leaf nor a sha2-256 dag-pb File leaf, or a node on
+    /// the way holds bytes of its own: a span's bytes could not all be
+    /// checked. Of a node's dag-pb children only the first is fetched: when
+    /// it is a File leaf, its siblings are planned as such too (kubo's
+    /// balanced DAGs keep all leaves on the last level; a sibling that is
+    /// not one stops the span when its bytes do not match, see `stream.rs`).
     #[allow(clippy::too_many_arguments)]
     fn plan_leaves<'a>(
         &'a self,
@@ -368,27 +372,41 @@ impl Store {
                 return Ok(false);
             }
             let mut pos = start;
+            // Whether this node's dag-pb children are File leaves, once
+            // the first of them has been fetched.
+            let mut pb_leaves = None;
             for (child, size) in links {
                 let child_end = pos.saturating_add(*size);
                 if child_end > want_start && pos < want_end {
                     if out.len() >= SPAN_LEAVES {
                         return Ok(true);
                     }
+                    let leaf = |wrapped| Leaf {
+                        cid: *child,
+                        offset: pos,
+                        size: *size,
+                        wrapped,
+                    };
+                    let checkable = child.codec() == DAG_PB && child.hash().code() == SHA2_256 && *size > 0;
                     if child.codec() == RAW {
-                        out.push(Leaf {
-                            cid: *child,
-                            offset: pos,
-                            size: *size,
-                        });
+                        out.push(leaf(false));
+                    } else if pb_leaves == Some(true) && checkable {
+                        out.push(leaf(true));
                     } else {
                         let inner = self.node(child).await?;
-                        let leaf = matches!(&inner, Node::File { links, .. } if links.is_empty());
-                        if leaf
+                        let is_leaf = matches!(&inner, Node::File { links, data, size: got }
+                            if links.is_empty() && data.len() as u64 == *got && *got == *size);
+                        if is_leaf && checkable {
+                            pb_leaves.get_or_insert(true);
+                            out.push(leaf(true));
+                        } else if is_leaf
                             || !self
                                 .plan_leaves(&inner, pos, want_start, want_end, depth + 1, out)
                                 .await?
                         {
                             return Ok(false);
+                        } else {
+                            pb_leaves = Some(false);
                         }
                     }
                 }
@@ -404,7 +422,7 @@ impl Store {
 
     /// Bytes of `want_start..want_end` that lie in the file node `node`,
     /// which starts at file offset `start`. Children in `fetched` (verified
-    /// blocks of a CAR range) are not fetched again.
+    /// blocks of a CAR range or a span) are not fetched again.
     #[allow(clippy::too_many_arguments)]
     fn read_node<'a>(
         &'a self,
