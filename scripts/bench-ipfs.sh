@@ -7,8 +7,10 @@
 # cat spans make, read by a client that only counts the bytes), the CPU
 # the whole machine spends on each read, and cold reads in a daemon that was
 # already running (block cache dropped through the control socket), and
-# cold reads from a stand-in node that answers at once (our side alone). Prints
-# a table; timings never fail anything.
+# cold reads from a stand-in node that answers at once (our side alone), and
+# the same file added in the node's default shape (CIDv0, dag-pb leaves of
+# 256 KiB) read cold against the node's cat of it. Prints a table; timings
+# never fail anything.
 #
 #   bash scripts/bench-ipfs.sh                        # 256 MiB file, 10,000-entry directory
 #   SIZE_MB=64 NFILES=2000 RUNS=1 bash scripts/bench-ipfs.sh  # short form
@@ -56,6 +58,9 @@ add() { curl -sf -X POST -F "file=@$1" "$API/api/v0/add?$V1&progress=false" | py
 echo "==> $SIZE_MB MiB file and a $NFILES-entry directory into the node"
 head -c "$((SIZE_MB << 20))" /dev/urandom > "$WORK/big.bin"
 BIG=$(add "$WORK/big.bin")
+# The same bytes in the node's default shape (CIDv0, dag-pb leaves of 256 KiB).
+BIG0=$(curl -sf -X POST -F "file=@$WORK/big.bin" "$API/api/v0/add?progress=false" \
+  | python3 -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])["Hash"])')
 for i in $(seq 1 "$NFILES"); do printf '%s' "$i" > "$WORK/many/file-$i.txt"; done
 MANY=$(IPFS_API="$API" python3 "$ROOT/scripts/oracles/rpc_add_tree.py" "$WORK/many" "$V1" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["Hash"])')
@@ -79,15 +84,15 @@ cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/pro
 # CPU seconds the whole machine has been busy (all cores: user, nice,
 # system, irq and softirq time; not idle, I/O wait or steal), from /proc/stat.
 busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.2f", ($2+$3+$4+$7+$8) / hz}' /proc/stat; }
-# read_through_mount OUT: one read of the big file through the mount, page
-# cache dropped first; appends to OUT its seconds, the node's CPU s, our
-# daemon's CPU s and the CPU s of the whole machine.
+# read_through_mount OUT [CID]: one read of the big file (or CID) through
+# the mount, page cache dropped first; appends to OUT its seconds, the
+# node's CPU s, our daemon's CPU s and the CPU s of the whole machine.
 read_through_mount() {
   local daemon c0 d0 s0 t0 t1 c1 d1 s1
   daemon=$(pgrep -f -- "mount $MNT --config" | head -1)
   drop_caches
   c0=$(cpu "$NODE_PID"); d0=$(cpu "$daemon"); s0=$(busy); t0=$(now)
-  cat "$MNT/ipfs/$BIG" > /dev/null
+  cat "$MNT/ipfs/${2:-$BIG}" > /dev/null
   t1=$(now); c1=$(cpu "$NODE_PID"); d1=$(cpu "$daemon"); s1=$(busy)
   echo "$(secs "$t0" "$t1") $(secs "$c0" "$c1") $(secs "$d0" "$d1") $(secs "$s0" "$s1")" >> "$1"
 }
@@ -158,6 +163,20 @@ for run in $(seq 1 "$RUNS"); do
 done
 kill "$INSTANT_PID"; INSTANT_PID=
 INSTANT=$(col "$WORK/instant.txt" 1); INSTANT_OURS=$(col "$WORK/instant.txt" 3)
+# The CIDv0 file: the node's cat and a cold read alternate, RUNS times.
+: > "$WORK/cat0.txt"; : > "$WORK/cold0.txt"
+for run in $(seq 1 "$RUNS"); do
+  drop_caches
+  c0=$(cpu "$NODE_PID"); t0=$(now)
+  curl -sf -o /dev/null -X POST "$API/api/v0/cat?arg=$BIG0"
+  t1=$(now); c1=$(cpu "$NODE_PID")
+  echo "$(secs "$t0" "$t1") $(secs "$c0" "$c1")" >> "$WORK/cat0.txt"
+  unmount_ipfs
+  mount_ipfs
+  read_through_mount "$WORK/cold0.txt" "$BIG0"
+done
+CAT0=$(col "$WORK/cat0.txt" 1); CAT0_NODE=$(col "$WORK/cat0.txt" 2)
+COLD0=$(col "$WORK/cold0.txt" 1); COLD0_NODE=$(col "$WORK/cold0.txt" 2); COLD0_OURS=$(col "$WORK/cold0.txt" 3)
 # A fresh mount: the directory's blocks are not cached.
 unmount_ipfs
 mount_ipfs
@@ -169,7 +188,7 @@ mibps() { awk -v s="$1" -v m="$SIZE_MB" 'BEGIN {printf "%.0f", (s > 0 ? m / s : 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", (b > 0 ? a / b : 0)}'; }
 echo
 echo "build: $PROFILE; node: js-ipfs 0.66.1 on 127.0.0.1; file: $SIZE_MB MiB ($BIG); medians of $RUNS runs"
-echo "each run (seconds, node CPU s, then for cat first byte s and all cores busy s, for cold, running and instant our daemon CPU s and all cores busy s): cat: $(tr '\n' ';' < "$WORK/cat.txt") schedule: $(tr '\n' ';' < "$WORK/sched.txt") cold: $(tr '\n' ';' < "$WORK/cold.txt") running: $(tr '\n' ';' < "$WORK/running.txt") instant: $(tr '\n' ';' < "$WORK/instant.txt")"
+echo "each run (seconds, node CPU s, then for cat first byte s and all cores busy s, for cold, running and instant our daemon CPU s and all cores busy s): cat: $(tr '\n' ';' < "$WORK/cat.txt") schedule: $(tr '\n' ';' < "$WORK/sched.txt") cold: $(tr '\n' ';' < "$WORK/cold.txt") running: $(tr '\n' ';' < "$WORK/running.txt") instant: $(tr '\n' ';' < "$WORK/instant.txt") v0 cat: $(tr '\n' ';' < "$WORK/cat0.txt") v0 cold: $(tr '\n' ';' < "$WORK/cold0.txt")"
 printf '%-44s %8s %8s %10s\n' "scenario" "seconds" "MiB/s" "vs cat"
 printf '%-44s %8s %8s %10s   node CPU %s s; first byte after %s s; all cores busy %s s\n' "node's own cat (HTTP /api/v0/cat)" "$CAT" "$(mibps "$CAT")" "1.00x" "$CAT_NODE" "$CAT_TTFB" "$CAT_BUSY"
 printf '%-44s %8s %8s %10s   node CPU %s s\n' "node's cat in our span schedule, bytes unused" "$SCHED" "$(mibps "$SCHED")" "$(ratio "$SCHED" "$CAT")" "$SCHED_NODE"
@@ -177,4 +196,6 @@ printf '%-44s %8s %8s %10s   node CPU %s s, ours %s s, all cores busy %s s\n' "c
 printf '%-44s %8s %8s %10s   node CPU %s s, ours %s s\n' "cold again in the running daemon (cache.drop)" "$RUNNING" "$(mibps "$RUNNING")" "$(ratio "$RUNNING" "$CAT")" "$RUNNING_NODE" "$RUNNING_OURS"
 printf '%-44s %8s %8s %10s   ours %s s (our side alone)\n' "cold, from a node that answers at once" "$INSTANT" "$(mibps "$INSTANT")" "$(ratio "$INSTANT" "$CAT")" "$INSTANT_OURS"
 printf '%-44s %8s %8s %10s\n' "cat through the mount, warm (blocks cached)" "$WARM" "$(mibps "$WARM")" "$(ratio "$WARM" "$CAT")"
+printf '%-44s %8s %8s %10s   node CPU %s s (%s)\n' "CIDv0 (dag-pb leaves): node's own cat" "$CAT0" "$(mibps "$CAT0")" "1.00x" "$CAT0_NODE" "$BIG0"
+printf '%-44s %8s %8s %10s   node CPU %s s, ours %s s\n' "CIDv0: cat through the mount, cold" "$COLD0" "$(mibps "$COLD0")" "$(ratio "$COLD0" "$CAT0")" "$COLD0_NODE" "$COLD0_OURS"
 printf '%-44s %8s\n' "ls -l of a $NFILES-entry HAMT directory, cold" "$LS"

@@ -351,9 +351,11 @@ impl Store {
     /// is neither a raw leaf nor a sha2-256 dag-pb File leaf, or a node on
     /// the way holds bytes of its own: a span's bytes could not all be
     /// checked. Of a node's dag-pb children only the first is fetched: when
-    /// it is a File leaf, its siblings are planned as such too (kubo's
-    /// balanced DAGs keep all leaves on the last level; a sibling that is
-    /// not one stops the span when its bytes do not match, see `stream.rs`).
+    /// it is a File leaf, its siblings no larger than it are planned as
+    /// such too (kubo's balanced DAGs keep all leaves, of one size but the
+    /// last, on the last level; a sibling that is no leaf stops the span
+    /// when its bytes do not match, see `stream.rs`). Larger ones (a trickle
+    /// DAG's subtrees) are fetched and walked.
     #[allow(clippy::too_many_arguments)]
     fn plan_leaves<'a>(
         &'a self,
@@ -372,9 +374,9 @@ impl Store {
                 return Ok(false);
             }
             let mut pos = start;
-            // Whether this node's dag-pb children are File leaves, once
-            // the first of them has been fetched.
-            let mut pb_leaves = None;
+            // The size of this node's first dag-pb child, once fetched and
+            // found to be a File leaf.
+            let mut pb_leaf_size = None;
             for (child, size) in links {
                 let child_end = pos.saturating_add(*size);
                 if child_end > want_start && pos < want_end {
@@ -390,14 +392,14 @@ impl Store {
                     let checkable = child.codec() == DAG_PB && child.hash().code() == SHA2_256 && *size > 0;
                     if child.codec() == RAW {
                         out.push(leaf(false));
-                    } else if pb_leaves == Some(true) && checkable {
+                    } else if checkable && pb_leaf_size.is_some_and(|max| *size <= max) {
                         out.push(leaf(true));
                     } else {
                         let inner = self.node(child).await?;
                         let is_leaf = matches!(&inner, Node::File { links, data, size: got }
                             if links.is_empty() && data.len() as u64 == *got && *got == *size);
                         if is_leaf && checkable {
-                            pb_leaves.get_or_insert(true);
+                            pb_leaf_size.get_or_insert(*size);
                             out.push(leaf(true));
                         } else if is_leaf
                             || !self
@@ -405,8 +407,6 @@ impl Store {
                                 .await?
                         {
                             return Ok(false);
-                        } else {
-                            pb_leaves = Some(false);
                         }
                     }
                 }
@@ -873,6 +873,61 @@ mod tests {
             node(DataType::Symlink, |d| d.data = Some(b"../t".to_vec()), &[]),
         );
         assert_eq!(s.read_link(&l).await.unwrap(), "../t");
+    }
+
+    #[tokio::test]
+    async fn dag_pb_leaves_are_planned_from_the_first_sibling_and_larger_siblings_are_walked() {
+        let (mem, s) = mem_store();
+        let pb_leaf = |fill: u8, len: usize| mem.put(DAG_PB, crate::car::leaf_node(&vec![fill; len]));
+        let (l1, l2) = (pb_leaf(1, 256), pb_leaf(2, 256));
+        let (l3, l4) = (pb_leaf(3, 256), pb_leaf(4, 100));
+        let l5 = pb_leaf(5, 100);
+        let sub = mem.put(
+            DAG_PB,
+            node(
+                DataType::File,
+                |d| {
+                    d.filesize = Some(356);
+                    d.blocksizes = vec![256, 100];
+                },
+                &[link(l3, "", 300), link(l4, "", 120)],
+            ),
+        );
+        let root = mem.put(
+            DAG_PB,
+            node(
+                DataType::File,
+                |d| {
+                    d.filesize = Some(968);
+                    d.blocksizes = vec![256, 256, 356, 100];
+                },
+                &[
+                    link(l1, "", 300),
+                    link(l2, "", 300),
+                    link(sub, "", 500),
+                    link(l5, "", 120),
+                ],
+            ),
+        );
+        // Siblings no larger than the first leaf of their node are not fetched.
+        for gone in [l2, l4, l5] {
+            mem.0.lock().unwrap().remove(&gone);
+        }
+        let top = s.node(&root).await.unwrap();
+        let mut out = Vec::new();
+        assert!(s.plan_leaves(&top, 0, 0, 968, 0, &mut out).await.unwrap());
+        let got: Vec<(Cid, u64, u64, bool)> =
+            out.iter().map(|l| (l.cid, l.offset, l.size, l.wrapped)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (l1, 0, 256, true),
+                (l2, 256, 256, true),
+                (l3, 512, 256, true),
+                (l4, 768, 100, true),
+                (l5, 868, 100, true),
+            ]
+        );
     }
 
     #[tokio::test]
