@@ -2,8 +2,9 @@
 //!
 //! Owns: the DAG builders (pure: bytes and entries in, blocks out through a
 //! [`BlockSink`]), the file-system walk that feeds them, CARv1 writing,
-//! CARv1/CARv2 reading with hash verification, Storacha sharding and the
-//! `cid`/`car` CLI commands. iroh-car is not used here: it is async (the DAG
+//! CARv1/CARv2 reading with hash verification, the check of a dag-pb leaf's
+//! data against its CID without its block (`leaf.rs`), Storacha sharding
+//! and the `cid`/`car` CLI commands. iroh-car is not used here: it is async (the DAG
 //! code is synchronous and pure), its writer cannot patch roots into the
 //! header after the fact (needed to write root-last CARs in one pass), and its
 //! reader rejects root-less shards and CARv2; the CAR framing is small enough
