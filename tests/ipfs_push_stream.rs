@@ -1,10 +1,11 @@
-//! A push streams its CAR to the node: pushing a 320 MiB file into a real
+//! Long transfers. A push streams its CAR to the node: pushing a 320 MiB file into a real
 //! Kubo-RPC node (js-ipfs 0.66.1 from scripts/kubo-rpc.sh) raises this
 //! process's peak memory by far less than the CAR (a push used to hold the
 //! CAR in memory twice, and refused CARs over 2 GiB), and the root the node
 //! pins is the node's own `add` of the same bytes (unixfs-v0-2015, three
 //! levels of 174-link nodes); the upload reports its progress up to the
-//! CAR's size. Needs the node
+//! CAR's size. A pull from a node that keeps sending, slowly, outlasts its
+//! timeout, which only bounds how long the node may send nothing. Needs the node
 //! (IPFS_KIT_REQUIRE_KUBO_RPC=1 makes a missing install a failure); no mount.
 
 mod ipfs_common;
@@ -108,4 +109,45 @@ fn a_push_streams_its_car_and_the_node_pins_the_same_root() {
         stat.contains(&format!("\"Size\":{SIZE}")),
         "the node's stat of the pushed root: {stat}"
     );
+}
+
+#[test]
+fn a_pull_that_keeps_receiving_outlasts_its_stall_timeout() {
+    let Some(node) = ipfs_common::KuboNode::start() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::write(src.join("a.txt"), b"slow but steady\n").unwrap();
+    std::fs::write(src.join("d/b.bin"), vec![7u8; 300_000]).unwrap();
+    let cid = node.add(&src, "cid-version=1&raw-leaves=true&cid-base=base32");
+    // The export comes in 16 pieces 0.4 s apart: 6 s in all, never 2 s
+    // without a byte.
+    let proxy = ipfs_common::PyServer::start(
+        "rpc_proxy.py",
+        &["--upstream", node.api.as_str(), "--drip-export", "0.4"],
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let target = work.path().join("pulled");
+    let started = std::time::Instant::now();
+    let pulled = rt
+        .block_on(ipfs_kit_fuse::ipfs::pull(
+            &proxy.url,
+            &cid::Cid::try_from(cid.as_str()).unwrap(),
+            &target,
+            Duration::from_secs(2),
+            |_| {},
+        ))
+        .expect("a steady pull outlasts its stall timeout");
+    assert!(
+        started.elapsed() > Duration::from_secs(4),
+        "the export was not dripped"
+    );
+    assert_eq!(pulled.files, 2);
+    assert_eq!(std::fs::read(target.join("a.txt")).unwrap(), b"slow but steady\n");
+    assert_eq!(std::fs::read(target.join("d/b.bin")).unwrap(), vec![7u8; 300_000]);
 }

@@ -16,7 +16,9 @@ use tokio::sync::mpsc;
 
 /// Bytes between two progress notifications (a few per second at disk speed).
 const PROGRESS_EVERY: u64 = 16 << 20;
-/// How long one import or export request may take: a large tree on a slow node.
+/// How long a push or pull waits while the node sends nothing: an offline
+/// node's export of blocks it lacks, or its import and pinning of a large
+/// tree after the upload (a push's upload itself gets `push_deadline`).
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(3600);
 
 fn ipfs_error(msg: impl std::fmt::Display) -> RpcError {

@@ -32,6 +32,10 @@ pub enum TransferError {
     Invalid(String),
 }
 
+/// Slowest average upload a push waits for, bytes per second: 1 MiB/s,
+/// far below any node on a LAN, and a multi-GiB push over a slow link
+/// still gets hours.
+const MIN_UPLOAD_RATE: u64 = 1 << 20;
 /// Bytes read from the CAR file per chunk of a push's body: large enough
 /// that a multi-GiB CAR is a few thousand reads, small enough to be nothing
 /// next to the daemon's caches.
@@ -68,12 +72,23 @@ impl Drop for TempCar {
     }
 }
 
-fn client(timeout: Duration) -> Result<reqwest::Client, TransferError> {
+/// A client that gives up when the node sends nothing for `stall` (a
+/// transfer that keeps moving may take as long as it needs), or does not
+/// accept the connection within it.
+fn client(stall: Duration) -> Result<reqwest::Client, TransferError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
-        .timeout(timeout)
+        .read_timeout(stall)
+        .connect_timeout(stall)
         .build()
         .map_err(|e| TransferError::Invalid(format!("HTTP client: {e}")))
+}
+
+/// How long a push of `len` CAR bytes may take in all: `stall`, plus the
+/// upload at [`MIN_UPLOAD_RATE`] (no read timeout runs while the request
+/// is sent, so a node that stops reading is caught by this bound).
+pub fn push_deadline(stall: Duration, len: u64) -> Duration {
+    stall.saturating_add(Duration::from_secs(len / MIN_UPLOAD_RATE))
 }
 
 fn node_err(api: &str, message: impl Into<String>) -> TransferError {
@@ -114,6 +129,8 @@ pub async fn push(
 
 /// Imports the CAR file `car` into the node at `api` (`dag/import`, roots
 /// pinned) and checks that the node names `want` as its root, pinned.
+/// Gives up when the node sends nothing for `timeout` once the CAR is sent,
+/// or after [`push_deadline`] in all.
 /// `sent` gets the CAR bytes handed to the connection so far and the CAR's
 /// size, after every chunk (the last call has both equal; the node's answer
 /// comes once it has imported them).
@@ -156,6 +173,7 @@ pub async fn import_car(
             format!("multipart/form-data; boundary={boundary}"),
         )
         .header("Content-Length", total)
+        .timeout(push_deadline(timeout, len))
         .body(reqwest::Body::wrap_stream(body))
         .send()
         .await
@@ -197,7 +215,9 @@ pub async fn import_car(
 
 /// Fetches the DAG of `cid` from the node at `api`, verified, and writes its
 /// UnixFS tree at `target` (a new file or directory). `progress` gets the
-/// number of CAR bytes received as they arrive.
+/// number of CAR bytes received as they arrive. Gives up when the node
+/// sends nothing for `timeout`; an export that keeps coming takes as long
+/// as it takes.
 pub async fn pull(
     api: &str,
     cid: &Cid,
@@ -266,4 +286,20 @@ pub async fn pull(
         }
     }
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_push_gets_the_stall_time_plus_its_upload_at_the_slowest_rate() {
+        let stall = Duration::from_secs(3600);
+        assert_eq!(push_deadline(stall, 0), stall);
+        // 2 GiB, the old cap: 2,048 s more at 1 MiB/s.
+        assert_eq!(push_deadline(stall, 2 << 30), Duration::from_secs(3600 + 2048));
+        // 300 GiB: days, not a failure at the first hour.
+        assert!(push_deadline(stall, 300 << 30) > Duration::from_secs(3 * 86_400));
+        assert_eq!(push_deadline(Duration::MAX, u64::MAX), Duration::MAX);
+    }
 }

@@ -13,7 +13,9 @@ adds is a log and two faults a real node does not make on demand:
   --stall-cat CID:BYTES     every `cat` answer for the file CID sends its
                             headers and its first BYTES bytes, then nothing
                             (the connection stays open): a node that hangs
-                            mid-answer.
+                            mid-answer;
+  --drip-export SECS        every `dag/export` answer is sent in 16 pieces,
+                            SECS seconds apart: a slow but steady node.
 
 --log FILE gets one line per request: `ENDPOINT ARG STATUS QUERY` (ENDPOINT is
 the path after /api/v0/, e.g. `cat` or `block/get`).
@@ -46,6 +48,7 @@ def main():
     ap.add_argument("--tamper-cat", action="append", default=[])
     ap.add_argument("--tamper-block", action="append", default=[])
     ap.add_argument("--stall-cat", action="append", default=[])
+    ap.add_argument("--drip-export", type=float, default=0.0)
     args = ap.parse_args()
     upstream = urllib.parse.urlsplit(args.upstream)
     tamper = dict(parse_fault(t) for t in args.tamper_cat)
@@ -94,6 +97,13 @@ def main():
                     self.wfile.flush()
                     time.sleep(STALL_SECS)
                     self.close_connection = True
+                    return
+                if endpoint == "dag/export" and args.drip_export > 0:
+                    piece = max(1, -(-len(data) // 16))
+                    for at in range(0, len(data), piece):
+                        self.wfile.write(data[at : at + piece])
+                        self.wfile.flush()
+                        time.sleep(args.drip_export)
                     return
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):
