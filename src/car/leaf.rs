@@ -5,7 +5,7 @@
 //! node's `cat` returns file bytes only).
 //!
 //! The leaf is `PBNode { Data: UnixFS { Type: File, Data: chunk, filesize:
-//! len } }`: a few bytes of keys and lengths before the chunk ([`Frame`]'s
+//! len } }`: a few bytes of keys and lengths before the chunk (`Frame`'s
 //! head) and the `filesize` field after it (its tail). An empty chunk has
 //! no `Data` field, so no frame.
 
@@ -19,14 +19,13 @@ use sha2::{Digest, Sha256};
 const FILE: u64 = 2;
 
 /// The bytes of a leaf before and after its chunk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    pub head: Vec<u8>,
-    pub tail: Vec<u8>,
+struct Frame {
+    head: Vec<u8>,
+    tail: Vec<u8>,
 }
 
 /// The frame of a leaf holding `len` bytes; `None` for an empty chunk.
-pub fn frame(len: usize) -> Option<Frame> {
+fn frame(len: usize) -> Option<Frame> {
     if len == 0 {
         return None;
     }

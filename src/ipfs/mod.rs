@@ -35,7 +35,7 @@ pub use error::IpfsError;
 pub use mfs::MfsTree;
 pub use source::{BlockSource, HttpKind, HttpSource, SourceError, MAX_BLOCK};
 pub use store::Store;
-pub use transfer::{import_car, pull, push, push_deadline, Pulled, Pushed, TransferError};
+pub use transfer::{import_car, pull, push, Pulled, Pushed, TransferError};
 pub use tree::{DagTree, Layout};
 pub use unixfs::{DirEntry, Kind};
 

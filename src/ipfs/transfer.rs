@@ -87,7 +87,7 @@ fn client(stall: Duration) -> Result<reqwest::Client, TransferError> {
 /// How long a push of `len` CAR bytes may take in all: `stall`, plus the
 /// upload at [`MIN_UPLOAD_RATE`] (no read timeout runs while the request
 /// is sent, so a node that stops reading is caught by this bound).
-pub fn push_deadline(stall: Duration, len: u64) -> Duration {
+fn push_deadline(stall: Duration, len: u64) -> Duration {
     stall.saturating_add(Duration::from_secs(len / MIN_UPLOAD_RATE))
 }
 
@@ -130,7 +130,8 @@ pub async fn push(
 /// Imports the CAR file `car` into the node at `api` (`dag/import`, roots
 /// pinned) and checks that the node names `want` as its root, pinned.
 /// Gives up when the node sends nothing for `timeout` once the CAR is sent,
-/// or after [`push_deadline`] in all.
+/// or after `push_deadline` in all (the stall time plus the upload at
+/// 1 MiB/s).
 /// `sent` gets the CAR bytes handed to the connection so far and the CAR's
 /// size, after every chunk (the last call has both equal; the node's answer
 /// comes once it has imported them).
